@@ -1,0 +1,255 @@
+/*
+ * sftprelay.conf(5): values, defaults, and the text of every error.
+ */
+#include "config.h"
+
+#include "testutil.h"
+#include "sftprelay/conf.h"
+
+static char *dir;
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Load text as a config file; returns conf_load()'s result. */
+static int load(const char *text, struct conf **c, char *err)
+{
+    char *p = tu_write_str(dir, "sftprelay.conf", text);
+    int r = conf_load(p, c, err, CONF_ERR_MAX);
+
+    free(p);
+    return r;
+}
+
+/* The error text with the scratch folder replaced by "DIR". */
+static const char *rel_err(char *err)
+{
+    static char buf[CONF_ERR_MAX];
+    size_t n = strlen(dir);
+
+    if (strncmp(err, dir, n) == 0)
+        snprintf(buf, sizeof(buf), "DIR%s", err + n);
+    else
+        snprintf(buf, sizeof(buf), "%s", err);
+    return buf;
+}
+
+START_TEST(test_full_example)
+{
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+
+    ck_assert_int_eq(
+        load("source   = { path = \"/srv/sftp/upload\";"
+             " exclude = [ \"*.part\", \"*.filepart\", \"*.tmp\" ];\n"
+             "             settle_ms = 250; rescan_interval = 600; };\n"
+             "target   = { type = \"sftp\"; host = \"target.example\";"
+             " port = 2222;\n"
+             "             user = \"relay\"; identity = \"/etc/k\";\n"
+             "             passphrase_file = \"\"; password_file = \"\";\n"
+             "             known_hosts = \"/etc/kh\"; path = \"/upload\"; };\n"
+             "journal  = { path = \"/var/lib/j.db\"; keep_delivered_days = 7; };\n"
+             "transfer = { workers = 2; chunk_size = 8589934592L; "
+             "max_attempts = 5;\n"
+             "             backoff_initial = 2; backoff_max = 60; };\n"
+             "log      = { level = \"debug\"; };\n",
+             &c, err),
+        -EINVAL);
+    /* 8 GiB chunks are out of range: the error names key and line. */
+    ck_assert_str_eq(rel_err(err), "DIR/sftprelay.conf:8: transfer.chunk_size: "
+                                   "8589934592 is out of range (32768 to "
+                                   "268435456)");
+
+    ck_assert_int_eq(
+        load("source   = { path = \"/srv/sftp/upload\";"
+             " exclude = [ \"*.part\", \"*.filepart\", \"*.tmp\" ];\n"
+             "             settle_ms = 250; rescan_interval = 600; };\n"
+             "target   = { type = \"sftp\"; host = \"target.example\";"
+             " port = 2222;\n"
+             "             user = \"relay\"; identity = \"/etc/k\";\n"
+             "             known_hosts = \"/etc/kh\"; path = \"/upload\"; };\n"
+             "journal  = { path = \"/var/lib/j.db\"; keep_delivered_days = 7; };\n"
+             "transfer = { workers = 2; chunk_size = 1048576; max_attempts = 5;\n"
+             "             backoff_initial = 2; backoff_max = 60; };\n"
+             "log      = { level = \"debug\"; };\n",
+             &c, err),
+        0);
+    ck_assert_str_eq(c->source.path, "/srv/sftp/upload");
+    ck_assert_uint_eq(c->source.n_exclude, 3);
+    ck_assert_str_eq(c->source.exclude[2], "*.tmp");
+    ck_assert_int_eq(c->source.settle_ms, 250);
+    ck_assert_int_eq(c->source.rescan_interval, 600);
+    ck_assert_str_eq(c->target.host, "target.example");
+    ck_assert_int_eq(c->target.port, 2222);
+    ck_assert_str_eq(c->target.user, "relay");
+    ck_assert_str_eq(c->target.known_hosts, "/etc/kh");
+    ck_assert_str_eq(c->target.path, "/upload");
+    ck_assert_str_eq(c->journal.path, "/var/lib/j.db");
+    ck_assert_int_eq(c->journal.keep_delivered_days, 7);
+    ck_assert_int_eq(c->transfer.workers, 2);
+    ck_assert_int_eq(c->transfer.chunk_size, 1048576);
+    ck_assert_int_eq(c->transfer.max_attempts, 5);
+    ck_assert_int_eq(c->transfer.backoff_max, 60);
+    ck_assert_str_eq(c->log.level, "debug");
+    ck_assert_int_eq(conf_line(c, "target.port"), 3);
+    ck_assert_int_eq(conf_line(c, "target.password_file"), 0);
+    conf_free(c);
+}
+END_TEST
+
+START_TEST(test_defaults)
+{
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+
+    ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
+                          "target = { host = \"127.0.0.1\"; };\n",
+                          &c, err),
+                     0);
+    ck_assert_str_eq(c->target.type, "sftp");
+    ck_assert_int_eq(c->target.port, 22);
+    ck_assert_ptr_nonnull(c->target.user);
+    ck_assert_str_eq(c->target.path, ".");
+    ck_assert_uint_eq(c->source.n_exclude, 2);
+    ck_assert_str_eq(c->source.exclude[0], "*.part");
+    ck_assert_str_eq(c->source.exclude[1], "*.filepart");
+    ck_assert_int_eq(c->source.settle_ms, 200);
+    ck_assert_int_eq(c->source.rescan_interval, 3600);
+    ck_assert_str_eq(c->journal.path, "/var/lib/sftprelay/journal.db");
+    ck_assert_int_eq(c->journal.keep_delivered_days, 30);
+    ck_assert_int_eq(c->transfer.workers, 4);
+    ck_assert_int_eq(c->transfer.chunk_size, 4194304);
+    ck_assert_int_eq(c->transfer.max_attempts, 0);
+    ck_assert_int_eq(c->transfer.backoff_initial, 1);
+    ck_assert_int_eq(c->transfer.backoff_max, 300);
+    ck_assert_uint_eq(c->transfer.n_transforms, 0);
+    ck_assert_str_eq(c->log.level, "info");
+    conf_free(c);
+}
+END_TEST
+
+struct bad_case {
+    const char *text;
+    const char *err;
+};
+
+static const struct bad_case bad_cases[] = {
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n hots = \"x\"; };\n",
+     "DIR/sftprelay.conf:3: target.hots: unknown key"},
+    {"source = { path = \"/up\";\n settle_ms = \"fast\"; };\n"
+     "target = { host = \"h\"; };\n",
+     "DIR/sftprelay.conf:2: source.settle_ms: expected an integer"},
+    {"source = { path = \"/up\"; exclude = \"*.part\"; };\n"
+     "target = { host = \"h\"; };\n",
+     "DIR/sftprelay.conf:1: source.exclude: expected a list of strings"},
+    {"source = { path = \"/up\"; exclude = ( \"a\", 3 ); };\n"
+     "target = { host = \"h\"; };\n",
+     "DIR/sftprelay.conf:1: source.exclude: element 2 is not a string"},
+    {"\nsource = { settle_ms = 10; };\ntarget = { host = \"h\"; };\n",
+     "DIR/sftprelay.conf:2: source.path: required key is missing"},
+    {"target = { host = \"h\"; };\n",
+     "DIR/sftprelay.conf: source.path: required key is missing"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"sftp\"; };\n",
+     "DIR/sftprelay.conf:2: target.host: required when target.type is "
+     "\"sftp\""},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n"
+     " port = 70000; };\n",
+     "DIR/sftprelay.conf:3: target.port: 70000 is out of range (1 to 65535)"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "log = { level = \"loud\"; };\n",
+     "DIR/sftprelay.conf:3: log.level: \"loud\" is not error, warn, info or "
+     "debug"},
+    {"source = { path = \"up\"; };\ntarget = { host = \"h\"; };\n",
+     "DIR/sftprelay.conf:1: source.path: \"up\" is not an absolute path"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transfer = { backoff_initial = 10;\n backoff_max = 5; };\n",
+     "DIR/sftprelay.conf:4: transfer.backoff_max: 5 is less than "
+     "transfer.backoff_initial (10)"},
+    {"source = { path = \"/up\"; };\nserver = { listen = \"x\"; };\n",
+     "DIR/sftprelay.conf:2: server: unknown section"},
+    {"source = \"/up\";\n",
+     "DIR/sftprelay.conf:1: source: expected a group { ... }"},
+    {"source = { path = \"/up\"; };\n\ntarget = { host = /h; };\n",
+     "DIR/sftprelay.conf:3: syntax error"},
+    {"source = { path = \"/up\"; };\n",
+     "DIR/sftprelay.conf: target.host: required when target.type is "
+     "\"sftp\""},
+};
+
+START_TEST(test_bad)
+{
+    const struct bad_case *bc = &bad_cases[_i];
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+
+    ck_assert_int_eq(load(bc->text, &c, err), -EINVAL);
+    ck_assert_ptr_null(c);
+    ck_assert_str_eq(rel_err(err), bc->err);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX], *p = NULL;
+
+    ck_assert_int_ge(asprintf(&p, "%s/nope.conf", dir), 0);
+    ck_assert_int_eq(conf_load(p, &c, err, sizeof(err)), -ENOENT);
+    ck_assert_str_eq(rel_err(err),
+                     "DIR/nope.conf: No such file or directory");
+    free(p);
+}
+END_TEST
+
+START_TEST(test_target_keys_per_sink)
+{
+    static const char *const local_keys[] = {"path", NULL};
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+
+    ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
+                          "target = { type = \"local\"; path = \"/mnt\";\n"
+                          "  host = \"h\"; };\n",
+                          &c, err),
+                     0);
+    ck_assert_int_eq(conf_check_target_keys(c, local_keys, err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_str_eq(rel_err(err), "DIR/sftprelay.conf:3: target.host: not "
+                                   "used by target.type \"local\"");
+    conf_free(c);
+
+    ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
+                          "target = { type = \"local\"; path = \"/mnt\"; };\n",
+                          &c, err),
+                     0);
+    ck_assert_int_eq(conf_check_target_keys(c, local_keys, err, sizeof(err)),
+                     0);
+    conf_free(c);
+}
+END_TEST
+
+static Suite *conf_suite(void)
+{
+    Suite *s = suite_create("conf");
+    TCase *tc = tcase_create("load");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_full_example);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_loop_test(tc, test_bad, 0,
+                        sizeof(bad_cases) / sizeof(bad_cases[0]));
+    tcase_add_test(tc, test_missing_file);
+    tcase_add_test(tc, test_target_keys_per_sink);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TU_MAIN(conf_suite)

@@ -1,0 +1,718 @@
+/*
+ * The journal on SQLite.  Statements are prepared once at open and reset
+ * after each use; SQLite's result codes become errno values in sql_err()
+ * and nowhere else.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal_sql.h"
+#include "sftprelay/journal.h"
+#include "sftprelay/log.h"
+
+enum stmt_id {
+    ST_OFFER,
+    ST_GET,
+    ST_CLAIM,
+    ST_CLAIM_ONCE,
+    ST_CHECKPOINT,
+    ST_DELIVERED,
+    ST_REQUEUE,
+    ST_RESTAT,
+    ST_FAIL,
+    ST_RECOVER,
+    ST_PRUNE,
+    ST_RETRY,
+    ST_RETRY_FAILED,
+    ST_LIST,
+    ST_LIST_STATE,
+    ST_COUNTS,
+    ST_OLDEST_PENDING,
+    ST_LAST_ERROR,
+    ST_NEXT_DUE,
+    ST_AGENT_SET,
+    ST_AGENT_GET,
+    ST_COUNT,
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_OFFER] = SQL_OFFER,
+    [ST_GET] = SQL_GET,
+    [ST_CLAIM] = SQL_CLAIM,
+    [ST_CLAIM_ONCE] = SQL_CLAIM_ONCE,
+    [ST_CHECKPOINT] = SQL_CHECKPOINT,
+    [ST_DELIVERED] = SQL_DELIVERED,
+    [ST_REQUEUE] = SQL_REQUEUE,
+    [ST_RESTAT] = SQL_RESTAT,
+    [ST_FAIL] = SQL_FAIL,
+    [ST_RECOVER] = SQL_RECOVER,
+    [ST_PRUNE] = SQL_PRUNE,
+    [ST_RETRY] = SQL_RETRY,
+    [ST_RETRY_FAILED] = SQL_RETRY_FAILED,
+    [ST_LIST] = SQL_LIST,
+    [ST_LIST_STATE] = SQL_LIST_STATE,
+    [ST_COUNTS] = SQL_COUNTS,
+    [ST_OLDEST_PENDING] = SQL_OLDEST_PENDING,
+    [ST_LAST_ERROR] = SQL_LAST_ERROR,
+    [ST_NEXT_DUE] = SQL_NEXT_DUE,
+    [ST_AGENT_SET] = SQL_AGENT_SET,
+    [ST_AGENT_GET] = SQL_AGENT_GET,
+};
+
+/* Statements that write: not prepared on a read-only connection. */
+static const int stmt_writes[ST_COUNT] = {
+    [ST_OFFER] = 1,      [ST_CLAIM] = 1,    [ST_CLAIM_ONCE] = 1,
+    [ST_CHECKPOINT] = 1, [ST_DELIVERED] = 1, [ST_REQUEUE] = 1,
+    [ST_RESTAT] = 1,     [ST_FAIL] = 1,     [ST_RECOVER] = 1,
+    [ST_PRUNE] = 1,      [ST_RETRY] = 1,    [ST_RETRY_FAILED] = 1,
+    [ST_AGENT_SET] = 1,
+};
+
+static const char *const state_names[JS_COUNT] = {
+    [JS_QUEUED] = "queued",
+    [JS_SENDING] = "sending",
+    [JS_DELIVERED] = "delivered",
+    [JS_FAILED] = "failed",
+};
+
+struct journal {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+/* SQLite result codes as errno values: the one place they are translated. */
+static int sql_err(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_READONLY:
+        return -EROFS;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_CANTOPEN:
+        return -ENOENT;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return -EACCES;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return -EPROTO;
+    case SQLITE_CONSTRAINT:
+        return -EEXIST;
+    case SQLITE_IOERR:
+        return -EIO;
+    default:
+        return -EINVAL;
+    }
+}
+
+const char *journal_state_name(enum journal_state s)
+{
+    return s < JS_COUNT ? state_names[s] : "?";
+}
+
+int journal_state_parse(const char *name, enum journal_state *out)
+{
+    int i;
+
+    for (i = 0; i < JS_COUNT; i++) {
+        if (strcmp(name, state_names[i]) == 0) {
+            *out = (enum journal_state)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *journal_errmsg(const struct journal *j)
+{
+    return j && j->db ? sqlite3_errmsg(j->db) : "no journal";
+}
+
+static char *col_strdup(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+
+    return t ? strdup((const char *)t) : NULL;
+}
+
+/* Fill f from a row of FILE_COLUMNS. */
+static int row_to_file(sqlite3_stmt *st, struct journal_file *f)
+{
+    enum journal_state s = JS_QUEUED;
+
+    memset(f, 0, sizeof(*f));
+    f->id = sqlite3_column_int64(st, 0);
+    f->path = col_strdup(st, 1);
+    f->size = sqlite3_column_int64(st, 2);
+    f->mtime_ns = sqlite3_column_int64(st, 3);
+    if (journal_state_parse((const char *)sqlite3_column_text(st, 4), &s) < 0)
+        return -EPROTO;
+    f->state = s;
+    f->attempts = sqlite3_column_int64(st, 5);
+    f->next_attempt = sqlite3_column_int64(st, 6);
+    f->resume_offset = sqlite3_column_int64(st, 7);
+    f->sha256 = col_strdup(st, 8);
+    f->last_error = col_strdup(st, 9);
+    f->detected_at = sqlite3_column_int64(st, 10);
+    f->attempted_at = sqlite3_column_int64(st, 11);
+    f->delivered_at = sqlite3_column_int64(st, 12);
+    f->version = sqlite3_column_int64(st, 13);
+    if (f->path == NULL) {
+        journal_file_clear(f);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void journal_file_clear(struct journal_file *f)
+{
+    if (f == NULL)
+        return;
+    free(f->path);
+    free(f->sha256);
+    free(f->last_error);
+    memset(f, 0, sizeof(*f));
+}
+
+static int exec(struct journal *j, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(j->db, sql, NULL, NULL, &msg);
+
+    if (rc != SQLITE_OK) {
+        log_error("journal: %s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+    }
+    return sql_err(rc);
+}
+
+static int user_version(struct journal *j, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(j->db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *out = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return sql_err(rc);
+}
+
+/* Create or upgrade the schema; each step is idempotent. */
+static int migrate(struct journal *j, const char *path)
+{
+    int v = 0, r;
+
+    r = user_version(j, &v);
+    if (r < 0)
+        return r;
+    if (v > JOURNAL_SCHEMA_VERSION) {
+        log_error("journal %s: schema version %d is newer than this "
+                  "program's (%d)",
+                  path, v, JOURNAL_SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    if (v == JOURNAL_SCHEMA_VERSION)
+        return 0;
+    r = exec(j, "BEGIN IMMEDIATE");
+    if (r < 0)
+        return r;
+    r = exec(j, SQL_SCHEMA_V1 "PRAGMA user_version = 1;");
+    if (r < 0) {
+        exec(j, "ROLLBACK");
+        return r;
+    }
+    return exec(j, "COMMIT");
+}
+
+/* Make the folder and an empty group-readable file, so SQLite's -wal and
+ * -shm files inherit mode 0640 and readers in other processes can open. */
+static int precreate(const char *path)
+{
+    char *dir = strdup(path), *slash;
+    int fd, r = 0;
+
+    if (dir == NULL)
+        return -ENOMEM;
+    slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+            r = -errno;
+    }
+    free(dir);
+    if (r < 0)
+        return r;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    close(fd);
+    return 0;
+}
+
+int journal_open(const char *path, int flags, struct journal **out)
+{
+    struct journal *j = NULL;
+    int rdonly = flags & JOURNAL_RDONLY;
+    int oflags, rc, r, i, one = 1;
+    char *uri = NULL;
+
+    *out = NULL;
+    if (access(path, F_OK) < 0) {
+        if (errno != ENOENT || !(flags & JOURNAL_CREATE) || rdonly)
+            return -errno;
+        r = precreate(path);
+        if (r < 0)
+            return r;
+    }
+    j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return -ENOMEM;
+    oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI |
+             (rdonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+    uri = sqlite3_mprintf("file:%s%s", path, rdonly ? "?mode=ro" : "");
+    if (uri == NULL) {
+        r = -ENOMEM;
+        goto out;
+    }
+    /* A path with URI-special characters is opened as a plain file name. */
+    if (strpbrk(path, "?#%") != NULL)
+        oflags &= ~SQLITE_OPEN_URI;
+    rc = sqlite3_open_v2(oflags & SQLITE_OPEN_URI ? uri : path, &j->db,
+                         oflags, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("journal %s: %s", path,
+                  j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+        r = sql_err(rc);
+        goto out;
+    }
+    sqlite3_busy_timeout(j->db, 10000);
+    sqlite3_extended_result_codes(j->db, 1);
+    if (!rdonly) {
+        /* Keep -wal and -shm after close: read-only readers need them. */
+        sqlite3_file_control(j->db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+        r = exec(j, SQL_PRAGMAS);
+        if (r < 0)
+            goto out;
+        r = migrate(j, path);
+        if (r < 0)
+            goto out;
+    } else {
+        int v = 0;
+
+        r = exec(j, "PRAGMA query_only = ON");
+        if (r < 0)
+            goto out;
+        r = user_version(j, &v);
+        if (r < 0)
+            goto out;
+        if (v != JOURNAL_SCHEMA_VERSION) {
+            log_error("journal %s: schema version %d, expected %d", path, v,
+                      JOURNAL_SCHEMA_VERSION);
+            r = v == 0 ? -ENOENT : -EPROTO;
+            goto out;
+        }
+    }
+    for (i = 0; i < ST_COUNT; i++) {
+        if (rdonly && stmt_writes[i])
+            continue;
+        rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL);
+        if (rc != SQLITE_OK) {
+            log_error("journal %s: preparing statement %d: %s", path, i,
+                      sqlite3_errmsg(j->db));
+            r = sql_err(rc);
+            goto out;
+        }
+    }
+    *out = j;
+    j = NULL; /* transferred */
+    r = 0;
+out:
+    sqlite3_free(uri);
+    journal_close(j);
+    return r;
+}
+
+void journal_close(struct journal *j)
+{
+    int i;
+
+    if (j == NULL)
+        return;
+    for (i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(j->st[i]);
+    sqlite3_close(j->db);
+    free(j);
+}
+
+int journal_begin(struct journal *j)
+{
+    return exec(j, "BEGIN IMMEDIATE");
+}
+
+int journal_commit(struct journal *j)
+{
+    return exec(j, "COMMIT");
+}
+
+int journal_rollback(struct journal *j)
+{
+    return exec(j, "ROLLBACK");
+}
+
+/* A prepared statement; NULL for a writer on a read-only connection. */
+static sqlite3_stmt *stmt(struct journal *j, enum stmt_id id)
+{
+    return j->st[id];
+}
+
+/* Run a statement that returns no rows; *changes gets the row count. */
+static int run(struct journal *j, sqlite3_stmt *st, int *changes)
+{
+    int rc = sqlite3_step(st);
+    int r = sql_err(rc);
+
+    if (r < 0)
+        log_error("journal: %s", sqlite3_errmsg(j->db));
+    else if (changes)
+        *changes = sqlite3_changes(j->db);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+/* Bind a string as text, or NULL. */
+static void bind_text(sqlite3_stmt *st, int col, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, col, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, col);
+}
+
+int journal_offer(struct journal *j, const char *path, int64_t size,
+                  int64_t mtime_ns, int64_t now, int *queued)
+{
+    sqlite3_stmt *st = stmt(j, ST_OFFER);
+    int changes = 0, r;
+
+    if (st == NULL)
+        return -EROFS;
+    bind_text(st, 1, path);
+    sqlite3_bind_int64(st, 2, size);
+    sqlite3_bind_int64(st, 3, mtime_ns);
+    sqlite3_bind_int64(st, 4, now);
+    r = run(j, st, &changes);
+    if (r == 0 && queued)
+        *queued = changes > 0;
+    return r;
+}
+
+/* Step a statement expected to return at most one row of FILE_COLUMNS. */
+static int one_file(struct journal *j, sqlite3_stmt *st,
+                    struct journal_file *out)
+{
+    int rc = sqlite3_step(st);
+    int r;
+
+    if (rc == SQLITE_ROW) {
+        r = row_to_file(st, out);
+        /* Step to the end so an UPDATE ... RETURNING completes. */
+        while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+            ;
+        if (r == 0 && rc != SQLITE_DONE)
+            r = sql_err(rc);
+    } else if (rc == SQLITE_DONE) {
+        r = -ENOENT;
+    } else {
+        log_error("journal: %s", sqlite3_errmsg(j->db));
+        r = sql_err(rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+int journal_claim(struct journal *j, int64_t now, int64_t once_after,
+                  struct journal_file *out)
+{
+    sqlite3_stmt *st = stmt(j, once_after >= 0 ? ST_CLAIM_ONCE : ST_CLAIM);
+
+    if (st == NULL)
+        return -EROFS;
+    sqlite3_bind_int64(st, 1, now);
+    if (once_after >= 0)
+        sqlite3_bind_int64(st, 2, once_after);
+    return one_file(j, st, out);
+}
+
+int journal_checkpoint(struct journal *j, const struct journal_file *f,
+                       int64_t offset)
+{
+    sqlite3_stmt *st = stmt(j, ST_CHECKPOINT);
+
+    if (st == NULL)
+        return -EROFS;
+    sqlite3_bind_int64(st, 1, offset);
+    sqlite3_bind_int64(st, 2, f->id);
+    sqlite3_bind_int64(st, 3, f->size);
+    sqlite3_bind_int64(st, 4, f->mtime_ns);
+    return run(j, st, NULL);
+}
+
+int journal_delivered(struct journal *j, const struct journal_file *f,
+                      const char *sha256, int64_t now, int64_t next_attempt)
+{
+    sqlite3_stmt *st = stmt(j, ST_DELIVERED);
+    int changes = 0, r;
+
+    if (st == NULL)
+        return -EROFS;
+    bind_text(st, 1, sha256);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, f->id);
+    sqlite3_bind_int64(st, 4, f->size);
+    sqlite3_bind_int64(st, 5, f->mtime_ns);
+    r = run(j, st, &changes);
+    if (r < 0 || changes > 0)
+        return r;
+    r = journal_requeue(j, f->id, next_attempt,
+                        "source file changed while it was sent", 0, 1);
+    return r < 0 ? r : -ESTALE;
+}
+
+int journal_requeue(struct journal *j, int64_t id, int64_t next_attempt,
+                    const char *error, int count_attempt, int restart)
+{
+    sqlite3_stmt *st = stmt(j, ST_REQUEUE);
+
+    if (st == NULL)
+        return -EROFS;
+    sqlite3_bind_int64(st, 1, next_attempt);
+    bind_text(st, 2, error);
+    sqlite3_bind_int(st, 3, count_attempt ? 1 : 0);
+    sqlite3_bind_int(st, 4, restart ? 1 : 0);
+    sqlite3_bind_int64(st, 5, id);
+    return run(j, st, NULL);
+}
+
+int journal_restat(struct journal *j, int64_t id, int64_t size,
+                   int64_t mtime_ns)
+{
+    sqlite3_stmt *st = stmt(j, ST_RESTAT);
+
+    if (st == NULL)
+        return -EROFS;
+    sqlite3_bind_int64(st, 1, size);
+    sqlite3_bind_int64(st, 2, mtime_ns);
+    sqlite3_bind_int64(st, 3, id);
+    return run(j, st, NULL);
+}
+
+int journal_fail(struct journal *j, int64_t id, const char *error)
+{
+    sqlite3_stmt *st = stmt(j, ST_FAIL);
+
+    if (st == NULL)
+        return -EROFS;
+    bind_text(st, 1, error);
+    sqlite3_bind_int64(st, 2, id);
+    return run(j, st, NULL);
+}
+
+int journal_recover(struct journal *j, int *count)
+{
+    sqlite3_stmt *st = stmt(j, ST_RECOVER);
+
+    if (st == NULL)
+        return -EROFS;
+    return run(j, st, count);
+}
+
+int journal_prune(struct journal *j, int64_t before, int *count)
+{
+    sqlite3_stmt *st = stmt(j, ST_PRUNE);
+
+    if (st == NULL)
+        return -EROFS;
+    sqlite3_bind_int64(st, 1, before);
+    return run(j, st, count);
+}
+
+int journal_retry(struct journal *j, const char *path)
+{
+    sqlite3_stmt *st = stmt(j, ST_RETRY);
+    struct journal_file f;
+    int changes = 0, r;
+
+    if (st == NULL)
+        return -EROFS;
+    bind_text(st, 1, path);
+    r = run(j, st, &changes);
+    if (r < 0 || changes > 0)
+        return r;
+    r = journal_get(j, path, &f);
+    if (r < 0)
+        return r;
+    journal_file_clear(&f);
+    return -EBUSY;
+}
+
+int journal_retry_failed(struct journal *j, int *count)
+{
+    sqlite3_stmt *st = stmt(j, ST_RETRY_FAILED);
+
+    if (st == NULL)
+        return -EROFS;
+    return run(j, st, count);
+}
+
+int journal_get(struct journal *j, const char *path, struct journal_file *out)
+{
+    sqlite3_stmt *st = stmt(j, ST_GET);
+
+    bind_text(st, 1, path);
+    return one_file(j, st, out);
+}
+
+int journal_list(struct journal *j, enum journal_state state,
+                 int (*fn)(const struct journal_file *f, void *arg), void *arg)
+{
+    sqlite3_stmt *st = stmt(j, state == JS_COUNT ? ST_LIST : ST_LIST_STATE);
+    struct journal_file f;
+    int rc, r = 0;
+
+    if (state != JS_COUNT)
+        sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        r = row_to_file(st, &f);
+        if (r < 0)
+            break;
+        r = fn(&f, arg);
+        journal_file_clear(&f);
+        if (r < 0)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = sql_err(rc);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+int journal_status(struct journal *j, struct journal_status *out)
+{
+    sqlite3_stmt *st;
+    enum journal_state s;
+    int rc, r = 0;
+
+    memset(out, 0, sizeof(*out));
+    st = stmt(j, ST_COUNTS);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (journal_state_parse((const char *)sqlite3_column_text(st, 0),
+                                &s) == 0)
+            out->counts[s] = sqlite3_column_int64(st, 1);
+    r = sql_err(rc);
+    sqlite3_reset(st);
+    if (r < 0)
+        return r;
+
+    st = stmt(j, ST_OLDEST_PENDING);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        out->oldest_pending = sqlite3_column_int64(st, 0);
+    r = sql_err(rc);
+    sqlite3_reset(st);
+    if (r < 0)
+        return r;
+
+    st = stmt(j, ST_LAST_ERROR);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->last_error_path = col_strdup(st, 0);
+        out->last_error = col_strdup(st, 1);
+        out->last_error_at = sqlite3_column_int64(st, 2);
+    }
+    r = sql_err(rc);
+    sqlite3_reset(st);
+    return r;
+}
+
+void journal_status_clear(struct journal_status *s)
+{
+    free(s->last_error_path);
+    free(s->last_error);
+    memset(s, 0, sizeof(*s));
+}
+
+int journal_next_due(struct journal *j, int64_t *when)
+{
+    sqlite3_stmt *st = stmt(j, ST_NEXT_DUE);
+    int rc, r;
+
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL)
+        r = -ENOENT;
+    else if (rc == SQLITE_ROW) {
+        *when = sqlite3_column_int64(st, 0);
+        r = 0;
+    } else
+        r = sql_err(rc) < 0 ? sql_err(rc) : -ENOENT;
+    sqlite3_reset(st);
+    return r;
+}
+
+int journal_agent_set(struct journal *j, const char *key, const char *value,
+                      int64_t now)
+{
+    sqlite3_stmt *st = stmt(j, ST_AGENT_SET);
+
+    if (st == NULL)
+        return -EROFS;
+    bind_text(st, 1, key);
+    bind_text(st, 2, value);
+    sqlite3_bind_int64(st, 3, now);
+    return run(j, st, NULL);
+}
+
+int journal_agent_get(struct journal *j, const char *key, char **value,
+                      int64_t *updated_at)
+{
+    sqlite3_stmt *st = stmt(j, ST_AGENT_GET);
+    int rc, r;
+
+    *value = NULL;
+    bind_text(st, 1, key);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *value = col_strdup(st, 0);
+        if (updated_at)
+            *updated_at = sqlite3_column_int64(st, 1);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? -ENOENT : sql_err(rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}

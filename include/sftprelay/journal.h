@@ -1,0 +1,166 @@
+/*
+ * The journal: one SQLite database (WAL) with a row per source file.
+ *
+ * It is the only state the agent keeps.  The watcher offers files to it,
+ * workers claim rows from it and record progress and results in it, the
+ * CLI and the Airflow sensor read it.  It knows nothing of SFTP.
+ *
+ * A row is queued -> sending -> delivered, or back to queued after a
+ * failed attempt, or failed once attempts run out.  A delivered or failed
+ * file seen again with another size or mtime is queued as a new version.
+ * Rows are keyed by the path relative to source.path.
+ *
+ * One struct journal is one connection: use one per thread.
+ */
+#ifndef SFTPRELAY_JOURNAL_H
+#define SFTPRELAY_JOURNAL_H
+
+#include <stdint.h>
+
+struct journal;
+
+enum journal_state {
+    JS_QUEUED,
+    JS_SENDING,
+    JS_DELIVERED,
+    JS_FAILED,
+    JS_COUNT,
+};
+
+/* A row.  Strings are owned by the struct: journal_file_clear() frees them. */
+struct journal_file {
+    int64_t id;
+    char *path;
+    int64_t size;
+    int64_t mtime_ns;
+    enum journal_state state;
+    int64_t attempts;
+    int64_t next_attempt;
+    int64_t resume_offset; /* bytes acknowledged by the target, without gaps */
+    char *sha256;          /* hex, of what was delivered; NULL until then */
+    char *last_error;
+    int64_t detected_at;
+    int64_t attempted_at; /* 0 if never */
+    int64_t delivered_at; /* 0 if not delivered */
+    int64_t version;
+};
+
+struct journal_status {
+    int64_t counts[JS_COUNT];
+    int64_t oldest_pending; /* detected_at of the oldest queued/sending, 0 */
+    char *last_error_path;  /* of the most recent undelivered error, or NULL */
+    char *last_error;
+    int64_t last_error_at;
+};
+
+#define JOURNAL_RDONLY 0x1 /* read only; the file must exist */
+#define JOURNAL_CREATE 0x2 /* create the file (mode 0640) if missing */
+
+const char *journal_state_name(enum journal_state s);
+int journal_state_parse(const char *name, enum journal_state *out);
+
+/*
+ * Open the journal at path.  With JOURNAL_CREATE the file and its folder
+ * are made if missing; without it a missing file is -ENOENT.  Unless
+ * JOURNAL_RDONLY, the schema is created or migrated.  A journal written by
+ * a newer schema is -EPROTO.  *out is freed with journal_close().
+ */
+int journal_open(const char *path, int flags, struct journal **out);
+void journal_close(struct journal *j);
+
+/* The last SQLite error message of this connection, for logs. */
+const char *journal_errmsg(const struct journal *j);
+
+/* Group many writes into one transaction (one fsync): scans use it. */
+int journal_begin(struct journal *j);
+int journal_commit(struct journal *j);
+int journal_rollback(struct journal *j);
+
+/*
+ * A file seen on the source at this size and mtime.  *queued (if not
+ * NULL) is set to 1 when a row was added or queued again, 0 when the
+ * journal already knew this version.  Returns 0 or a negative errno.
+ */
+int journal_offer(struct journal *j, const char *path, int64_t size,
+                  int64_t mtime_ns, int64_t now, int *queued);
+
+/*
+ * Claim the next row due at now and mark it sending; with once_after >= 0
+ * claim the next queued row whose id is greater, whatever its due time.
+ * Returns 0 with *out filled (clear it with journal_file_clear()), -ENOENT
+ * when nothing is due, or a negative errno.
+ */
+int journal_claim(struct journal *j, int64_t now, int64_t once_after,
+                  struct journal_file *out);
+
+/*
+ * Record that the target acknowledged every byte below offset for the
+ * version f describes.  A row changed meanwhile is left alone.
+ */
+int journal_checkpoint(struct journal *j, const struct journal_file *f,
+                       int64_t offset);
+
+/*
+ * Mark the version f describes delivered with its SHA-256.  Returns 0, or
+ * -ESTALE when the row changed while it was sent (it is then queued again
+ * at next_attempt), or a negative errno.
+ */
+int journal_delivered(struct journal *j, const struct journal_file *f,
+                      const char *sha256, int64_t now, int64_t next_attempt);
+
+/*
+ * Put a claimed row back in the queue, due at next_attempt, with error as
+ * its last error.  count_attempt says whether this attempt counts towards
+ * transfer.max_attempts; restart whether the upload starts over at byte 0.
+ */
+int journal_requeue(struct journal *j, int64_t id, int64_t next_attempt,
+                    const char *error, int count_attempt, int restart);
+
+/* Record a new size and mtime for a row (the file changed); offset -> 0. */
+int journal_restat(struct journal *j, int64_t id, int64_t size,
+                   int64_t mtime_ns);
+
+/* Give up on a claimed row: it stays failed until retried by hand. */
+int journal_fail(struct journal *j, int64_t id, const char *error);
+
+/* At start-up: rows a previous run left sending are queued, due now. */
+int journal_recover(struct journal *j, int *count);
+
+/* Forget delivered rows delivered before the given time. */
+int journal_prune(struct journal *j, int64_t before, int *count);
+
+/*
+ * By hand: queue path again, due now (a delivered file is sent again as a
+ * new version).  -ENOENT if unknown, -EBUSY while it is being sent.
+ */
+int journal_retry(struct journal *j, const char *path);
+int journal_retry_failed(struct journal *j, int *count);
+
+/* The row for path: 0, -ENOENT, or a negative errno. */
+int journal_get(struct journal *j, const char *path, struct journal_file *out);
+
+/*
+ * Call fn for each row (all states if state is JS_COUNT), ordered by path.
+ * fn returns 0 to go on or a negative value to stop, which is returned.
+ */
+int journal_list(struct journal *j, enum journal_state state,
+                 int (*fn)(const struct journal_file *f, void *arg),
+                 void *arg);
+
+/* Counts and the oldest pending file.  Clear with journal_status_clear(). */
+int journal_status(struct journal *j, struct journal_status *out);
+void journal_status_clear(struct journal_status *s);
+
+/* When the next queued row is due: 0, or -ENOENT when none is queued. */
+int journal_next_due(struct journal *j, int64_t *when);
+
+/* Agent-wide facts (target state, pid): a key/value table. */
+int journal_agent_set(struct journal *j, const char *key, const char *value,
+                      int64_t now);
+/* *value is malloc'd (NULL if the key holds NULL); -ENOENT if unset. */
+int journal_agent_get(struct journal *j, const char *key, char **value,
+                      int64_t *updated_at);
+
+void journal_file_clear(struct journal_file *f);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * The identity transform: bytes pass as they are.  The smallest example
+ * of a transform, and the default chain's only behaviour.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "sftprelay/transform.h"
+
+static int identity_create(struct transform **out)
+{
+    struct transform *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return -ENOMEM;
+    t->ops = &transform_identity;
+    *out = t;
+    return 0;
+}
+
+static void identity_destroy(struct transform *t)
+{
+    free(t);
+}
+
+static int identity_begin(struct transform *t)
+{
+    return 0;
+}
+
+static int identity_process(struct transform *t, const void *in, size_t len,
+                            int last, const void **out, size_t *outlen)
+{
+    *out = in;
+    *outlen = len;
+    return 0;
+}
+
+const struct transform_ops transform_identity = {
+    .name = "identity",
+    .preserves_offsets = 1,
+    .create = identity_create,
+    .destroy = identity_destroy,
+    .begin = identity_begin,
+    .process = identity_process,
+};

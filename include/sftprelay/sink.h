@@ -1,0 +1,121 @@
+/*
+ * Sinks: where files are delivered (an SFTP server, a local folder, ...).
+ *
+ * A sink is a const struct sink_ops.  Adding one (object storage, say) is
+ * one file with its ops and one line in the table in agent/sink.c; users
+ * pick it with target.type.  A sink knows nothing of the journal: it is
+ * told a relative path and bytes, and answers with 0 or a negative errno
+ * and, on error, a message in sink_error().
+ *
+ * One instance serves one worker and sends one file at a time:
+ *   connect -> open -> write ... -> commit  (or abort, keeping the upload
+ * for a later resume).  A connection stays open between files.  Every call
+ * may block for up to target.timeout; it returns -ECANCELED at once when
+ * the cancel descriptor given to create() becomes readable.
+ *
+ * Errors that concern the target as a whole (unreachable, refused login,
+ * unknown host key, dropped connection) are the ones sink_error_is_target()
+ * says yes to; the others concern one file.
+ */
+#ifndef SFTPRELAY_SINK_H
+#define SFTPRELAY_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf;
+struct sink;
+
+#define SINK_ERR_MAX 512
+
+struct sink_ops {
+    const char *name;
+    /* The target.* keys it takes (NULL-terminated, without "target."). */
+    const char *const *keys;
+    /* A new unconnected instance; *out is freed with destroy(). */
+    int (*create)(const struct conf *c, int cancel_fd, struct sink **out);
+    void (*destroy)(struct sink *s);
+    /* Connect, or nothing if connected. */
+    int (*connect)(struct sink *s);
+    void (*disconnect)(struct sink *s);
+    /*
+     * Start delivering rel (a path checked by path_rel_check()) to its
+     * temporary name.  *offset comes in as the checkpoint the journal holds
+     * and goes out as where writing resumes: at most the checkpoint, and 0
+     * when the temporary file is missing or shorter.  mode is the file's
+     * permission bits.
+     */
+    int (*open)(struct sink *s, const char *rel, int mode, int64_t *offset);
+    /* Write len bytes at the current offset; 0 once all are acknowledged. */
+    int (*write)(struct sink *s, const void *buf, size_t len);
+    /* Flush, close and rename into place.  0 means delivered. */
+    int (*commit)(struct sink *s);
+    /* Stop the current file; what was written stays for a resume. */
+    void (*abort)(struct sink *s);
+};
+
+/* Every sink starts with this. */
+struct sink {
+    const struct sink_ops *ops;
+    char err[SINK_ERR_MAX]; /* what went wrong last, for logs and status */
+};
+
+/* The sink named name ("sftp", "local"), or NULL. */
+const struct sink_ops *sink_find(const char *name);
+
+/* The names of every sink, comma-separated, for error messages. */
+const char *sink_names(void);
+
+/* Whether error r (negative errno) concerns the target as a whole. */
+int sink_error_is_target(int r);
+
+/* Record a message for sink_error(); returns r. */
+int sink_fail(struct sink *s, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static inline const char *sink_error(const struct sink *s)
+{
+    return s->err;
+}
+
+static inline int sink_connect(struct sink *s)
+{
+    return s->ops->connect(s);
+}
+
+static inline void sink_disconnect(struct sink *s)
+{
+    s->ops->disconnect(s);
+}
+
+static inline int sink_open(struct sink *s, const char *rel, int mode,
+                            int64_t *offset)
+{
+    return s->ops->open(s, rel, mode, offset);
+}
+
+static inline int sink_write(struct sink *s, const void *buf, size_t len)
+{
+    return s->ops->write(s, buf, len);
+}
+
+static inline int sink_commit(struct sink *s)
+{
+    return s->ops->commit(s);
+}
+
+static inline void sink_abort(struct sink *s)
+{
+    s->ops->abort(s);
+}
+
+static inline void sink_destroy(struct sink *s)
+{
+    if (s)
+        s->ops->destroy(s);
+}
+
+extern const struct sink_ops sink_sftp;
+extern const struct sink_ops sink_local;
+
+#endif

@@ -12,6 +12,7 @@
 
 /* Every sink the agent knows, by target.type. */
 static const struct sink_ops *const sinks[] = {
+    &sink_sftp,
     &sink_local,
 };
 

@@ -1,0 +1,262 @@
+/*
+ * The transfer state machine.  Each step returns 0 to go on to the next
+ * state or a negative errno that ends the attempt; whatever the target
+ * acknowledged stays there for the next attempt to resume from.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sftprelay/transform.h"
+#include "sftprelay/xfer.h"
+
+enum xfer_state {
+    XS_OPEN_SOURCE,
+    XS_CONNECT,
+    XS_OPEN_TARGET,
+    XS_REHASH,
+    XS_SEND,
+    XS_VERIFY,
+    XS_COMMIT,
+    XS_DONE,
+};
+
+struct xfer {
+    struct xfer_env *env;
+    const struct xfer_job *job;
+    struct xfer_result *res;
+    struct source_file *f;
+    struct source_stat st; /* at open */
+    EVP_MD_CTX *md;
+    int64_t pos;
+    int target_open;
+};
+
+static int cancelled(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
+static int differs(const struct source_stat *a, int64_t size, int64_t mtime)
+{
+    return a->size != size || a->mtime_ns != mtime;
+}
+
+static int step_open_source(struct xfer *x)
+{
+    const struct source_ops *ops = x->env->src->ops;
+    int r;
+
+    r = ops->open(x->env->src, x->job->path, &x->f, &x->st);
+    if (r == -ENOENT || r == -ENOTDIR) {
+        snprintf(x->res->err, sizeof(x->res->err),
+                 "vanished from the source before it was sent");
+        return -ENOENT;
+    }
+    if (r < 0) {
+        snprintf(x->res->err, sizeof(x->res->err), "source: %s",
+                 r == -ELOOP ? "now a symbolic link, not followed"
+                             : strerror(-r));
+        return r == -ELOOP || r == -EISDIR ? -ENOENT : r;
+    }
+    x->res->now = x->st;
+    if (differs(&x->st, x->job->size, x->job->mtime_ns)) {
+        snprintf(x->res->err, sizeof(x->res->err),
+                 "changed on the source since it was queued");
+        return -ESTALE;
+    }
+    return 0;
+}
+
+static int sink_err(struct xfer *x, int r)
+{
+    snprintf(x->res->err, sizeof(x->res->err), "%s",
+             sink_error(x->env->sink));
+    x->res->target = sink_error_is_target(r);
+    return r;
+}
+
+static int step_connect(struct xfer *x)
+{
+    int r = sink_connect(x->env->sink);
+
+    return r < 0 ? sink_err(x, r) : 0;
+}
+
+static int step_open_target(struct xfer *x)
+{
+    int64_t off = x->job->resume_offset;
+    int r;
+
+    if (!transform_chain_resumable(x->env->chain) || off > x->st.size ||
+        off < 0)
+        off = 0;
+    r = sink_open(x->env->sink, x->job->path, x->st.mode, &off);
+    if (r < 0)
+        return sink_err(x, r);
+    x->target_open = 1;
+    x->pos = off;
+    x->res->resumed_at = off;
+    return 0;
+}
+
+/* The digest covers the whole file: read back what is already sent. */
+static int step_rehash(struct xfer *x)
+{
+    const struct source_ops *ops = x->env->src->ops;
+    int64_t at = 0;
+    size_t want, got;
+    int r;
+
+    while (at < x->pos) {
+        want = x->env->bufsize;
+        if ((int64_t)want > x->pos - at)
+            want = (size_t)(x->pos - at);
+        r = ops->read(x->f, x->env->buf, want, at, &got);
+        if (r < 0 || got != want) {
+            snprintf(x->res->err, sizeof(x->res->err), "source: %s",
+                     r < 0 ? strerror(-r) : "shorter than expected");
+            return r < 0 ? r : -ESTALE;
+        }
+        EVP_DigestUpdate(x->md, x->env->buf, got);
+        at += (int64_t)got;
+    }
+    return 0;
+}
+
+static int step_send(struct xfer *x)
+{
+    const struct source_ops *ops = x->env->src->ops;
+    const void *out;
+    size_t want, got, outlen;
+    int last, r;
+
+    r = transform_chain_begin(x->env->chain);
+    if (r < 0)
+        return r;
+    do {
+        if (cancelled(x->env->cancel_fd))
+            return -ECANCELED;
+        want = x->env->bufsize;
+        if ((int64_t)want > x->st.size - x->pos)
+            want = (size_t)(x->st.size - x->pos);
+        got = 0;
+        if (want > 0) {
+            r = ops->read(x->f, x->env->buf, want, x->pos, &got);
+            if (r < 0) {
+                snprintf(x->res->err, sizeof(x->res->err), "source: %s",
+                         strerror(-r));
+                return r;
+            }
+            if (got < want) {
+                snprintf(x->res->err, sizeof(x->res->err),
+                         "source shrank while it was sent");
+                return -ESTALE;
+            }
+        }
+        EVP_DigestUpdate(x->md, x->env->buf, got);
+        last = x->pos + (int64_t)got >= x->st.size;
+        r = transform_chain_process(x->env->chain, x->env->buf, got, last,
+                                    &out, &outlen);
+        if (r < 0) {
+            snprintf(x->res->err, sizeof(x->res->err), "transform: %s",
+                     strerror(-r));
+            return r;
+        }
+        if (outlen > 0) {
+            r = sink_write(x->env->sink, out, outlen);
+            if (r < 0)
+                return sink_err(x, r);
+        }
+        x->pos += (int64_t)got;
+        x->res->sent += (int64_t)outlen;
+        if (x->env->checkpoint && !last &&
+            transform_chain_resumable(x->env->chain)) {
+            r = x->env->checkpoint(x->env->arg, x->pos);
+            if (r < 0)
+                return r;
+        }
+    } while (!last);
+    return 0;
+}
+
+/* Sent is sent only if the source still is what we read. */
+static int step_verify(struct xfer *x)
+{
+    struct source_stat now;
+    int r = x->env->src->ops->stat(x->f, &now);
+
+    if (r < 0)
+        return r;
+    x->res->now = now;
+    if (differs(&now, x->st.size, x->st.mtime_ns)) {
+        snprintf(x->res->err, sizeof(x->res->err),
+                 "changed on the source while it was sent");
+        return -ESTALE;
+    }
+    return 0;
+}
+
+static int step_commit(struct xfer *x)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0, i;
+    int r;
+
+    r = sink_commit(x->env->sink);
+    if (r < 0)
+        return sink_err(x, r);
+    x->target_open = 0;
+    EVP_DigestFinal_ex(x->md, md, &len);
+    for (i = 0; i < len && i < 32; i++)
+        snprintf(x->res->sha256 + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+static int (*const steps[])(struct xfer *) = {
+    [XS_OPEN_SOURCE] = step_open_source,
+    [XS_CONNECT] = step_connect,
+    [XS_OPEN_TARGET] = step_open_target,
+    [XS_REHASH] = step_rehash,
+    [XS_SEND] = step_send,
+    [XS_VERIFY] = step_verify,
+    [XS_COMMIT] = step_commit,
+};
+
+int xfer_run(struct xfer_env *env, const struct xfer_job *job,
+             struct xfer_result *res)
+{
+    struct xfer x = {.env = env, .job = job, .res = res};
+    enum xfer_state st = XS_OPEN_SOURCE;
+    int r = 0;
+
+    memset(res, 0, sizeof(*res));
+    x.md = EVP_MD_CTX_new();
+    if (x.md == NULL || EVP_DigestInit_ex(x.md, EVP_sha256(), NULL) != 1) {
+        r = -ENOMEM;
+        goto out;
+    }
+    while (st != XS_DONE) {
+        r = steps[st](&x);
+        if (r < 0)
+            goto out;
+        st++;
+    }
+out:
+    if (r == -ECANCELED && !res->err[0])
+        snprintf(res->err, sizeof(res->err), "stopped");
+    if (r < 0 && !res->err[0])
+        snprintf(res->err, sizeof(res->err), "%s", strerror(-r));
+    if (x.target_open)
+        sink_abort(env->sink);
+    if (x.f)
+        env->src->ops->close(x.f);
+    EVP_MD_CTX_free(x.md);
+    return r;
+}

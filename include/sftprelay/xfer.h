@@ -1,0 +1,61 @@
+/*
+ * One file's transfer: source -> transform chain -> sink, as a state
+ * machine (open the source, connect, open the target, re-hash what was
+ * already sent, send, verify, commit).
+ *
+ * The transfer knows nothing of the journal: it reports each acknowledged
+ * offset through the checkpoint callback and returns a result that the
+ * scheduler records.
+ */
+#ifndef SFTPRELAY_XFER_H
+#define SFTPRELAY_XFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sftprelay/sink.h"
+#include "sftprelay/source.h"
+
+struct transform_chain;
+
+/* What a worker owns and reuses for every file. */
+struct xfer_env {
+    struct source *src;
+    struct sink *sink;
+    struct transform_chain *chain;
+    void *buf; /* bufsize bytes: the chunk size */
+    size_t bufsize;
+    int cancel_fd; /* readable: stop between chunks with -ECANCELED */
+    /* After each acknowledged chunk: bytes below offset are on the target. */
+    int (*checkpoint)(void *arg, int64_t offset);
+    void *arg;
+};
+
+/* The file to send: the version the journal knows. */
+struct xfer_job {
+    const char *path; /* relative to the source root */
+    int64_t size;
+    int64_t mtime_ns;
+    int64_t resume_offset;
+};
+
+struct xfer_result {
+    char sha256[65];        /* hex, of the bytes delivered */
+    struct source_stat now; /* the source file as last seen */
+    int64_t resumed_at;     /* where this attempt started */
+    int64_t sent;           /* bytes this attempt wrote */
+    int target;             /* the error concerns the whole target */
+    char err[SINK_ERR_MAX];
+};
+
+/*
+ * Send job.  Returns 0 once the file is in place on the target, or:
+ *   -ENOENT   the source file is gone (res->err says so);
+ *   -ESTALE   it changed: res->now holds its new size and mtime;
+ *   -ECANCELED the cancel descriptor fired; the upload can resume;
+ *   another negative errno, with res->err and res->target set.
+ */
+int xfer_run(struct xfer_env *env, const struct xfer_job *job,
+             struct xfer_result *res);
+
+#endif

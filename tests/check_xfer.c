@@ -1,0 +1,278 @@
+/*
+ * The transfer state machine through the local source and sink: bytes on
+ * the target, checkpoints, resume from a checkpoint, and a file that
+ * changes or vanishes.
+ */
+#include "config.h"
+
+#include <openssl/sha.h>
+
+#include "testutil.h"
+#include "sftprelay/conf.h"
+#include "sftprelay/sink.h"
+#include "sftprelay/source.h"
+#include "sftprelay/transform.h"
+#include "sftprelay/xfer.h"
+
+#define CHUNK 65536
+
+static char *dir, *src, *dst;
+static struct conf *conf;
+static struct source *source;
+static struct sink *sink;
+static struct transform_chain *chain;
+static struct xfer_env env;
+static char buf[CHUNK];
+static int64_t checkpoints[64];
+static int n_checkpoints, stop_after;
+
+static int on_checkpoint(void *arg, int64_t off)
+{
+    if (n_checkpoints < 64)
+        checkpoints[n_checkpoints] = off;
+    n_checkpoints++;
+    /* Simulate a crash after a few chunks. */
+    if (stop_after && n_checkpoints >= stop_after)
+        return -ECANCELED;
+    return 0;
+}
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+    ck_assert_int_ge(asprintf(&src, "%s/src", dir), 0);
+    ck_assert_int_ge(asprintf(&dst, "%s/dst", dir), 0);
+    ck_assert_int_eq(mkdir(src, 0755), 0);
+    ck_assert_int_eq(mkdir(dst, 0755), 0);
+    ck_assert_int_eq(conf_defaults(&conf), 0);
+    free(conf->target.path);
+    conf->target.path = strdup(dst);
+    ck_assert_int_eq(source_local.create(src, &source), 0);
+    ck_assert_int_eq(sink_local.create(conf, -1, &sink), 0);
+    ck_assert_int_eq(transform_chain_new(NULL, 0, &chain, NULL), 0);
+    env = (struct xfer_env){
+        .src = source,
+        .sink = sink,
+        .chain = chain,
+        .buf = buf,
+        .bufsize = CHUNK,
+        .cancel_fd = -1,
+        .checkpoint = on_checkpoint,
+    };
+    n_checkpoints = stop_after = 0;
+}
+
+static void teardown(void)
+{
+    transform_chain_free(chain);
+    sink_destroy(sink);
+    source->ops->destroy(source);
+    conf_free(conf);
+    tu_rmtree(dir);
+    free(src);
+    free(dst);
+    free(dir);
+}
+
+/* A file of n pseudo-random bytes at src/rel; returns its job. */
+static struct xfer_job make(const char *rel, size_t n, unsigned char **data)
+{
+    struct xfer_job job = {.path = rel};
+    struct stat st;
+    unsigned char *d = malloc(n ? n : 1);
+    char *p;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        d[i] = (unsigned char)((i * 2654435761u) >> 13);
+    p = tu_write(src, rel, d, n);
+    ck_assert_int_eq(stat(p, &st), 0);
+    job.size = st.st_size;
+    job.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+                   st.st_mtim.tv_nsec;
+    free(p);
+    *data = d;
+    return job;
+}
+
+static void assert_target(const char *rel, const unsigned char *d, size_t n)
+{
+    char *p = NULL;
+    unsigned char *got = malloc(n + 1);
+    FILE *f;
+
+    ck_assert_int_ge(asprintf(&p, "%s/%s", dst, rel), 0);
+    f = fopen(p, "rb");
+    ck_assert_msg(f != NULL, "%s missing on the target", p);
+    ck_assert_uint_eq(fread(got, 1, n + 1, f), n);
+    fclose(f);
+    ck_assert_int_eq(memcmp(got, d, n), 0);
+    free(got);
+    free(p);
+}
+
+static void hex_sha256(const unsigned char *d, size_t n, char *out)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    int i;
+
+    SHA256(d, n, md);
+    for (i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+START_TEST(test_delivers_with_checkpoints)
+{
+    struct xfer_result res;
+    unsigned char *d;
+    struct xfer_job job = make("a/b/c/file_1.txt", 5 * CHUNK + 123, &d);
+    char want[65];
+
+    ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
+    assert_target("a/b/c/file_1.txt", d, (size_t)job.size);
+    hex_sha256(d, (size_t)job.size, want);
+    ck_assert_str_eq(res.sha256, want);
+    /* One checkpoint per acknowledged chunk, but not the last. */
+    ck_assert_int_eq(n_checkpoints, 5);
+    ck_assert_int_eq(checkpoints[0], CHUNK);
+    ck_assert_int_eq(checkpoints[4], 5 * CHUNK);
+    ck_assert_int_eq(res.sent, job.size);
+    free(d);
+}
+END_TEST
+
+START_TEST(test_empty_file)
+{
+    struct xfer_result res;
+    unsigned char *d;
+    struct xfer_job job = make("empty", 0, &d);
+
+    ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
+    assert_target("empty", d, 0);
+    ck_assert_str_eq(res.sha256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b"
+                                 "934ca495991b7852b855");
+    free(d);
+}
+END_TEST
+
+START_TEST(test_resume_from_checkpoint)
+{
+    struct xfer_result res;
+    unsigned char *d;
+    struct xfer_job job = make("big.bin", 8 * CHUNK + 7, &d);
+    char *tmp = NULL, want[65];
+    struct stat st;
+
+    stop_after = 3;
+    ck_assert_int_eq(xfer_run(&env, &job, &res), -ECANCELED);
+    ck_assert_int_eq(checkpoints[2], 3 * CHUNK);
+    /* The final name does not exist yet; the temporary one holds 3 chunks. */
+    ck_assert_int_ge(asprintf(&tmp, "%s/big.bin", dst), 0);
+    ck_assert_int_eq(stat(tmp, &st), -1);
+    free(tmp);
+    ck_assert_int_ge(asprintf(&tmp, "%s/.big.bin.sftprelay-tmp", dst), 0);
+    ck_assert_int_eq(stat(tmp, &st), 0);
+    ck_assert_int_eq(st.st_size, 3 * CHUNK);
+
+    stop_after = 0;
+    n_checkpoints = 0;
+    job.resume_offset = 3 * CHUNK;
+    ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
+    ck_assert_int_eq(res.resumed_at, 3 * CHUNK);
+    ck_assert_int_eq(res.sent, 5 * CHUNK + 7); /* not the whole file */
+    assert_target("big.bin", d, (size_t)job.size);
+    hex_sha256(d, (size_t)job.size, want);
+    ck_assert_str_eq(res.sha256, want); /* covers the resumed part too */
+    ck_assert_int_eq(stat(tmp, &st), -1);
+    free(tmp);
+    free(d);
+}
+END_TEST
+
+START_TEST(test_resume_beyond_temp_file_restarts_lower)
+{
+    struct xfer_result res;
+    unsigned char *d;
+    struct xfer_job job = make("f", 4 * CHUNK, &d);
+
+    /* The journal says 3 chunks, but no temporary file exists: start at 0. */
+    job.resume_offset = 3 * CHUNK;
+    ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
+    ck_assert_int_eq(res.resumed_at, 0);
+    assert_target("f", d, (size_t)job.size);
+    free(d);
+}
+END_TEST
+
+START_TEST(test_changed_since_queued)
+{
+    struct xfer_result res;
+    unsigned char *d, *d2;
+    struct xfer_job job = make("g", 1000, &d);
+    struct xfer_job now = make("g", 2000, &d2);
+
+    ck_assert_int_eq(xfer_run(&env, &job, &res), -ESTALE);
+    ck_assert_int_eq(res.now.size, now.size);
+    ck_assert_str_eq(res.err, "changed on the source since it was queued");
+    free(d);
+    free(d2);
+}
+END_TEST
+
+START_TEST(test_vanished)
+{
+    struct xfer_result res;
+    struct xfer_job job = {.path = "gone", .size = 1, .mtime_ns = 1};
+
+    ck_assert_int_eq(xfer_run(&env, &job, &res), -ENOENT);
+    ck_assert_str_eq(res.err, "vanished from the source before it was sent");
+}
+END_TEST
+
+START_TEST(test_symlink_not_followed)
+{
+    struct xfer_result res;
+    struct xfer_job job = {.path = "link", .size = 1, .mtime_ns = 1};
+    char *p = NULL;
+
+    ck_assert_int_ge(asprintf(&p, "%s/link", src), 0);
+    ck_assert_int_eq(symlink("/etc/passwd", p), 0);
+    ck_assert_int_eq(xfer_run(&env, &job, &res), -ENOENT);
+    ck_assert_str_eq(res.err, "source: now a symbolic link, not followed");
+    free(p);
+}
+END_TEST
+
+START_TEST(test_target_missing_is_target_error)
+{
+    struct xfer_result res;
+    unsigned char *d;
+    struct xfer_job job = make("h", 10, &d);
+
+    tu_rmtree(dst);
+    ck_assert_int_eq(xfer_run(&env, &job, &res), -ENOTCONN);
+    ck_assert(res.target);
+    ck_assert_int_eq(strncmp(res.err, "target.path ", 12), 0);
+    free(d);
+}
+END_TEST
+
+static Suite *xfer_suite(void)
+{
+    Suite *s = suite_create("xfer");
+    TCase *tc = tcase_create("local");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_delivers_with_checkpoints);
+    tcase_add_test(tc, test_empty_file);
+    tcase_add_test(tc, test_resume_from_checkpoint);
+    tcase_add_test(tc, test_resume_beyond_temp_file_restarts_lower);
+    tcase_add_test(tc, test_changed_since_queued);
+    tcase_add_test(tc, test_vanished);
+    tcase_add_test(tc, test_symlink_not_followed);
+    tcase_add_test(tc, test_target_missing_is_target_error);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TU_MAIN(xfer_suite)

@@ -1,0 +1,443 @@
+/*
+ * sftprelay: the command line over the journal.  It reads the journal
+ * (retry is a journal update the agent picks up) and never talks to the
+ * target.  See sftprelay(1).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sftprelay/conf.h"
+#include "sftprelay/journal.h"
+#include "sftprelay/log.h"
+#include "sftprelay/text.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/sftprelay/sftprelay.conf"
+
+struct cli {
+    const char *journal_path;
+    struct journal *j;
+    int json;
+};
+
+struct command {
+    const char *name;
+    int writes;
+    int (*run)(struct cli *c, int argc, char **argv);
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: sftprelay [-c file | -j journal] [--json] command\n"
+          "commands:\n"
+          "  status                 counts per state, oldest pending, errors\n"
+          "  list [--state STATE]   one line per file\n"
+          "  show PATH              every field of one file\n"
+          "  retry PATH             send PATH again\n"
+          "  retry --failed         send every failed file again\n",
+          f);
+}
+
+static void fmt_time(int64_t t, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+
+    if (t <= 0) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void fmt_age(int64_t s, char *buf, size_t len)
+{
+    if (s < 120)
+        snprintf(buf, len, "%llds", (long long)s);
+    else if (s < 7200)
+        snprintf(buf, len, "%lldm", (long long)s / 60);
+    else if (s < 172800)
+        snprintf(buf, len, "%lldh", (long long)s / 3600);
+    else
+        snprintf(buf, len, "%lldd", (long long)s / 86400);
+}
+
+static void json_kv_str(const char *key, const char *v, int comma)
+{
+    printf("%s\"%s\": ", comma ? ", " : "", key);
+    text_print_json(stdout, v);
+}
+
+static void json_kv_int(const char *key, int64_t v, int comma)
+{
+    printf("%s\"%s\": %lld", comma ? ", " : "", key, (long long)v);
+}
+
+/* Times as JSON: Unix seconds, or null when unset. */
+static void json_kv_time(const char *key, int64_t v)
+{
+    if (v > 0)
+        json_kv_int(key, v, 1);
+    else
+        printf(", \"%s\": null", key);
+}
+
+static void print_file_json(const struct journal_file *f)
+{
+    printf("{");
+    json_kv_str("path", f->path, 0);
+    json_kv_str("state", journal_state_name(f->state), 1);
+    json_kv_int("size", f->size, 1);
+    json_kv_int("mtime_ns", f->mtime_ns, 1);
+    json_kv_int("attempts", f->attempts, 1);
+    json_kv_time("next_attempt", f->state == JS_QUEUED ? f->next_attempt : 0);
+    json_kv_int("resume_offset", f->resume_offset, 1);
+    json_kv_str("sha256", f->sha256, 1);
+    json_kv_str("last_error", f->last_error, 1);
+    json_kv_time("detected_at", f->detected_at);
+    json_kv_time("attempted_at", f->attempted_at);
+    json_kv_time("delivered_at", f->delivered_at);
+    json_kv_int("version", f->version, 1);
+    printf("}");
+}
+
+static int cmd_status(struct cli *c, int argc, char **argv)
+{
+    struct journal_status st;
+    char *target_err = NULL, when[32], age[32];
+    int64_t target_at = 0, now = (int64_t)time(NULL);
+    int i, r;
+
+    if (argc > 1) {
+        usage(stderr);
+        return 2;
+    }
+    r = journal_status(c->j, &st);
+    if (r < 0) {
+        fprintf(stderr, "sftprelay: journal %s: %s\n", c->journal_path,
+                journal_errmsg(c->j));
+        return 1;
+    }
+    journal_agent_get(c->j, "target_error", &target_err, &target_at);
+    if (target_err && !target_err[0]) {
+        free(target_err);
+        target_err = NULL;
+    }
+    if (c->json) {
+        printf("{\"journal\": ");
+        text_print_json(stdout, c->journal_path);
+        printf(", \"counts\": {");
+        for (i = 0; i < JS_COUNT; i++)
+            json_kv_int(journal_state_name((enum journal_state)i),
+                        st.counts[i], i > 0);
+        printf("}");
+        if (st.oldest_pending > 0)
+            json_kv_int("oldest_pending_age", now - st.oldest_pending, 1);
+        else
+            printf(", \"oldest_pending_age\": null");
+        json_kv_str("target_error", target_err, 1);
+        json_kv_time("target_error_at", target_err ? target_at : 0);
+        json_kv_str("last_error_path", st.last_error_path, 1);
+        json_kv_str("last_error", st.last_error, 1);
+        json_kv_time("last_error_at", st.last_error_at);
+        printf("}\n");
+    } else {
+        printf("journal:     %s\n", c->journal_path);
+        for (i = 0; i < JS_COUNT; i++)
+            printf("%-12s %lld\n", journal_state_name((enum journal_state)i),
+                   (long long)st.counts[i]);
+        if (st.oldest_pending > 0) {
+            fmt_age(now - st.oldest_pending, age, sizeof(age));
+            printf("oldest pending: waiting %s\n", age);
+        } else {
+            printf("oldest pending: none\n");
+        }
+        if (target_err) {
+            fmt_time(target_at, when, sizeof(when));
+            printf("target:      unreachable (since %s): ", when);
+            text_print_safe(stdout, target_err);
+            printf("\n");
+        } else {
+            printf("target:      ok\n");
+        }
+        if (st.last_error) {
+            fmt_time(st.last_error_at, when, sizeof(when));
+            printf("last error:  ");
+            text_print_safe(stdout, st.last_error_path);
+            printf(": ");
+            text_print_safe(stdout, st.last_error);
+            printf(" (%s)\n", when);
+        }
+    }
+    free(target_err);
+    journal_status_clear(&st);
+    return 0;
+}
+
+struct list_ctx {
+    struct cli *c;
+    int n;
+};
+
+static int list_one(const struct journal_file *f, void *arg)
+{
+    struct list_ctx *lc = arg;
+
+    if (lc->c->json) {
+        printf("%s", lc->n ? ",\n " : "");
+        print_file_json(f);
+    } else {
+        printf("%-9s %12lld %3lld  ", journal_state_name(f->state),
+               (long long)f->size, (long long)f->attempts);
+        text_print_safe(stdout, f->path);
+        printf("\n");
+    }
+    lc->n++;
+    return 0;
+}
+
+static int cmd_list(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"state", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'J'},
+        {NULL, 0, NULL, 0},
+    };
+    enum journal_state state = JS_COUNT;
+    struct list_ctx lc = {.c = c};
+    int opt, r;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "s:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            if (journal_state_parse(optarg, &state) < 0) {
+                fprintf(stderr, "sftprelay: --state: \"%s\" is not queued, "
+                                "sending, delivered or failed\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'J':
+            c->json = 1;
+            break;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (c->json)
+        printf("[");
+    r = journal_list(c->j, state, list_one, &lc);
+    if (c->json)
+        printf("]\n");
+    if (r < 0) {
+        fprintf(stderr, "sftprelay: journal %s: %s\n", c->journal_path,
+                journal_errmsg(c->j));
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_show(struct cli *c, int argc, char **argv)
+{
+    struct journal_file f;
+    char t[4][40];
+    int r;
+
+    if (argc != 2) {
+        usage(stderr);
+        return 2;
+    }
+    r = journal_get(c->j, argv[1], &f);
+    if (r == -ENOENT) {
+        fprintf(stderr, "sftprelay: ");
+        text_print_safe(stderr, argv[1]);
+        fprintf(stderr, ": not in the journal\n");
+        return 1;
+    }
+    if (r < 0) {
+        fprintf(stderr, "sftprelay: journal %s: %s\n", c->journal_path,
+                journal_errmsg(c->j));
+        return 1;
+    }
+    if (c->json) {
+        print_file_json(&f);
+        printf("\n");
+    } else {
+        fmt_time(f.detected_at, t[0], sizeof(t[0]));
+        fmt_time(f.attempted_at, t[1], sizeof(t[1]));
+        fmt_time(f.delivered_at, t[2], sizeof(t[2]));
+        fmt_time(f.state == JS_QUEUED ? f.next_attempt : 0, t[3],
+                 sizeof(t[3]));
+        printf("path:          ");
+        text_print_safe(stdout, f.path);
+        printf("\nstate:         %s\n"
+               "size:          %lld\n"
+               "version:       %lld\n"
+               "attempts:      %lld\n"
+               "resume offset: %lld\n"
+               "sha256:        %s\n"
+               "detected:      %s\n"
+               "last attempt:  %s\n"
+               "next attempt:  %s\n"
+               "delivered:     %s\n"
+               "last error:    ",
+               journal_state_name(f.state), (long long)f.size,
+               (long long)f.version, (long long)f.attempts,
+               (long long)f.resume_offset, f.sha256 ? f.sha256 : "-", t[0],
+               t[1], t[3], t[2]);
+        text_print_safe(stdout, f.last_error ? f.last_error : "-");
+        printf("\n");
+    }
+    journal_file_clear(&f);
+    return 0;
+}
+
+static int cmd_retry(struct cli *c, int argc, char **argv)
+{
+    int n = 0, r;
+
+    if (argc != 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--failed") == 0) {
+        r = journal_retry_failed(c->j, &n);
+        if (r < 0) {
+            fprintf(stderr, "sftprelay: journal %s: %s\n", c->journal_path,
+                    journal_errmsg(c->j));
+            return 1;
+        }
+        if (c->json)
+            printf("{\"queued\": %d}\n", n);
+        else
+            printf("queued %d failed file%s again\n", n, n == 1 ? "" : "s");
+        return 0;
+    }
+    r = journal_retry(c->j, argv[1]);
+    if (r == 0) {
+        if (c->json) {
+            printf("{\"queued\": ");
+            text_print_json(stdout, argv[1]);
+            printf("}\n");
+        } else {
+            printf("queued ");
+            text_print_safe(stdout, argv[1]);
+            printf(" again\n");
+        }
+        return 0;
+    }
+    fprintf(stderr, "sftprelay: ");
+    text_print_safe(stderr, argv[1]);
+    if (r == -ENOENT)
+        fprintf(stderr, ": not in the journal\n");
+    else if (r == -EBUSY)
+        fprintf(stderr, ": being sent now; retry it if it fails\n");
+    else
+        fprintf(stderr, ": %s\n", journal_errmsg(c->j));
+    return 1;
+}
+
+static const struct command commands[] = {
+    {"status", 0, cmd_status},
+    {"list", 0, cmd_list},
+    {"show", 0, cmd_show},
+    {"retry", 1, cmd_retry},
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"journal", required_argument, NULL, 'j'},
+        {"json", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const struct command *cmd = NULL;
+    const char *file = NULL;
+    struct cli c = {0};
+    struct conf *conf = NULL;
+    char err[CONF_ERR_MAX];
+    size_t i;
+    int opt, r, ret;
+
+    while ((opt = getopt_long(argc, argv, "+c:j:hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            file = optarg;
+            break;
+        case 'j':
+            c.journal_path = optarg;
+            break;
+        case 'J':
+            c.json = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("sftprelay %s\n", PACKAGE_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[optind], commands[i].name) == 0)
+            cmd = &commands[i];
+    if (cmd == NULL) {
+        fprintf(stderr, "sftprelay: unknown command \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    /* --json may also follow the command. */
+    for (i = (size_t)optind + 1; i < (size_t)argc; i++) {
+        if (strcmp(argv[i], "--json") == 0 && cmd->run != cmd_list) {
+            c.json = 1;
+            memmove(&argv[i], &argv[i + 1],
+                    (size_t)(argc - (int)i) * sizeof(*argv));
+            argc--;
+            i--;
+        }
+    }
+    log_init("sftprelay", 0);
+    log_set_level(LOG_LVL_WARN);
+    if (c.journal_path == NULL) {
+        r = conf_load(file ? file : DEFAULT_CONFIG, &conf, err, sizeof(err));
+        if (r < 0) {
+            fprintf(stderr, "sftprelay: %s\n", err);
+            return 2;
+        }
+        c.journal_path = conf->journal.path;
+    }
+    r = journal_open(c.journal_path, cmd->writes ? 0 : JOURNAL_RDONLY, &c.j);
+    if (r < 0) {
+        fprintf(stderr, "sftprelay: journal %s: %s%s\n", c.journal_path,
+                strerror(-r),
+                r == -ENOENT ? " (has sftprelayd run yet?)" : "");
+        conf_free(conf);
+        return 1;
+    }
+    ret = cmd->run(&c, argc - optind, argv + optind);
+    journal_close(c.j);
+    conf_free(conf);
+    return ret;
+}

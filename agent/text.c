@@ -1,0 +1,109 @@
+/*
+ * Escaping for terminals and JSON.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sftprelay/text.h"
+
+/*
+ * Length of the valid UTF-8 sequence at s (1 to 4), or 0 if the bytes
+ * there are not one; *cp gets the code point.
+ */
+static int utf8_seq(const unsigned char *s, uint32_t *cp)
+{
+    int n, i;
+    uint32_t c;
+
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if ((s[0] & 0xe0) == 0xc0) {
+        n = 2;
+        c = s[0] & 0x1f;
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        n = 3;
+        c = s[0] & 0x0f;
+    } else if ((s[0] & 0xf8) == 0xf0) {
+        n = 4;
+        c = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    /* overlong forms, surrogates, beyond Unicode */
+    if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) ||
+        (n == 4 && c < 0x10000) || (c >= 0xd800 && c <= 0xdfff) ||
+        c > 0x10ffff)
+        return 0;
+    *cp = c;
+    return n;
+}
+
+void text_print_safe(FILE *f, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    uint32_t cp;
+    int n;
+
+    while (*s) {
+        n = utf8_seq(s, &cp);
+        if (n == 0) {
+            fprintf(f, "\\x%02x", *s++);
+            continue;
+        }
+        if (cp == '\\')
+            fputs("\\\\", f);
+        else if (cp == '\n')
+            fputs("\\n", f);
+        else if (cp == '\t')
+            fputs("\\t", f);
+        else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0))
+            fprintf(f, cp < 0x80 ? "\\x%02x" : "\\u%04x", (unsigned)cp);
+        else
+            fwrite(s, 1, (size_t)n, f);
+        s += n;
+    }
+}
+
+void text_print_json(FILE *f, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    uint32_t cp;
+    int n;
+
+    if (str == NULL) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    while (*s) {
+        n = utf8_seq(s, &cp);
+        if (n == 0) {
+            fprintf(f, "\\udc%02x", *s++);
+            continue;
+        }
+        if (cp == '"' || cp == '\\')
+            fprintf(f, "\\%c", (char)cp);
+        else if (cp == '\n')
+            fputs("\\n", f);
+        else if (cp == '\r')
+            fputs("\\r", f);
+        else if (cp == '\t')
+            fputs("\\t", f);
+        else if (cp < 0x20 || cp == 0x7f)
+            fprintf(f, "\\u%04x", (unsigned)cp);
+        else
+            fwrite(s, 1, (size_t)n, f);
+        s += n;
+    }
+    fputc('"', f);
+}

@@ -1,0 +1,613 @@
+/*
+ * Recursive inotify watcher.  Watch descriptors map to folder paths in a
+ * tree keyed by descriptor; files waiting to settle are in a tree keyed by
+ * path and a FIFO ordered by deadline (settle_ms is the same for every
+ * file, so touching a file moves it to the tail).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <search.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sftprelay/log.h"
+#include "sftprelay/loop.h"
+#include "sftprelay/path.h"
+#include "sftprelay/watch.h"
+
+#define WATCH_MASK                                                            \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_MODIFY |   \
+     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW |             \
+     IN_EXCL_UNLINK)
+#define FALLBACK_SCAN_MS 60000
+
+struct wdent {
+    int wd;
+    char *rel; /* "" for the root */
+};
+
+struct pend {
+    char *rel;
+    int64_t due_ms;
+    TAILQ_ENTRY(pend) link;
+};
+
+struct watch {
+    struct watch_opts o;
+    struct watch_cb cb;
+    struct loop *loop;
+    int ifd;
+    int settle_fd;
+    int rescan_fd;
+    int fallback_fd;
+    void *wds;      /* struct wdent, by wd */
+    void *pendings; /* struct pend, by rel */
+    TAILQ_HEAD(, pend) queue;
+    void *links; /* char *, symbolic links already reported */
+    char **unwatched;
+    size_t n_unwatched;
+    int warned_enospc;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cmp_wd(const void *a, const void *b)
+{
+    int x = ((const struct wdent *)a)->wd, y = ((const struct wdent *)b)->wd;
+
+    return (x > y) - (x < y);
+}
+
+static int cmp_pend(const void *a, const void *b)
+{
+    return strcmp(((const struct pend *)a)->rel,
+                  ((const struct pend *)b)->rel);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int excluded(const struct watch *w, const char *base)
+{
+    size_t i;
+
+    for (i = 0; i < w->o.n_exclude; i++)
+        if (fnmatch(w->o.exclude[i], base, FNM_PERIOD) == 0)
+            return 1;
+    return 0;
+}
+
+/* root/rel into buf; -ENAMETOOLONG if it does not fit. */
+static int full_path(const struct watch *w, const char *rel, char *buf)
+{
+    int n = snprintf(buf, PATH_MAX, "%s%s%s", w->o.root, rel[0] ? "/" : "",
+                     rel);
+
+    return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+static int join_rel(const char *dir, const char *name, char **out)
+{
+    if (dir[0] == '\0') {
+        *out = strdup(name);
+        return *out ? 0 : -ENOMEM;
+    }
+    return path_join(dir, name, out);
+}
+
+static void report_link_once(struct watch *w, const char *rel)
+{
+    char *copy;
+
+    if (tfind(rel, &w->links, cmp_str))
+        return;
+    copy = strdup(rel);
+    if (copy == NULL || tsearch(copy, &w->links, cmp_str) == NULL) {
+        free(copy);
+        return;
+    }
+    log_info("%s: symbolic link, not followed", rel);
+}
+
+static void arm_settle(struct watch *w)
+{
+    struct pend *p = TAILQ_FIRST(&w->queue);
+    int64_t ms;
+
+    if (p == NULL) {
+        timer_arm(w->settle_fd, 0, 0);
+        return;
+    }
+    ms = p->due_ms - mono_ms();
+    timer_arm(w->settle_fd, ms > 0 ? ms : 1, 0);
+}
+
+/* rel was written or moved in: (re)start its quiet period. */
+static void touch(struct watch *w, const char *rel)
+{
+    struct pend key = {.rel = (char *)rel}, *p;
+    void *node = tfind(&key, &w->pendings, cmp_pend);
+    int was_first;
+
+    if (node) {
+        p = *(struct pend **)node;
+        was_first = p == TAILQ_FIRST(&w->queue);
+        TAILQ_REMOVE(&w->queue, p, link);
+    } else {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL || (p->rel = strdup(rel)) == NULL ||
+            tsearch(p, &w->pendings, cmp_pend) == NULL) {
+            log_error("%s: out of memory; the next scan will find it", rel);
+            if (p)
+                free(p->rel);
+            free(p);
+            return;
+        }
+        was_first = 0;
+    }
+    p->due_ms = mono_ms() + w->o.settle_ms;
+    TAILQ_INSERT_TAIL(&w->queue, p, link);
+    if (was_first || TAILQ_FIRST(&w->queue) == p)
+        arm_settle(w);
+}
+
+/* A regular file found: report it, or let it settle if it is fresh. */
+static void consider(struct watch *w, const char *rel, int fresh_ok)
+{
+    char full[PATH_MAX];
+    struct stat st;
+    struct timespec now;
+    int64_t age_ms;
+
+    if (full_path(w, rel, full) < 0) {
+        log_warn("%s: path longer than PATH_MAX, skipped", rel);
+        return;
+    }
+    if (lstat(full, &st) < 0)
+        return; /* gone meanwhile */
+    if (S_ISLNK(st.st_mode)) {
+        report_link_once(w, rel);
+        return;
+    }
+    if (!S_ISREG(st.st_mode))
+        return;
+    clock_gettime(CLOCK_REALTIME, &now);
+    age_ms = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000 +
+             (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
+    if (!fresh_ok && age_ms < w->o.settle_ms) {
+        touch(w, rel);
+        return;
+    }
+    w->cb.found(w->cb.arg, rel, &st);
+}
+
+static void note_unwatched(struct watch *w, const char *rel)
+{
+    char **v;
+    size_t i;
+
+    for (i = 0; i < w->n_unwatched; i++)
+        if (strcmp(w->unwatched[i], rel) == 0)
+            return;
+    v = realloc(w->unwatched, (w->n_unwatched + 1) * sizeof(*v));
+    if (v == NULL)
+        return;
+    w->unwatched = v;
+    v[w->n_unwatched] = strdup(rel);
+    if (v[w->n_unwatched])
+        w->n_unwatched++;
+    timer_arm(w->fallback_fd, FALLBACK_SCAN_MS, FALLBACK_SCAN_MS);
+}
+
+/* Watch the folder rel; a folder already watched gets its new path. */
+static int add_watch(struct watch *w, const char *rel)
+{
+    char full[PATH_MAX];
+    struct wdent *e, key;
+    void *node;
+    int wd, r;
+
+    r = full_path(w, rel, full);
+    if (r < 0)
+        return r;
+    wd = inotify_add_watch(w->ifd, full, WATCH_MASK);
+    if (wd < 0) {
+        r = -errno;
+        if (r == -ENOSPC) {
+            if (!w->warned_enospc++)
+                log_warn("%s: cannot watch: out of inotify watches (raise "
+                         "fs.inotify.max_user_watches); scanning it every "
+                         "%d s instead",
+                         full, FALLBACK_SCAN_MS / 1000);
+            note_unwatched(w, rel);
+        } else if (r != -ENOENT && r != -ENOTDIR) {
+            log_warn("%s: cannot watch: %s", full, strerror(-r));
+        }
+        return r;
+    }
+    key.wd = wd;
+    node = tfind(&key, &w->wds, cmp_wd);
+    if (node) {
+        e = *(struct wdent **)node;
+        if (strcmp(e->rel, rel) != 0) {
+            char *copy = strdup(rel);
+
+            if (copy) {
+                free(e->rel);
+                e->rel = copy;
+            }
+        }
+        return 0;
+    }
+    e = calloc(1, sizeof(*e));
+    if (e == NULL || (e->rel = strdup(rel)) == NULL)
+        goto nomem;
+    e->wd = wd;
+    if (tsearch(e, &w->wds, cmp_wd) == NULL)
+        goto nomem;
+    return 0;
+nomem:
+    if (e)
+        free(e->rel);
+    free(e);
+    inotify_rm_watch(w->ifd, wd);
+    return -ENOMEM;
+}
+
+/* Watch and scan the folder rel and everything under it. */
+static void scan_dir(struct watch *w, const char *rel)
+{
+    char full[PATH_MAX];
+    DIR *d;
+    struct dirent *de;
+    int fd;
+
+    add_watch(w, rel);
+    if (full_path(w, rel, full) < 0) {
+        log_warn("%s: path longer than PATH_MAX, skipped", rel);
+        return;
+    }
+    fd = open(full, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        char *child = NULL;
+        unsigned char type = de->d_type;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            excluded(w, de->d_name))
+            continue;
+        if (join_rel(rel, de->d_name, &child) < 0)
+            continue;
+        if (type == DT_UNKNOWN) {
+            struct stat st;
+            char cf[PATH_MAX];
+
+            if (full_path(w, child, cf) == 0 && lstat(cf, &st) == 0)
+                type = S_ISDIR(st.st_mode)   ? DT_DIR
+                       : S_ISLNK(st.st_mode) ? DT_LNK
+                       : S_ISREG(st.st_mode) ? DT_REG
+                                             : DT_UNKNOWN;
+        }
+        if (type == DT_DIR)
+            scan_dir(w, child);
+        else if (type == DT_LNK)
+            report_link_once(w, child);
+        else if (type == DT_REG)
+            consider(w, child, 0);
+        free(child);
+    }
+    closedir(d);
+}
+
+static void scan_tree(struct watch *w, const char *rel)
+{
+    w->cb.batch(w->cb.arg, 1);
+    scan_dir(w, rel);
+    w->cb.batch(w->cb.arg, 0);
+}
+
+int watch_scan(struct watch *w)
+{
+    scan_tree(w, "");
+    return 0;
+}
+
+struct prefix_walk {
+    const char *prefix;
+    size_t len;
+    int *wds;
+    size_t n, cap;
+};
+
+static void collect_prefix(const void *node, VISIT which, void *arg)
+{
+    const struct wdent *e = *(struct wdent *const *)node;
+    struct prefix_walk *pw = arg;
+
+    if (which != postorder && which != leaf)
+        return;
+    if (strncmp(e->rel, pw->prefix, pw->len) != 0 ||
+        (e->rel[pw->len] != '\0' && e->rel[pw->len] != '/'))
+        return;
+    if (pw->n == pw->cap) {
+        size_t cap = pw->cap ? pw->cap * 2 : 16;
+        int *v = realloc(pw->wds, cap * sizeof(*v));
+
+        if (v == NULL)
+            return;
+        pw->wds = v;
+        pw->cap = cap;
+    }
+    pw->wds[pw->n++] = e->wd;
+}
+
+static void forget_wd(struct watch *w, int wd)
+{
+    struct wdent key = {.wd = wd}, *e;
+    void *node = tfind(&key, &w->wds, cmp_wd);
+
+    if (node == NULL)
+        return;
+    e = *(struct wdent **)node;
+    tdelete(&key, &w->wds, cmp_wd);
+    free(e->rel);
+    free(e);
+}
+
+/* The folder rel left the tree: stop watching it and its subfolders. */
+static void unwatch_tree(struct watch *w, const char *rel)
+{
+    struct prefix_walk pw = {.prefix = rel, .len = strlen(rel)};
+    size_t i;
+
+    twalk_r(w->wds, collect_prefix, &pw);
+    for (i = 0; i < pw.n; i++) {
+        inotify_rm_watch(w->ifd, pw.wds[i]);
+        forget_wd(w, pw.wds[i]);
+    }
+    free(pw.wds);
+}
+
+static void handle_event(struct watch *w, const struct inotify_event *ev)
+{
+    struct wdent key = {.wd = ev->wd}, *e;
+    void *node;
+    char *rel = NULL;
+
+    if (ev->mask & IN_Q_OVERFLOW) {
+        log_warn("inotify queue overflow: scanning %s", w->o.root);
+        watch_scan(w);
+        return;
+    }
+    node = tfind(&key, &w->wds, cmp_wd);
+    if (node == NULL)
+        return;
+    e = *(struct wdent **)node;
+    if (ev->mask & IN_IGNORED) {
+        forget_wd(w, ev->wd);
+        return;
+    }
+    if (ev->len == 0 || ev->name[0] == '\0') {
+        if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) && e->rel[0] == '\0')
+            log_error("source.path %s was removed or moved; waiting for it",
+                      w->o.root);
+        return;
+    }
+    if (excluded(w, ev->name) || join_rel(e->rel, ev->name, &rel) < 0)
+        return;
+    if (ev->mask & IN_ISDIR) {
+        if (ev->mask & IN_MOVED_FROM)
+            unwatch_tree(w, rel);
+        else if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+            scan_tree(w, rel);
+    } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+        touch(w, rel);
+    } else if (ev->mask & IN_MODIFY) {
+        struct pend pk = {.rel = rel};
+
+        /* Still being written: wait longer, if it is waiting at all. */
+        if (tfind(&pk, &w->pendings, cmp_pend))
+            touch(w, rel);
+    }
+    free(rel);
+}
+
+static void on_inotify(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct watch *w = arg;
+    char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    char *p;
+
+    for (;;) {
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        for (p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+
+            handle_event(w, ev);
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+}
+
+static void on_settle(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct watch *w = arg;
+    struct pend *p;
+    int64_t now = mono_ms();
+    int batch = 0;
+
+    timer_ack(fd);
+    while ((p = TAILQ_FIRST(&w->queue)) != NULL && p->due_ms <= now) {
+        TAILQ_REMOVE(&w->queue, p, link);
+        tdelete(p, &w->pendings, cmp_pend);
+        if (!batch++)
+            w->cb.batch(w->cb.arg, 1);
+        consider(w, p->rel, 1);
+        free(p->rel);
+        free(p);
+    }
+    if (batch)
+        w->cb.batch(w->cb.arg, 0);
+    arm_settle(w);
+}
+
+static void on_rescan(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct watch *w = arg;
+
+    timer_ack(fd);
+    log_debug("periodic scan of %s", w->o.root);
+    watch_scan(w);
+}
+
+static void on_fallback(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct watch *w = arg;
+    char **v = w->unwatched;
+    size_t i, n = w->n_unwatched;
+
+    timer_ack(fd);
+    w->unwatched = NULL;
+    w->n_unwatched = 0;
+    timer_arm(w->fallback_fd, 0, 0);
+    for (i = 0; i < n; i++) {
+        scan_tree(w, v[i]);
+        free(v[i]);
+    }
+    free(v);
+}
+
+int watch_new(const struct watch_opts *o, struct loop *l,
+              const struct watch_cb *cb, struct watch **out)
+{
+    struct watch *w;
+    struct stat st;
+    struct loop_handler h;
+    int r;
+
+    *out = NULL;
+    if (stat(o->root, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    w->o = *o;
+    w->cb = *cb;
+    w->loop = l;
+    TAILQ_INIT(&w->queue);
+    w->settle_fd = w->rescan_fd = w->fallback_fd = -1;
+    w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->ifd < 0) {
+        r = -errno;
+        goto fail;
+    }
+    w->settle_fd = timer_new();
+    w->rescan_fd = timer_new();
+    w->fallback_fd = timer_new();
+    if (w->settle_fd < 0 || w->rescan_fd < 0 || w->fallback_fd < 0) {
+        r = -EMFILE;
+        goto fail;
+    }
+    h.arg = w;
+    h.fn = on_inotify;
+    r = loop_add(l, w->ifd, EPOLLIN, &h);
+    h.fn = on_settle;
+    if (r == 0)
+        r = loop_add(l, w->settle_fd, EPOLLIN, &h);
+    h.fn = on_rescan;
+    if (r == 0)
+        r = loop_add(l, w->rescan_fd, EPOLLIN, &h);
+    h.fn = on_fallback;
+    if (r == 0)
+        r = loop_add(l, w->fallback_fd, EPOLLIN, &h);
+    if (r < 0)
+        goto fail;
+    if (o->rescan_interval > 0)
+        timer_arm(w->rescan_fd, (int64_t)o->rescan_interval * 1000,
+                  (int64_t)o->rescan_interval * 1000);
+    *out = w;
+    return 0;
+fail:
+    watch_free(w);
+    return r;
+}
+
+static void free_wdent(void *p)
+{
+    struct wdent *e = p;
+
+    free(e->rel);
+    free(e);
+}
+
+static void free_nothing(void *p)
+{
+}
+
+void watch_free(struct watch *w)
+{
+    struct pend *p;
+    size_t i;
+
+    if (w == NULL)
+        return;
+    if (w->loop) {
+        loop_del(w->loop, w->ifd);
+        loop_del(w->loop, w->settle_fd);
+        loop_del(w->loop, w->rescan_fd);
+        loop_del(w->loop, w->fallback_fd);
+    }
+    while ((p = TAILQ_FIRST(&w->queue)) != NULL) {
+        TAILQ_REMOVE(&w->queue, p, link);
+        free(p->rel);
+        free(p);
+    }
+    tdestroy(w->pendings, free_nothing);
+    tdestroy(w->wds, free_wdent);
+    tdestroy(w->links, free);
+    for (i = 0; i < w->n_unwatched; i++)
+        free(w->unwatched[i]);
+    free(w->unwatched);
+    if (w->ifd >= 0)
+        close(w->ifd);
+    if (w->settle_fd >= 0)
+        close(w->settle_fd);
+    if (w->rescan_fd >= 0)
+        close(w->rescan_fd);
+    if (w->fallback_fd >= 0)
+        close(w->fallback_fd);
+    free(w);
+}

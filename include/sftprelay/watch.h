@@ -1,0 +1,51 @@
+/*
+ * The watcher: finds files under source.path that are ready to be sent,
+ * and only reports their paths; it never transfers.
+ *
+ * Recursive inotify: a file is ready when it is closed after writing or
+ * moved into the tree, after settle_ms without another event for it.  New
+ * folders are watched and scanned at once, so files written before the
+ * watch existed are not missed.  A full scan runs at start-up, on inotify
+ * queue overflow and every rescan_interval seconds; folders that could not
+ * be watched (fs.inotify.max_user_watches) are rescanned every minute.
+ * Symbolic links are never followed; names matching an exclude glob (files
+ * and folders, by base name) are skipped.
+ */
+#ifndef SFTPRELAY_WATCH_H
+#define SFTPRELAY_WATCH_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+struct loop;
+struct watch;
+
+struct watch_opts {
+    const char *root;
+    char *const *exclude;
+    size_t n_exclude;
+    int settle_ms;
+    int rescan_interval; /* seconds; 0 = never */
+};
+
+struct watch_cb {
+    /* rel (relative to root) is ready; st is its lstat(2). */
+    void (*found)(void *arg, const char *rel, const struct stat *st);
+    /* Around a burst of found() calls: begin = 1, then 0. */
+    void (*batch)(void *arg, int begin);
+    void *arg;
+};
+
+/*
+ * Watch o->root on loop l (both borrowed).  The first full scan is
+ * watch_scan()'s job.  -ENOENT / -ENOTDIR if the root is missing.
+ */
+int watch_new(const struct watch_opts *o, struct loop *l,
+              const struct watch_cb *cb, struct watch **out);
+
+/* Scan the whole tree now, adding watches as it goes. */
+int watch_scan(struct watch *w);
+
+void watch_free(struct watch *w);
+
+#endif

@@ -1,0 +1,176 @@
+# Shared helpers for the integration tests (sourced, bash).
+#
+# Each test gets a scratch folder, a real OpenSSH sshd on 127.0.0.1 on a
+# free port (its own host key, config and authorized_keys; internal-sftp
+# logging every file it closes), a client key, a known_hosts file with the
+# server's key, and an agent config.  Everything started is stopped by PID
+# on exit.
+
+set -euo pipefail
+
+: "${abs_top_builddir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+SFTPRELAYD=${SFTPRELAYD:-$abs_top_builddir/sftprelayd}
+SFTPRELAY=${SFTPRELAY:-$abs_top_builddir/sftprelay}
+SSHD=${SSHD:-/usr/sbin/sshd}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/sftprelay-it.XXXXXX")
+PIDS=()
+TESTS_RUN=0
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "${KEEP:-}" = "" ]; then
+        rm -rf "$T"
+    else
+        echo "kept $T"
+    fi
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    for f in "$T"/agent*.log "$T"/sshd.log; do
+        [ -f "$f" ] || continue
+        echo "---- $f (last 30 lines)" >&2
+        tail -n 30 "$f" >&2
+    done
+    exit 1
+}
+
+ok() {
+    TESTS_RUN=$((TESTS_RUN + 1))
+    echo "ok $TESTS_RUN - $*"
+}
+
+# A TCP port nobody listens on now.
+free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+    local limit=$1 i
+    shift
+    for ((i = 0; i < limit * 20; i++)); do
+        if "$@" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Keys for the server and the client.
+make_keys() {
+    mkdir -p "$T/keys"
+    ssh-keygen -q -t ed25519 -N '' -C sftprelay-test-host \
+        -f "$T/keys/host_ed25519"
+    ssh-keygen -q -t ed25519 -N '' -C sftprelay-test-client \
+        -f "$T/keys/client_ed25519"
+    cp "$T/keys/client_ed25519.pub" "$T/keys/authorized_keys"
+    chmod 600 "$T/keys/authorized_keys"
+}
+
+# start_sshd [PORT]: sshd serving SFTP on 127.0.0.1; sets SSHD_PORT and
+# SSHD_PID, writes $T/known_hosts.
+start_sshd() {
+    [ -f "$T/keys/host_ed25519" ] || make_keys
+    SSHD_PORT=${1:-$(free_port)}
+    if [ "$(id -u)" = 0 ]; then
+        mkdir -p /run/sshd
+        chmod 755 /run/sshd
+    fi
+    cat >"$T/sshd_config" <<CONF
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $T/keys/host_ed25519
+PidFile none
+AuthorizedKeysFile $T/keys/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+AllowUsers $(id -un)
+Subsystem sftp internal-sftp -l INFO
+LogLevel INFO
+MaxStartups 100
+CONF
+    "$SSHD" -D -e -f "$T/sshd_config" >>"$T/sshd.log" 2>&1 &
+    SSHD_PID=$!
+    PIDS+=("$SSHD_PID")
+    wait_for 10 port_open "$SSHD_PORT" || fail "sshd did not start on $SSHD_PORT"
+    echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$T/keys/host_ed25519.pub")" \
+        >"$T/known_hosts"
+}
+
+stop_sshd() {
+    kill "$SSHD_PID" 2>/dev/null || true
+    wait "$SSHD_PID" 2>/dev/null || true
+}
+
+# write_conf [EXTRA]: agent config replicating $T/src to $T/dst over SFTP.
+write_conf() {
+    mkdir -p "$T/src" "$T/dst"
+    cat >"$T/relay.conf" <<CONF
+source = { path = "$T/src"; settle_ms = ${SETTLE_MS:-100}; };
+target = { host = "127.0.0.1"; port = $SSHD_PORT; user = "$(id -un)";
+           identity = "$T/keys/client_ed25519";
+           known_hosts = "$T/known_hosts"; path = "$T/dst"; timeout = 10; };
+journal = { path = "$T/state/journal.db"; };
+transfer = { workers = ${WORKERS:-2}; chunk_size = ${CHUNK:-1048576};
+             backoff_initial = 1; backoff_max = ${BACKOFF_MAX:-2}; };
+log = { level = "debug"; };
+${1:-}
+CONF
+}
+
+# start_agent [NAME]: sftprelayd in the background; sets AGENT_PID.
+start_agent() {
+    local name=${1:-agent}
+    "$SFTPRELAYD" -c "$T/relay.conf" >>"$T/$name.log" 2>&1 &
+    AGENT_PID=$!
+    PIDS+=("$AGENT_PID")
+}
+
+stop_agent() {
+    kill "$AGENT_PID" 2>/dev/null || true
+    wait "$AGENT_PID" 2>/dev/null || true
+}
+
+relay() {
+    "$SFTPRELAY" -c "$T/relay.conf" "$@"
+}
+
+# The state of PATH in the journal ("" if none).
+state_of() {
+    relay --json show "$1" 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' \
+            2>/dev/null || true
+}
+
+is_delivered() {
+    [ "$(state_of "$1")" = delivered ]
+}
+
+# same_file SRC DST: byte-identical.
+same_file() {
+    cmp -s "$1" "$2"
+}

@@ -1,9 +1,10 @@
 # Shared helpers for the integration tests (sourced, bash).
 #
-# Each test gets a scratch folder, a real OpenSSH sshd on 127.0.0.1 on a
-# free port (its own host key, config and authorized_keys; internal-sftp
-# logging every file it closes), a client key, a known_hosts file with the
-# server's key, and an agent config.  Everything started is stopped by PID
+# Each test gets a scratch folder and a real OpenSSH sshd on 127.0.0.1 on a
+# free port, with its own host key, config and authorized_keys, serving
+# internal-sftp (or, with SFTP_LOG=1, sftp-server logging every close with
+# its byte counts); a client key; a known_hosts file made from the host key
+# it generated; and an agent config.  Everything started is stopped by PID
 # on exit.
 
 set -euo pipefail
@@ -35,7 +36,7 @@ trap cleanup EXIT
 
 fail() {
     echo "FAIL: $*" >&2
-    for f in "$T"/agent*.log "$T"/sshd.log; do
+    for f in "$T"/agent*.log "$T"/sshd.log "$T"/sftp-server.log; do
         [ -f "$f" ] || continue
         echo "---- $f (last 30 lines)" >&2
         tail -n 30 "$f" >&2
@@ -96,6 +97,13 @@ start_sshd() {
         mkdir -p /run/sshd
         chmod 755 /run/sshd
     fi
+    # internal-sftp logs only to syslog; with SFTP_LOG=1 the same server
+    # code runs as sftp-server, logging every close (with the bytes written
+    # through the handle) to $T/sftp-server.log.
+    local sftp="internal-sftp"
+    if [ -n "${SFTP_LOG:-}" ]; then
+        sftp="/usr/lib/openssh/sftp-server -e -l INFO 2>>$T/sftp-server.log"
+    fi
     cat >"$T/sshd_config" <<CONF
 Port $SSHD_PORT
 ListenAddress 127.0.0.1
@@ -109,7 +117,7 @@ UsePAM no
 StrictModes no
 PermitRootLogin prohibit-password
 AllowUsers $(id -un)
-Subsystem sftp internal-sftp -l INFO
+Subsystem sftp $sftp
 LogLevel INFO
 MaxStartups 100
 CONF
@@ -150,9 +158,12 @@ start_agent() {
     PIDS+=("$AGENT_PID")
 }
 
+# stop_agent: SIGTERM; the agent must exit 0 (a sanitizer report would not).
 stop_agent() {
+    local rc=0
     kill "$AGENT_PID" 2>/dev/null || true
-    wait "$AGENT_PID" 2>/dev/null || true
+    wait "$AGENT_PID" || rc=$?
+    [ "$rc" = 0 ] || fail "sftprelayd exited $rc after SIGTERM"
 }
 
 relay() {

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# kill -9 in the middle of a large file: after a restart the upload resumes
+# from the checkpoint (the target receives fewer bytes than the file holds)
+# and the result is byte-identical.
+. "$(dirname "$0")/lib.sh"
+
+WORKERS=1 CHUNK=1048576 SFTP_LOG=1
+start_sshd
+write_conf
+size=$((256 * 1024 * 1024))
+head -c "$size" /dev/urandom >"$T/src/big.bin"
+start_agent agent1
+
+offset() {
+    sqlite3 -readonly "$T/state/journal.db" \
+        "SELECT resume_offset FROM files WHERE path = 'big.bin'" 2>/dev/null
+}
+past_first_chunks() {
+    local o
+    o=$(offset)
+    [ -n "$o" ] && [ "$o" -ge $((8 * 1048576)) ]
+}
+wait_for 60 past_first_chunks || fail "no checkpoint recorded"
+kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+checkpoint=$(offset)
+[ "$checkpoint" -lt "$size" ] || fail "the whole file went before the kill"
+[ "$(state_of big.bin)" = sending ] || fail "row not left 'sending'"
+[ ! -e "$T/dst/big.bin" ] || fail "a partial file is at the final name"
+ok "killed with $checkpoint of $size bytes checkpointed, no partial final file"
+
+log_lines=$(wc -l <"$T/sftp-server.log")
+start_agent agent2
+wait_for 120 is_delivered big.bin || fail "not delivered after restart"
+same_file "$T/src/big.bin" "$T/dst/big.bin" || fail "resumed file differs"
+ok "delivered byte-identical after the restart"
+
+# sftp-server logs every close with the bytes written through the handle.
+written=$(tail -n +$((log_lines + 1)) "$T/sftp-server.log" |
+    sed -n 's/.*close "[^"]*\.big\.bin\.sftprelay-tmp" bytes read [0-9]* written \([0-9]*\).*/\1/p' |
+    awk '{ s += $1 } END { print s + 0 }')
+[ "$written" -gt 0 ] || fail "no close of the temporary file logged by sshd"
+[ "$written" -lt "$size" ] || fail "restart sent $written bytes: started over"
+[ "$written" -le $((size - checkpoint)) ] ||
+    fail "restart sent $written bytes, more than the $((size - checkpoint)) left"
+ok "after the restart the target received $written bytes, not $size"
+grep -q 'delivered big.bin .*resumed' "$T/agent2.log" ||
+    fail "agent did not say it resumed"
+ok "the agent reports the resume"
+
+stop_agent
+echo "$TESTS_RUN passed, 0 failed"

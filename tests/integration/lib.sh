@@ -14,7 +14,14 @@ SFTPRELAYD=${SFTPRELAYD:-$abs_top_builddir/sftprelayd}
 SFTPRELAY=${SFTPRELAY:-$abs_top_builddir/sftprelay}
 SSHD=${SSHD:-/usr/sbin/sshd}
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/sftprelay-it.XXXXXX")
+# A scratch folder, or the one given in DEMO_DIR (kept).
+if [ -n "${DEMO_DIR:-}" ]; then
+    T=$DEMO_DIR
+    KEEP=1
+    mkdir -p "$T"
+else
+    T=$(mktemp -d "${TMPDIR:-/tmp}/sftprelay-it.XXXXXX")
+fi
 PIDS=()
 TESTS_RUN=0
 
@@ -26,10 +33,8 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
-    if [ "${KEEP:-}" = "" ]; then
+    if [ -z "${KEEP:-}" ]; then
         rm -rf "$T"
-    else
-        echo "kept $T"
     fi
 }
 trap cleanup EXIT

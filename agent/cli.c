@@ -17,7 +17,6 @@
 #include "sftprelay/log.h"
 #include "sftprelay/text.h"
 
-#define DEFAULT_CONFIG SYSCONFDIR "/sftprelay/sftprelay.conf"
 
 struct cli {
     const char *journal_path;
@@ -421,7 +420,7 @@ int main(int argc, char **argv)
     log_init("sftprelay", 0);
     log_set_level(LOG_LVL_WARN);
     if (c.journal_path == NULL) {
-        r = conf_load(file ? file : DEFAULT_CONFIG, &conf, err, sizeof(err));
+        r = conf_load(file ? file : CONF_DEFAULT_FILE, &conf, err, sizeof(err));
         if (r < 0) {
             fprintf(stderr, "sftprelay: %s\n", err);
             return 2;

@@ -29,7 +29,6 @@
 #include "sftprelay/transform.h"
 #include "sftprelay/watch.h"
 
-#define DEFAULT_CONFIG SYSCONFDIR "/sftprelay/sftprelay.conf"
 #define BATCH_MAX 500           /* offers per journal transaction */
 #define PRUNE_INTERVAL_MS 3600000
 
@@ -341,7 +340,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = DEFAULT_CONFIG, *pidfile = NULL;
+    const char *file = CONF_DEFAULT_FILE, *pidfile = NULL;
     struct agent a = {0};
     char err[CONF_ERR_MAX];
     enum log_level level;

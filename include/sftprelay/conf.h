@@ -52,6 +52,9 @@ struct conf {
     int lines[64]; /* line each table key was set on, 0 if defaulted */
 };
 
+/* The configuration file the programs read when given none. */
+#define CONF_DEFAULT_FILE SYSCONFDIR "/sftprelay/sftprelay.conf"
+
 /* Longest error message the functions below produce. */
 #define CONF_ERR_MAX 512
 

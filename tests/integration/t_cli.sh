@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The programs' contracts: configuration errors (exit 2, file:line: key),
+# max_attempts -> failed -> retry, --once, --daemon with a pidfile.
+. "$(dirname "$0")/lib.sh"
+
+start_sshd
+
+# Configuration errors name the file, the line and the key; exit 2.
+printf 'source = { path = "%s/src"; };\ntarget = { host = "h";\n  hots = "x"; };\n' \
+    "$T" >"$T/bad.conf"
+rc=0
+out=$("$SFTPRELAYD" -c "$T/bad.conf" 2>&1) || rc=$?
+[ "$rc" = 2 ] || fail "bad config: exit $rc, expected 2"
+[ "$out" = "sftprelayd: $T/bad.conf:3: target.hots: unknown key" ] ||
+    fail "bad config message: $out"
+printf 'source = { path = "%s/src"; };\ntarget = { type = "local"; path = "/x";\n  host = "h"; };\n' \
+    "$T" >"$T/bad.conf"
+rc=0
+out=$("$SFTPRELAYD" -c "$T/bad.conf" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [ "$out" = "sftprelayd: $T/bad.conf:3: target.host: not used by target.type \"local\"" ] ||
+    fail "local target with a host: exit $rc: $out"
+rc=0
+out=$("$SFTPRELAYD" -c "$T/none.conf" 2>&1) || rc=$?
+[ "$rc" = 2 ] && [ "$out" = "sftprelayd: $T/none.conf: No such file or directory" ] ||
+    fail "missing config: exit $rc: $out"
+ok "configuration errors exit 2 naming file, line and key"
+
+rc=0
+out=$("$SFTPRELAY" -j "$T/nothing.db" status 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "status on a missing journal: exit $rc"
+echo "$out" | grep -q 'has sftprelayd run yet' || fail "status on a missing journal: $out"
+rc=0
+"$SFTPRELAY" -j "$T/nothing.db" frobnicate >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "unknown command: exit $rc"
+ok "the CLI: missing journal exits 1 with a hint, bad usage exits 2"
+
+# A file that cannot be delivered: a plain file stands where its folder
+# must go.  With max_attempts = 2 it ends failed, and retry delivers it once
+# the cause is gone.
+write_conf
+sed -i 's/backoff_initial = 1;/backoff_initial = 1; max_attempts = 2;/' "$T/relay.conf"
+echo "in the way" >"$T/dst/blocked"
+mkdir -p "$T/src/blocked"
+echo "payload" >"$T/src/blocked/file.txt"
+start_agent
+is_failed() { [ "$(state_of blocked/file.txt)" = failed ]; }
+wait_for 30 is_failed || fail "not failed after max_attempts: $(relay show blocked/file.txt)"
+relay --json show blocked/file.txt | python3 -c '
+import json, sys
+f = json.load(sys.stdin)
+assert f["attempts"] == 2, f
+assert "blocked" in f["last_error"], f' || fail "failed row: $(relay show blocked/file.txt)"
+relay list --state failed | grep -q 'blocked/file.txt' || fail "list --state failed"
+relay status | grep -q '^failed       1$' || fail "status: $(relay status)"
+ok "max_attempts reached: failed, with attempts and the error in the journal"
+
+rm "$T/dst/blocked"
+[ "$(relay retry --failed)" = "queued 1 failed file again" ] || fail "retry --failed"
+wait_for 30 is_delivered blocked/file.txt || fail "not delivered after retry"
+same_file "$T/src/blocked/file.txt" "$T/dst/blocked/file.txt" || fail "differs after retry"
+ok "retry --failed delivers it once the cause is gone"
+
+rc=0
+relay retry no/such/file 2>"$T/err" || rc=$?
+[ "$rc" = 1 ] && grep -q 'no/such/file: not in the journal' "$T/err" ||
+    fail "retry of an unknown path: exit $rc: $(cat "$T/err")"
+relay retry blocked/file.txt >/dev/null || fail "retry of a delivered file"
+wait_for 30 is_delivered blocked/file.txt || fail "not delivered again after retry PATH"
+ok "retry PATH sends a delivered file again; an unknown path exits 1"
+stop_agent
+
+# --once: deliver what is pending and exit 0; exit 1 when the target is down.
+echo "once" >"$T/src/once.txt"
+"$SFTPRELAYD" -c "$T/relay.conf" --once >>"$T/agent-once.log" 2>&1 ||
+    fail "--once exited $?"
+is_delivered once.txt || fail "--once did not deliver once.txt"
+stop_sshd
+echo "twice" >"$T/src/twice.txt"
+rc=0
+"$SFTPRELAYD" -c "$T/relay.conf" --once >>"$T/agent-once.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "--once with the target down exited $rc, expected 1"
+[ "$(state_of twice.txt)" = queued ] || fail "twice.txt not left queued"
+ok "--once exits 0 when all is delivered, 1 when the target is down"
+
+# --daemon with a pidfile; SIGTERM removes it.
+start_sshd "$SSHD_PORT"
+"$SFTPRELAYD" -c "$T/relay.conf" --daemon --pidfile "$T/agent.pid" ||
+    fail "--daemon exited $?"
+wait_for 10 test -s "$T/agent.pid" || fail "no pidfile"
+dpid=$(cat "$T/agent.pid")
+PIDS+=("$dpid")
+kill -0 "$dpid" || fail "daemon $dpid not running"
+wait_for 30 is_delivered twice.txt || fail "daemon did not deliver twice.txt"
+kill -HUP "$dpid"
+sleep 0.2
+kill -0 "$dpid" || fail "daemon died on SIGHUP"
+kill "$dpid"
+gone() { ! kill -0 "$dpid" 2>/dev/null; }
+wait_for 10 gone || fail "daemon still running 10 s after SIGTERM"
+[ ! -e "$T/agent.pid" ] || fail "pidfile left behind"
+ok "--daemon writes its pidfile, survives SIGHUP, stops on SIGTERM"
+
+echo "$TESTS_RUN passed, 0 failed"

@@ -49,4 +49,31 @@ grep -q 'delivered big.bin .*resumed' "$T/agent2.log" ||
 ok "the agent reports the resume"
 
 stop_agent
+
+# SIGTERM in the middle of a file: exit 0 within seconds, checkpoint kept.
+head -c "$size" /dev/urandom >"$T/src/big2.bin"
+start_agent agent3
+offset2() {
+    sqlite3 -readonly "$T/state/journal.db" \
+        "SELECT resume_offset FROM files WHERE path = 'big2.bin'" 2>/dev/null
+}
+started2() {
+    local o
+    o=$(offset2)
+    [ -n "$o" ] && [ "$o" -ge $((4 * 1048576)) ]
+}
+wait_for 60 started2 || fail "big2.bin: no checkpoint recorded"
+t0=$(date +%s%N)
+stop_agent
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 5000 ] || fail "SIGTERM took $ms ms"
+[ "$(state_of big2.bin)" = queued ] || fail "big2.bin not queued after SIGTERM"
+[ "$(offset2)" -gt 0 ] || fail "big2.bin lost its checkpoint"
+ok "SIGTERM mid-file: exit 0 in $ms ms, row queued at offset $(offset2)"
+start_agent agent4
+wait_for 120 is_delivered big2.bin || fail "big2.bin not delivered after SIGTERM"
+same_file "$T/src/big2.bin" "$T/dst/big2.bin" || fail "big2.bin differs"
+grep -q 'delivered big2.bin .*resumed' "$T/agent4.log" || fail "big2.bin did not resume"
+ok "and resumes after the restart"
+stop_agent
 echo "$TESTS_RUN passed, 0 failed"

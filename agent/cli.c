@@ -17,7 +17,6 @@
 #include "sftprelay/log.h"
 #include "sftprelay/text.h"
 
-
 struct cli {
     const char *journal_path;
     struct journal *j;
@@ -133,8 +132,8 @@ static int cmd_status(struct cli *c, int argc, char **argv)
         text_print_json(stdout, c->journal_path);
         printf(", \"counts\": {");
         for (i = 0; i < JS_COUNT; i++)
-            json_kv_int(journal_state_name((enum journal_state)i),
-                        st.counts[i], i > 0);
+            json_kv_int(journal_state_name((enum journal_state)i), st.counts[i],
+                        i > 0);
         printf("}");
         if (st.oldest_pending > 0)
             json_kv_int("oldest_pending_age", now - st.oldest_pending, 1);
@@ -217,8 +216,9 @@ static int cmd_list(struct cli *c, int argc, char **argv)
         switch (opt) {
         case 's':
             if (journal_state_parse(optarg, &state) < 0) {
-                fprintf(stderr, "sftprelay: --state: \"%s\" is not queued, "
-                                "sending, delivered or failed\n",
+                fprintf(stderr,
+                        "sftprelay: --state: \"%s\" is not queued, "
+                        "sending, delivered or failed\n",
                         optarg);
                 return 2;
             }
@@ -277,8 +277,7 @@ static int cmd_show(struct cli *c, int argc, char **argv)
         fmt_time(f.detected_at, t[0], sizeof(t[0]));
         fmt_time(f.attempted_at, t[1], sizeof(t[1]));
         fmt_time(f.delivered_at, t[2], sizeof(t[2]));
-        fmt_time(f.state == JS_QUEUED ? f.next_attempt : 0, t[3],
-                 sizeof(t[3]));
+        fmt_time(f.state == JS_QUEUED ? f.next_attempt : 0, t[3], sizeof(t[3]));
         printf("path:          ");
         text_print_safe(stdout, f.path);
         printf("\nstate:         %s\n"
@@ -430,8 +429,7 @@ int main(int argc, char **argv)
     r = journal_open(c.journal_path, cmd->writes ? 0 : JOURNAL_RDONLY, &c.j);
     if (r < 0) {
         fprintf(stderr, "sftprelay: journal %s: %s%s\n", c.journal_path,
-                strerror(-r),
-                r == -ENOENT ? " (has sftprelayd run yet?)" : "");
+                strerror(-r), r == -ENOENT ? " (has sftprelayd run yet?)" : "");
         conf_free(conf);
         return 1;
     }

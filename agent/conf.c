@@ -40,11 +40,22 @@ struct conf_key {
 };
 
 #define OFF(f) offsetof(struct conf, f)
-#define STR(k, f, d, fl, desc) {k, CT_STRING, OFF(f), 0, d, 0, 0, 0, fl, desc}
-#define INT(k, f, d, lo, hi, desc) {k, CT_INT, OFF(f), 0, NULL, d, lo, hi, 0, desc}
-#define I64(k, f, d, lo, hi, desc)                                            \
-    {k, CT_INT64, OFF(f), 0, NULL, d, lo, hi, 0, desc}
-#define STRV(k, f, n, d, desc) {k, CT_STRV, OFF(f), OFF(n), d, 0, 0, 0, 0, desc}
+#define STR(k, f, d, fl, desc)                                                 \
+    {                                                                          \
+        k, CT_STRING, OFF(f), 0, d, 0, 0, 0, fl, desc                          \
+    }
+#define INT(k, f, d, lo, hi, desc)                                             \
+    {                                                                          \
+        k, CT_INT, OFF(f), 0, NULL, d, lo, hi, 0, desc                         \
+    }
+#define I64(k, f, d, lo, hi, desc)                                             \
+    {                                                                          \
+        k, CT_INT64, OFF(f), 0, NULL, d, lo, hi, 0, desc                       \
+    }
+#define STRV(k, f, n, d, desc)                                                 \
+    {                                                                          \
+        k, CT_STRV, OFF(f), OFF(n), d, 0, 0, 0, 0, desc                        \
+    }
 
 static const struct conf_key keys[] = {
     STR("source.path", source.path, NULL, CK_REQUIRED,
@@ -77,16 +88,16 @@ static const struct conf_key keys[] = {
         36500, "days delivered rows are kept (0: forever)"),
     INT("transfer.workers", transfer.workers, 4, 1, 64,
         "files sent at once, each on its own connection"),
-    I64("transfer.chunk_size", transfer.chunk_size, 4194304, 32768,
-        268435456, "bytes read and written per step; resume granularity"),
+    I64("transfer.chunk_size", transfer.chunk_size, 4194304, 32768, 268435456,
+        "bytes read and written per step; resume granularity"),
     INT("transfer.max_attempts", transfer.max_attempts, 0, 0, 1000000,
         "attempts before a file is marked failed (0: never)"),
     INT("transfer.backoff_initial", transfer.backoff_initial, 1, 1, 86400,
         "first retry delay, seconds"),
     INT("transfer.backoff_max", transfer.backoff_max, 300, 1, 86400,
         "longest retry delay, seconds"),
-    STRV("transfer.transforms", transfer.transforms, transfer.n_transforms,
-         "", "transforms applied before upload, in order"),
+    STRV("transfer.transforms", transfer.transforms, transfer.n_transforms, "",
+         "transforms applied before upload, in order"),
     STR("log.level", log.level, "info", 0, "error, warn, info or debug"),
 };
 
@@ -227,9 +238,9 @@ static int set_value(struct conf *c, const struct conf_key *k,
                 ? config_setting_get_int64(s)
                 : config_setting_get_int(s);
         if (v < k->min || v > k->max) {
-            snprintf(err, errlen, "%s:%d: %s: %lld is out of range (%lld to %lld)",
-                     c->file, config_setting_source_line(s), k->key, v, k->min,
-                     k->max);
+            snprintf(err, errlen,
+                     "%s:%d: %s: %lld is out of range (%lld to %lld)", c->file,
+                     config_setting_source_line(s), k->key, v, k->min, k->max);
             return -EINVAL;
         }
         if (k->type == CT_INT)
@@ -340,8 +351,7 @@ static int default_user(struct conf *c)
 }
 
 /* "FILE:LINE" where key was set, or "FILE" where it has its default. */
-static void where(const struct conf *c, const char *key, char *buf,
-                  size_t len)
+static void where(const struct conf *c, const char *key, char *buf, size_t len)
 {
     int line = conf_line(c, key);
 
@@ -368,8 +378,9 @@ static int check_values(struct conf *c, char *err, size_t errlen)
         return -EINVAL;
     }
     if (c->source.path[0] != '/') {
-        snprintf(err, errlen, "%s:%d: source.path: \"%s\" is not an absolute path",
-                 c->file, conf_line(c, "source.path"), c->source.path);
+        snprintf(err, errlen,
+                 "%s:%d: source.path: \"%s\" is not an absolute path", c->file,
+                 conf_line(c, "source.path"), c->source.path);
         return -EINVAL;
     }
     if (c->transfer.backoff_max < c->transfer.backoff_initial) {
@@ -384,8 +395,7 @@ static int check_values(struct conf *c, char *err, size_t errlen)
         (c->target.host == NULL || c->target.host[0] == '\0')) {
         where(c, "target.type", at, sizeof(at));
         snprintf(err, errlen,
-                 "%s: target.host: required when target.type is \"sftp\"",
-                 at);
+                 "%s: target.host: required when target.type is \"sftp\"", at);
         return -EINVAL;
     }
     return 0;

@@ -68,10 +68,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 /* Statements that write: not prepared on a read-only connection. */
 static const int stmt_writes[ST_COUNT] = {
-    [ST_OFFER] = 1,      [ST_CLAIM] = 1,    [ST_CLAIM_ONCE] = 1,
+    [ST_OFFER] = 1,      [ST_CLAIM] = 1,     [ST_CLAIM_ONCE] = 1,
     [ST_CHECKPOINT] = 1, [ST_DELIVERED] = 1, [ST_REQUEUE] = 1,
-    [ST_RESTAT] = 1,     [ST_FAIL] = 1,     [ST_RECOVER] = 1,
-    [ST_PRUNE] = 1,      [ST_RETRY] = 1,    [ST_RETRY_FAILED] = 1,
+    [ST_RESTAT] = 1,     [ST_FAIL] = 1,      [ST_RECOVER] = 1,
+    [ST_PRUNE] = 1,      [ST_RETRY] = 1,     [ST_RETRY_FAILED] = 1,
     [ST_AGENT_SET] = 1,
 };
 
@@ -297,8 +297,8 @@ int journal_open(const char *path, int flags, struct journal **out)
     /* A path with URI-special characters is opened as a plain file name. */
     if (strpbrk(path, "?#%") != NULL)
         oflags &= ~SQLITE_OPEN_URI;
-    rc = sqlite3_open_v2(oflags & SQLITE_OPEN_URI ? uri : path, &j->db,
-                         oflags, NULL);
+    rc = sqlite3_open_v2(oflags & SQLITE_OPEN_URI ? uri : path, &j->db, oflags,
+                         NULL);
     if (rc != SQLITE_OK) {
         log_error("journal %s: %s", path,
                   j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
@@ -629,8 +629,8 @@ int journal_status(struct journal *j, struct journal_status *out)
     memset(out, 0, sizeof(*out));
     st = stmt(j, ST_COUNTS);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if (journal_state_parse((const char *)sqlite3_column_text(st, 0),
-                                &s) == 0)
+        if (journal_state_parse((const char *)sqlite3_column_text(st, 0), &s) ==
+            0)
             out->counts[s] = sqlite3_column_int64(st, 1);
     r = sql_err(rc);
     sqlite3_reset(st);

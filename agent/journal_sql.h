@@ -8,42 +8,42 @@
 
 #define JOURNAL_SCHEMA_VERSION 1
 
-#define SQL_PRAGMAS                                                           \
-    "PRAGMA journal_mode = WAL;"                                              \
-    "PRAGMA synchronous = FULL;"                                              \
+#define SQL_PRAGMAS                                                            \
+    "PRAGMA journal_mode = WAL;"                                               \
+    "PRAGMA synchronous = FULL;"                                               \
     "PRAGMA foreign_keys = ON;"
 
 /* Version 1.  Each statement is idempotent, so a migration can rerun. */
-#define SQL_SCHEMA_V1                                                         \
-    "CREATE TABLE IF NOT EXISTS files ("                                      \
-    "  id            INTEGER PRIMARY KEY,"                                    \
-    "  path          TEXT    NOT NULL UNIQUE,"                                \
-    "  size          INTEGER NOT NULL,"                                       \
-    "  mtime_ns      INTEGER NOT NULL,"                                       \
-    "  state         TEXT    NOT NULL CHECK (state IN"                        \
-    "                  ('queued', 'sending', 'delivered', 'failed')),"        \
-    "  attempts      INTEGER NOT NULL DEFAULT 0,"                             \
-    "  next_attempt  INTEGER NOT NULL DEFAULT 0,"                             \
-    "  resume_offset INTEGER NOT NULL DEFAULT 0,"                             \
-    "  sha256        TEXT,"                                                   \
-    "  last_error    TEXT,"                                                   \
-    "  detected_at   INTEGER NOT NULL,"                                       \
-    "  attempted_at  INTEGER,"                                                \
-    "  delivered_at  INTEGER,"                                                \
-    "  version       INTEGER NOT NULL DEFAULT 1"                              \
-    ");"                                                                      \
-    "CREATE INDEX IF NOT EXISTS files_due ON files (state, next_attempt);"    \
-    "CREATE INDEX IF NOT EXISTS files_delivered ON files (delivered_at)"      \
-    "  WHERE state = 'delivered';"                                            \
-    "CREATE TABLE IF NOT EXISTS agent ("                                      \
-    "  key        TEXT PRIMARY KEY,"                                          \
-    "  value      TEXT,"                                                      \
-    "  updated_at INTEGER NOT NULL"                                           \
+#define SQL_SCHEMA_V1                                                          \
+    "CREATE TABLE IF NOT EXISTS files ("                                       \
+    "  id            INTEGER PRIMARY KEY,"                                     \
+    "  path          TEXT    NOT NULL UNIQUE,"                                 \
+    "  size          INTEGER NOT NULL,"                                        \
+    "  mtime_ns      INTEGER NOT NULL,"                                        \
+    "  state         TEXT    NOT NULL CHECK (state IN"                         \
+    "                  ('queued', 'sending', 'delivered', 'failed')),"         \
+    "  attempts      INTEGER NOT NULL DEFAULT 0,"                              \
+    "  next_attempt  INTEGER NOT NULL DEFAULT 0,"                              \
+    "  resume_offset INTEGER NOT NULL DEFAULT 0,"                              \
+    "  sha256        TEXT,"                                                    \
+    "  last_error    TEXT,"                                                    \
+    "  detected_at   INTEGER NOT NULL,"                                        \
+    "  attempted_at  INTEGER,"                                                 \
+    "  delivered_at  INTEGER,"                                                 \
+    "  version       INTEGER NOT NULL DEFAULT 1"                               \
+    ");"                                                                       \
+    "CREATE INDEX IF NOT EXISTS files_due ON files (state, next_attempt);"     \
+    "CREATE INDEX IF NOT EXISTS files_delivered ON files (delivered_at)"       \
+    "  WHERE state = 'delivered';"                                             \
+    "CREATE TABLE IF NOT EXISTS agent ("                                       \
+    "  key        TEXT PRIMARY KEY,"                                           \
+    "  value      TEXT,"                                                       \
+    "  updated_at INTEGER NOT NULL"                                            \
     ");"
 
-#define FILE_COLUMNS                                                          \
-    "id, path, size, mtime_ns, state, attempts, next_attempt, "               \
-    "resume_offset, sha256, last_error, detected_at, attempted_at, "          \
+#define FILE_COLUMNS                                                           \
+    "id, path, size, mtime_ns, state, attempts, next_attempt, "                \
+    "resume_offset, sha256, last_error, detected_at, attempted_at, "           \
     "delivered_at, version"
 
 /*
@@ -52,122 +52,123 @@
  * worker finds out at the end (SQL_DELIVERED matches nothing).
  * ?1 path, ?2 size, ?3 mtime_ns, ?4 now.
  */
-#define SQL_OFFER                                                             \
-    "INSERT INTO files (path, size, mtime_ns, state, detected_at,"            \
-    "                   next_attempt)"                                        \
-    "  VALUES (?1, ?2, ?3, 'queued', ?4, ?4)"                                 \
-    " ON CONFLICT (path) DO UPDATE SET"                                       \
-    "  size = excluded.size,"                                                 \
-    "  mtime_ns = excluded.mtime_ns,"                                         \
-    "  version = version + (state IN ('delivered', 'failed')),"               \
-    "  detected_at = CASE WHEN state IN ('delivered', 'failed')"              \
-    "                THEN excluded.detected_at ELSE detected_at END,"         \
-    "  state = CASE state WHEN 'sending' THEN 'sending' ELSE 'queued' END,"   \
-    "  attempts = 0,"                                                         \
-    "  next_attempt = excluded.next_attempt,"                                 \
-    "  resume_offset = 0,"                                                    \
-    "  sha256 = NULL,"                                                        \
-    "  last_error = NULL,"                                                    \
-    "  delivered_at = NULL"                                                   \
+#define SQL_OFFER                                                              \
+    "INSERT INTO files (path, size, mtime_ns, state, detected_at,"             \
+    "                   next_attempt)"                                         \
+    "  VALUES (?1, ?2, ?3, 'queued', ?4, ?4)"                                  \
+    " ON CONFLICT (path) DO UPDATE SET"                                        \
+    "  size = excluded.size,"                                                  \
+    "  mtime_ns = excluded.mtime_ns,"                                          \
+    "  version = version + (state IN ('delivered', 'failed')),"                \
+    "  detected_at = CASE WHEN state IN ('delivered', 'failed')"               \
+    "                THEN excluded.detected_at ELSE detected_at END,"          \
+    "  state = CASE state WHEN 'sending' THEN 'sending' ELSE 'queued' END,"    \
+    "  attempts = 0,"                                                          \
+    "  next_attempt = excluded.next_attempt,"                                  \
+    "  resume_offset = 0,"                                                     \
+    "  sha256 = NULL,"                                                         \
+    "  last_error = NULL,"                                                     \
+    "  delivered_at = NULL"                                                    \
     " WHERE size != excluded.size OR mtime_ns != excluded.mtime_ns"
 
 /* Whether path is known at this size and mtime.  ?1 path. */
 #define SQL_GET "SELECT " FILE_COLUMNS " FROM files WHERE path = ?1"
 
 /* The next file due.  ?1 now. */
-#define SQL_CLAIM                                                             \
-    "UPDATE files SET state = 'sending', attempted_at = ?1"                   \
-    " WHERE id = (SELECT id FROM files"                                       \
-    "             WHERE state = 'queued' AND next_attempt <= ?1"              \
-    "             ORDER BY next_attempt, id LIMIT 1)"                         \
+#define SQL_CLAIM                                                              \
+    "UPDATE files SET state = 'sending', attempted_at = ?1"                    \
+    " WHERE id = (SELECT id FROM files"                                        \
+    "             WHERE state = 'queued' AND next_attempt <= ?1"               \
+    "             ORDER BY next_attempt, id LIMIT 1)"                          \
     " RETURNING " FILE_COLUMNS
 
 /* The next queued file after id ?2, whatever its due time (--once). */
-#define SQL_CLAIM_ONCE                                                        \
-    "UPDATE files SET state = 'sending', attempted_at = ?1"                   \
-    " WHERE id = (SELECT id FROM files"                                       \
-    "             WHERE state = 'queued' AND id > ?2"                         \
-    "             ORDER BY id LIMIT 1)"                                       \
+#define SQL_CLAIM_ONCE                                                         \
+    "UPDATE files SET state = 'sending', attempted_at = ?1"                    \
+    " WHERE id = (SELECT id FROM files"                                        \
+    "             WHERE state = 'queued' AND id > ?2"                          \
+    "             ORDER BY id LIMIT 1)"                                        \
     " RETURNING " FILE_COLUMNS
 
 /* ?1 offset, ?2 id, ?3 size, ?4 mtime_ns: only for the version being sent. */
-#define SQL_CHECKPOINT                                                        \
-    "UPDATE files SET resume_offset = ?1"                                     \
+#define SQL_CHECKPOINT                                                         \
+    "UPDATE files SET resume_offset = ?1"                                      \
     " WHERE id = ?2 AND state = 'sending' AND size = ?3 AND mtime_ns = ?4"
 
 /* ?1 sha256, ?2 now, ?3 id, ?4 size, ?5 mtime_ns. */
-#define SQL_DELIVERED                                                         \
-    "UPDATE files SET state = 'delivered', sha256 = ?1, delivered_at = ?2,"   \
-    "  resume_offset = size, last_error = NULL, attempts = attempts + 1"      \
+#define SQL_DELIVERED                                                          \
+    "UPDATE files SET state = 'delivered', sha256 = ?1, delivered_at = ?2,"    \
+    "  resume_offset = size, last_error = NULL, attempts = attempts + 1"       \
     " WHERE id = ?3 AND state = 'sending' AND size = ?4 AND mtime_ns = ?5"
 
 /*
  * Back to the queue after a failed attempt.  ?1 next_attempt, ?2 error,
  * ?3 1 to count the attempt, ?4 1 to start over from byte 0, ?5 id.
  */
-#define SQL_REQUEUE                                                           \
-    "UPDATE files SET state = 'queued', next_attempt = ?1, last_error = ?2,"  \
-    "  attempts = attempts + ?3,"                                             \
-    "  resume_offset = CASE ?4 WHEN 1 THEN 0 ELSE resume_offset END"          \
+#define SQL_REQUEUE                                                            \
+    "UPDATE files SET state = 'queued', next_attempt = ?1, last_error = ?2,"   \
+    "  attempts = attempts + ?3,"                                              \
+    "  resume_offset = CASE ?4 WHEN 1 THEN 0 ELSE resume_offset END"           \
     " WHERE id = ?5 AND state = 'sending'"
 
 /* A new size and mtime seen by a worker.  ?1 size, ?2 mtime_ns, ?3 id. */
-#define SQL_RESTAT                                                            \
-    "UPDATE files SET size = ?1, mtime_ns = ?2, resume_offset = 0"            \
+#define SQL_RESTAT                                                             \
+    "UPDATE files SET size = ?1, mtime_ns = ?2, resume_offset = 0"             \
     " WHERE id = ?3"
 
 /* Given up on.  ?1 error, ?2 id. */
-#define SQL_FAIL                                                              \
-    "UPDATE files SET state = 'failed', last_error = ?1,"                     \
-    "  attempts = attempts + 1"                                               \
+#define SQL_FAIL                                                               \
+    "UPDATE files SET state = 'failed', last_error = ?1,"                      \
+    "  attempts = attempts + 1"                                                \
     " WHERE id = ?2 AND state = 'sending'"
 
 /* Rows left 'sending' by an agent that stopped without finishing. */
-#define SQL_RECOVER                                                           \
-    "UPDATE files SET state = 'queued', next_attempt = 0"                     \
+#define SQL_RECOVER                                                            \
+    "UPDATE files SET state = 'queued', next_attempt = 0"                      \
     " WHERE state = 'sending'"
 
 /* ?1 delivered before. */
-#define SQL_PRUNE                                                             \
+#define SQL_PRUNE                                                              \
     "DELETE FROM files WHERE state = 'delivered' AND delivered_at < ?1"
 
 /* By hand: failed or waiting rows now; delivered rows as a new version. */
-#define SQL_RETRY                                                             \
-    "UPDATE files SET"                                                        \
-    "  version = version + (state = 'delivered'),"                            \
-    "  resume_offset = CASE state WHEN 'delivered' THEN 0"                    \
-    "                  ELSE resume_offset END,"                               \
-    "  state = 'queued', attempts = 0, next_attempt = 0, last_error = NULL,"  \
-    "  sha256 = NULL, delivered_at = NULL"                                    \
+#define SQL_RETRY                                                              \
+    "UPDATE files SET"                                                         \
+    "  version = version + (state = 'delivered'),"                             \
+    "  resume_offset = CASE state WHEN 'delivered' THEN 0"                     \
+    "                  ELSE resume_offset END,"                                \
+    "  state = 'queued', attempts = 0, next_attempt = 0, last_error = NULL,"   \
+    "  sha256 = NULL, delivered_at = NULL"                                     \
     " WHERE path = ?1 AND state != 'sending'"
 
-#define SQL_RETRY_FAILED                                                      \
-    "UPDATE files SET state = 'queued', attempts = 0, next_attempt = 0,"      \
-    "  last_error = NULL"                                                     \
+#define SQL_RETRY_FAILED                                                       \
+    "UPDATE files SET state = 'queued', attempts = 0, next_attempt = 0,"       \
+    "  last_error = NULL"                                                      \
     " WHERE state = 'failed'"
 
 #define SQL_LIST "SELECT " FILE_COLUMNS " FROM files ORDER BY path"
 
-#define SQL_LIST_STATE                                                        \
+#define SQL_LIST_STATE                                                         \
     "SELECT " FILE_COLUMNS " FROM files WHERE state = ?1 ORDER BY path"
 
 #define SQL_COUNTS "SELECT state, count(*) FROM files GROUP BY state"
 
-#define SQL_OLDEST_PENDING                                                    \
-    "SELECT min(detected_at) FROM files"                                      \
+#define SQL_OLDEST_PENDING                                                     \
+    "SELECT min(detected_at) FROM files"                                       \
     " WHERE state IN ('queued', 'sending')"
 
-#define SQL_LAST_ERROR                                                        \
-    "SELECT path, last_error, attempted_at FROM files"                        \
-    " WHERE last_error IS NOT NULL AND state != 'delivered'"                  \
+#define SQL_LAST_ERROR                                                         \
+    "SELECT path, last_error, attempted_at FROM files"                         \
+    " WHERE last_error IS NOT NULL AND state != 'delivered'"                   \
     " ORDER BY attempted_at DESC, id DESC LIMIT 1"
 
-#define SQL_NEXT_DUE "SELECT min(next_attempt) FROM files WHERE state = 'queued'"
+#define SQL_NEXT_DUE                                                           \
+    "SELECT min(next_attempt) FROM files WHERE state = 'queued'"
 
 /* ?1 key, ?2 value, ?3 now. */
-#define SQL_AGENT_SET                                                         \
-    "INSERT INTO agent (key, value, updated_at) VALUES (?1, ?2, ?3)"          \
-    " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"                \
+#define SQL_AGENT_SET                                                          \
+    "INSERT INTO agent (key, value, updated_at) VALUES (?1, ?2, ?3)"           \
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"                 \
     "  updated_at = excluded.updated_at"
 
 #define SQL_AGENT_GET "SELECT value, updated_at FROM agent WHERE key = ?1"

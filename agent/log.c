@@ -91,8 +91,8 @@ void log_msg(enum log_level level, const char *func, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
     if (cur_level >= LOG_LVL_DEBUG)
-        n = snprintf(line, sizeof(line), "%s.%03ldZ %s[%d] %s: %s: %s\n",
-                     stamp, ts.tv_nsec / 1000000, log_ident, (int)getpid(),
+        n = snprintf(line, sizeof(line), "%s.%03ldZ %s[%d] %s: %s: %s\n", stamp,
+                     ts.tv_nsec / 1000000, log_ident, (int)getpid(),
                      level_names[level], func, msg);
     else
         n = snprintf(line, sizeof(line), "%s.%03ldZ %s[%d] %s: %s\n", stamp,

@@ -29,7 +29,7 @@
 #include "sftprelay/transform.h"
 #include "sftprelay/watch.h"
 
-#define BATCH_MAX 500           /* offers per journal transaction */
+#define BATCH_MAX 500 /* offers per journal transaction */
 #define PRUNE_INTERVAL_MS 3600000
 
 struct agent {
@@ -54,8 +54,8 @@ static void usage(FILE *f)
 static void on_found(void *arg, const char *rel, const struct stat *st)
 {
     struct agent *a = arg;
-    int64_t mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 +
-                    st->st_mtim.tv_nsec;
+    int64_t mtime =
+        (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
     int queued = 0, r;
 
     r = journal_offer(a->j, rel, st->st_size, mtime, (int64_t)time(NULL),
@@ -151,8 +151,9 @@ static int check_conf(const struct conf *c)
     struct transform_chain *chain = NULL;
 
     if (ops == NULL) {
-        fprintf(stderr, "sftprelayd: %s:%d: target.type: unknown sink \"%s\" "
-                        "(known: %s)\n",
+        fprintf(stderr,
+                "sftprelayd: %s:%d: target.type: unknown sink \"%s\" "
+                "(known: %s)\n",
                 c->file, conf_line(c, "target.type"), c->target.type,
                 sink_names());
         return -EINVAL;
@@ -162,17 +163,18 @@ static int check_conf(const struct conf *c)
         return -EINVAL;
     }
     if (ops == &sink_local && c->target.path[0] != '/') {
-        fprintf(stderr, "sftprelayd: %s:%d: target.path: \"%s\" is not an "
-                        "absolute path\n",
+        fprintf(stderr,
+                "sftprelayd: %s:%d: target.path: \"%s\" is not an "
+                "absolute path\n",
                 c->file, conf_line(c, "target.path"), c->target.path);
         return -EINVAL;
     }
     if (transform_chain_new(c->transfer.transforms, c->transfer.n_transforms,
                             &chain, &bad) < 0) {
-        fprintf(stderr, "sftprelayd: %s:%d: transfer.transforms: unknown "
-                        "transform \"%s\"\n",
-                c->file, conf_line(c, "transfer.transforms"),
-                bad ? bad : "?");
+        fprintf(stderr,
+                "sftprelayd: %s:%d: transfer.transforms: unknown "
+                "transform \"%s\"\n",
+                c->file, conf_line(c, "transfer.transforms"), bad ? bad : "?");
         return -EINVAL;
     }
     transform_chain_free(chain);
@@ -303,7 +305,7 @@ static int run(struct agent *a, int once)
     log_info("watching %s, sending to %s %s", a->c->source.path,
              a->c->target.type,
              strcmp(a->c->target.type, "local") ? a->c->target.host
-                                                 : a->c->target.path);
+                                                : a->c->target.path);
     watch_scan(a->watch);
     r = sched_start(a->sched);
     if (r < 0) {

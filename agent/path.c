@@ -74,7 +74,8 @@ size_t path_dir_len(const char *p)
     return s ? (size_t)(s - p) : 0;
 }
 
-/* 64-bit FNV-1a: stable across runs and machines, enough to tell names apart. */
+/* 64-bit FNV-1a: stable across runs and machines, enough to tell names apart.
+ */
 static uint64_t fnv1a(const char *s)
 {
     uint64_t h = 14695981039346656037ULL;
@@ -97,14 +98,13 @@ int path_tmp_name(const char *rel, char **out)
         return -EINVAL;
     base = path_base(rel);
     dl = path_dir_len(rel);
-    if (strlen(TMP_PREFIX) + strlen(base) + strlen(TMP_SUFFIX) <=
-        PATH_NAME_MAX)
+    if (strlen(TMP_PREFIX) + strlen(base) + strlen(TMP_SUFFIX) <= PATH_NAME_MAX)
         n = asprintf(out, "%.*s%s" TMP_PREFIX "%s" TMP_SUFFIX, (int)dl, rel,
                      dl ? "/" : "", base);
     else
-        n = asprintf(out, "%.*s%s" TMP_HASHED_PREFIX "%016llx" TMP_HASHED_SUFFIX,
-                     (int)dl, rel, dl ? "/" : "",
-                     (unsigned long long)fnv1a(rel));
+        n = asprintf(
+            out, "%.*s%s" TMP_HASHED_PREFIX "%016llx" TMP_HASHED_SUFFIX,
+            (int)dl, rel, dl ? "/" : "", (unsigned long long)fnv1a(rel));
     if (n < 0) {
         *out = NULL;
         return -ENOMEM;

@@ -99,8 +99,8 @@ int sched_new(const struct conf *c, int once, struct sched **out)
                             &probe, &bad);
     transform_chain_free(probe);
     if (r < 0) {
-        log_error("%s: transfer.transforms: unknown transform \"%s\"",
-                  c->file, bad ? bad : "?");
+        log_error("%s: transfer.transforms: unknown transform \"%s\"", c->file,
+                  bad ? bad : "?");
         free(s);
         return r;
     }
@@ -182,8 +182,7 @@ static int claim(struct worker *w, struct journal_file *f)
         if (r == -ENOENT && s->once)
             break;
         wait = IDLE_POLL_MS;
-        if (journal_next_due(w->j, &due) == 0 &&
-            (due - now_s()) * 1000 < wait)
+        if (journal_next_due(w->j, &due) == 0 && (due - now_s()) * 1000 < wait)
             wait = (due - now_s()) * 1000;
         sleep_locked(s, wait);
     }
@@ -245,19 +244,17 @@ static void record(struct worker *w, const struct journal_file *f,
         q = journal_delivered(w->j, f, res->sha256, now_s(), now_s() + settle);
         if (q == 0)
             log_info("delivered %s (%lld bytes%s, sha256 %s)", f->path,
-                     (long long)f->size,
-                     res->resumed_at ? ", resumed" : "", res->sha256);
+                     (long long)f->size, res->resumed_at ? ", resumed" : "",
+                     res->sha256);
         else if (q == -ESTALE)
-            log_info("%s changed while it was sent; sending it again",
-                     f->path);
+            log_info("%s changed while it was sent; sending it again", f->path);
         target_up(w);
         return;
     case -ECANCELED:
         journal_requeue(w->j, f->id, 0, NULL, 0, 0);
         return;
     case -ESTALE:
-        log_info("%s: %s; sending it again once it settles", f->path,
-                 res->err);
+        log_info("%s: %s; sending it again once it settles", f->path, res->err);
         journal_restat(w->j, f->id, res->now.size, res->now.mtime_ns);
         journal_requeue(w->j, f->id, now_s() + settle, res->err, 0, 1);
         return;
@@ -283,8 +280,7 @@ static void record(struct worker *w, const struct journal_file *f,
                         c->transfer.backoff_max, backoff_rnd()) +
              999) /
             1000;
-    log_warn("%s: %s; next try in %lld s", f->path, res->err,
-             (long long)delay);
+    log_warn("%s: %s; next try in %lld s", f->path, res->err, (long long)delay);
     journal_requeue(w->j, f->id, now_s() + delay, res->err, 1, 0);
 }
 
@@ -316,8 +312,8 @@ static void *worker_main(void *arg)
         };
 
         w->cur = &f;
-        log_debug("worker %d: sending %s (%lld bytes from %lld)", w->id,
-                  f.path, (long long)f.size, (long long)f.resume_offset);
+        log_debug("worker %d: sending %s (%lld bytes from %lld)", w->id, f.path,
+                  (long long)f.size, (long long)f.resume_offset);
         r = xfer_run(&env, &job, &res);
         record(w, &f, &res, r);
         w->cur = NULL;

@@ -36,8 +36,8 @@ const char *sink_names(void)
     if (buf[0])
         return buf;
     for (i = 0; i < N_SINKS && n < sizeof(buf); i++)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s",
-                              i ? ", " : "", sinks[i]->name);
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? ", " : "",
+                              sinks[i]->name);
     return buf;
 }
 

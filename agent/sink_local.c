@@ -193,8 +193,8 @@ static int local_commit(struct sink *s)
     if (r < 0)
         return sink_fail(s, -errno, "%s: %s", ls->tmp, strerror(errno));
     if (rename(ls->tmp, ls->final) < 0)
-        return sink_fail(s, -errno, "renaming %s to %s: %s", ls->tmp,
-                         ls->final, strerror(errno));
+        return sink_fail(s, -errno, "renaming %s to %s: %s", ls->tmp, ls->final,
+                         strerror(errno));
     r = sync_dir_of(ls->final);
     if (r < 0)
         return sink_fail(s, r, "%s: syncing its folder: %s", ls->final,

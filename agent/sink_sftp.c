@@ -303,14 +303,15 @@ static int tcp_connect(struct sftp_sink *s)
     snprintf(port, sizeof(port), "%d", s->c->target.port);
     err = getaddrinfo(s->c->target.host, port, &hints, &res);
     if (err != 0)
-        return sink_fail(&s->base, -EHOSTUNREACH, "%s: resolving: %s",
-                         s->peer, gai_strerror(err));
+        return sink_fail(&s->base, -EHOSTUNREACH, "%s: resolving: %s", s->peer,
+                         gai_strerror(err));
     for (ai = res; ai; ai = ai->ai_next) {
         struct pollfd p[2];
         int n;
 
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-                                       SOCK_CLOEXEC, ai->ai_protocol);
+        fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
         if (fd < 0) {
             r = -errno;
             continue;
@@ -349,8 +350,7 @@ static int tcp_connect(struct sftp_sink *s)
     }
     freeaddrinfo(res);
     if (fd < 0)
-        return sink_fail(&s->base, r, "%s: connect: %s", s->peer,
-                         strerror(-r));
+        return sink_fail(&s->base, r, "%s: connect: %s", s->peer, strerror(-r));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     s->sock = fd;
@@ -471,8 +471,7 @@ static int check_host_key(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS *kh)
 
     key = libssh2_session_hostkey(s->ssh, &len, &type);
     if (key == NULL)
-        return sink_fail(&s->base, -EKEYREJECTED, "%s: no host key",
-                         s->peer);
+        return sink_fail(&s->base, -EKEYREJECTED, "%s: no host key", s->peer);
     for (i = 0; i < N_KEY_TYPES; i++) {
         if (key_types[i].hostkey_type == type) {
             kt = key_types[i].knownhost_type;
@@ -485,11 +484,9 @@ static int check_host_key(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS *kh)
         base64((const unsigned char *)hash, 32, fp + 7);
         fp[strcspn(fp, "=")] = '\0';
     }
-    rc = libssh2_knownhost_checkp(kh, s->c->target.host, s->c->target.port,
-                                  key, len,
-                                  LIBSSH2_KNOWNHOST_TYPE_PLAIN |
-                                      LIBSSH2_KNOWNHOST_KEYENC_RAW | kt,
-                                  NULL);
+    rc = libssh2_knownhost_checkp(
+        kh, s->c->target.host, s->c->target.port, key, len,
+        LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | kt, NULL);
     switch (rc) {
     case LIBSSH2_KNOWNHOST_CHECK_MATCH:
         return 0;
@@ -565,14 +562,14 @@ static int auth_password(struct sftp_sink *s, char *why, size_t whylen)
 
     r = read_secret(c->target.password_file, pw, sizeof(pw));
     if (r < 0) {
-        snprintf(why, whylen, "password_file %s: %s",
-                 c->target.password_file, strerror(-r));
+        snprintf(why, whylen, "password_file %s: %s", c->target.password_file,
+                 strerror(-r));
         return r;
     }
     do {
-        rc = libssh2_userauth_password_ex(
-            s->ssh, c->target.user, (unsigned)strlen(c->target.user), pw,
-            (unsigned)strlen(pw), NULL);
+        rc = libssh2_userauth_password_ex(s->ssh, c->target.user,
+                                          (unsigned)strlen(c->target.user), pw,
+                                          (unsigned)strlen(pw), NULL);
     } while (again(s, rc));
     explicit_bzero(pw, sizeof(pw));
     if (rc != 0)
@@ -631,8 +628,7 @@ static int authenticate(struct sftp_sink *s)
     return sink_fail(&s->base, -EPERM, "%s: login as %s refused (%s%s%s%s%s)",
                      s->peer, c->target.user, why[0],
                      why[0][0] && why[1][0] ? "; " : "", why[1],
-                     (why[0][0] || why[1][0]) && why[2][0] ? "; " : "",
-                     why[2]);
+                     (why[0][0] || why[1][0]) && why[2][0] ? "; " : "", why[2]);
 }
 
 /* target.path as an absolute path on the server. */
@@ -825,8 +821,8 @@ static int sftp_open(struct sink *base, const char *rel, int mode,
             return fail(s, rc, "checking the temporary file");
         if (!(a.flags & LIBSSH2_SFTP_ATTR_SIZE) ||
             a.filesize < (libssh2_uint64_t)*offset)
-            *offset = (a.flags & LIBSSH2_SFTP_ATTR_SIZE) ? (int64_t)a.filesize
-                                                         : 0;
+            *offset =
+                (a.flags & LIBSSH2_SFTP_ATTR_SIZE) ? (int64_t)a.filesize : 0;
         s->tail = (int64_t)a.filesize > *offset;
         libssh2_sftp_seek64(s->h, (libssh2_uint64_t)*offset);
     }
@@ -870,11 +866,11 @@ static int rename_into_place(struct sftp_sink *s)
         return rc;
 #endif
     do {
-        rc = libssh2_sftp_rename_ex(
-            s->sftp, s->tmp, (unsigned)strlen(s->tmp), s->final,
-            (unsigned)strlen(s->final),
-            LIBSSH2_SFTP_RENAME_OVERWRITE | LIBSSH2_SFTP_RENAME_ATOMIC |
-                LIBSSH2_SFTP_RENAME_NATIVE);
+        rc = libssh2_sftp_rename_ex(s->sftp, s->tmp, (unsigned)strlen(s->tmp),
+                                    s->final, (unsigned)strlen(s->final),
+                                    LIBSSH2_SFTP_RENAME_OVERWRITE |
+                                        LIBSSH2_SFTP_RENAME_ATOMIC |
+                                        LIBSSH2_SFTP_RENAME_NATIVE);
     } while (again(s, rc));
     if (rc != LIBSSH2_ERROR_SFTP_PROTOCOL ||
         (ssh2_errno(s, rc) != -EIO && ssh2_errno(s, rc) != -EEXIST))

@@ -55,8 +55,8 @@ static void local_destroy(struct source *s)
 static void fill_stat(const struct stat *st, struct source_stat *out)
 {
     out->size = st->st_size;
-    out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 +
-                    st->st_mtim.tv_nsec;
+    out->mtime_ns =
+        (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
     out->mode = st->st_mode & 07777;
 }
 
@@ -69,8 +69,8 @@ static int open_beneath(int root_fd, const char *rel)
 {
     struct open_how how = {
         .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-                   RESOLVE_NO_MAGICLINKS,
+        .resolve =
+            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     };
     long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
 
@@ -115,8 +115,8 @@ out:
     return r;
 }
 
-static int local_read(struct source_file *f, void *buf, size_t len,
-                      int64_t off, size_t *got)
+static int local_read(struct source_file *f, void *buf, size_t len, int64_t off,
+                      size_t *got)
 {
     size_t done = 0;
     ssize_t n;

@@ -41,8 +41,7 @@ static int utf8_seq(const unsigned char *s, uint32_t *cp)
     }
     /* overlong forms, surrogates, beyond Unicode */
     if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) ||
-        (n == 4 && c < 0x10000) || (c >= 0xd800 && c <= 0xdfff) ||
-        c > 0x10ffff)
+        (n == 4 && c < 0x10000) || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
         return 0;
     *cp = c;
     return n;

@@ -27,8 +27,8 @@
 #include "sftprelay/path.h"
 #include "sftprelay/watch.h"
 
-#define WATCH_MASK                                                            \
-    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_MODIFY |   \
+#define WATCH_MASK                                                             \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_MODIFY |    \
      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW |             \
      IN_EXCL_UNLINK)
 #define FALLBACK_SCAN_MS 60000
@@ -78,8 +78,7 @@ static int cmp_wd(const void *a, const void *b)
 
 static int cmp_pend(const void *a, const void *b)
 {
-    return strcmp(((const struct pend *)a)->rel,
-                  ((const struct pend *)b)->rel);
+    return strcmp(((const struct pend *)a)->rel, ((const struct pend *)b)->rel);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -100,8 +99,8 @@ static int excluded(const struct watch *w, const char *base)
 /* root/rel into buf; -ENAMETOOLONG if it does not fit. */
 static int full_path(const struct watch *w, const char *rel, char *buf)
 {
-    int n = snprintf(buf, PATH_MAX, "%s%s%s", w->o.root, rel[0] ? "/" : "",
-                     rel);
+    int n =
+        snprintf(buf, PATH_MAX, "%s%s%s", w->o.root, rel[0] ? "/" : "", rel);
 
     return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
 }
@@ -441,7 +440,8 @@ static void handle_event(struct watch *w, const struct inotify_event *ev)
 static void on_inotify(struct loop *l, int fd, uint32_t events, void *arg)
 {
     struct watch *w = arg;
-    char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+    char buf[64 * 1024]
+        __attribute__((aligned(__alignof__(struct inotify_event))));
     ssize_t n;
     char *p;
 

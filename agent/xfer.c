@@ -76,8 +76,7 @@ static int step_open_source(struct xfer *x)
 
 static int sink_err(struct xfer *x, int r)
 {
-    snprintf(x->res->err, sizeof(x->res->err), "%s",
-             sink_error(x->env->sink));
+    snprintf(x->res->err, sizeof(x->res->err), "%s", sink_error(x->env->sink));
     x->res->target = sink_error_is_target(r);
     return r;
 }
@@ -162,8 +161,8 @@ static int step_send(struct xfer *x)
         }
         EVP_DigestUpdate(x->md, x->env->buf, got);
         last = x->pos + (int64_t)got >= x->st.size;
-        r = transform_chain_process(x->env->chain, x->env->buf, got, last,
-                                    &out, &outlen);
+        r = transform_chain_process(x->env->chain, x->env->buf, got, last, &out,
+                                    &outlen);
         if (r < 0) {
             snprintf(x->res->err, sizeof(x->res->err), "transform: %s",
                      strerror(-r));

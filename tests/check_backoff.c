@@ -9,8 +9,8 @@
 START_TEST(test_doubles_up_to_cap)
 {
     /* With the largest draw the delay is the full step. */
-    ck_assert_int_eq(backoff_ms(1, 1, 300, UINT32_MAX - 1), 1000 - 500 +
-                     (int64_t)((UINT32_MAX - 1) % 501));
+    ck_assert_int_eq(backoff_ms(1, 1, 300, UINT32_MAX - 1),
+                     1000 - 500 + (int64_t)((UINT32_MAX - 1) % 501));
     ck_assert_int_le(backoff_ms(1, 1, 300, 0), 1000);
     ck_assert_int_ge(backoff_ms(1, 1, 300, 0), 500);
     ck_assert_int_ge(backoff_ms(2, 1, 300, 0), 1000);

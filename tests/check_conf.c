@@ -56,7 +56,8 @@ START_TEST(test_full_example)
              "             user = \"relay\"; identity = \"/etc/k\";\n"
              "             passphrase_file = \"\"; password_file = \"\";\n"
              "             known_hosts = \"/etc/kh\"; path = \"/upload\"; };\n"
-             "journal  = { path = \"/var/lib/j.db\"; keep_delivered_days = 7; };\n"
+             "journal  = { path = \"/var/lib/j.db\"; keep_delivered_days = 7; "
+             "};\n"
              "transfer = { workers = 2; chunk_size = 8589934592L; "
              "max_attempts = 5;\n"
              "             backoff_initial = 2; backoff_max = 60; };\n"
@@ -76,8 +77,10 @@ START_TEST(test_full_example)
              " port = 2222;\n"
              "             user = \"relay\"; identity = \"/etc/k\";\n"
              "             known_hosts = \"/etc/kh\"; path = \"/upload\"; };\n"
-             "journal  = { path = \"/var/lib/j.db\"; keep_delivered_days = 7; };\n"
-             "transfer = { workers = 2; chunk_size = 1048576; max_attempts = 5;\n"
+             "journal  = { path = \"/var/lib/j.db\"; keep_delivered_days = 7; "
+             "};\n"
+             "transfer = { workers = 2; chunk_size = 1048576; max_attempts = "
+             "5;\n"
              "             backoff_initial = 2; backoff_max = 60; };\n"
              "log      = { level = \"debug\"; };\n",
              &c, err),
@@ -142,7 +145,8 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n hots = \"x\"; };\n",
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n hots = \"x\"; "
+     "};\n",
      "DIR/sftprelay.conf:3: target.hots: unknown key"},
     {"source = { path = \"/up\";\n settle_ms = \"fast\"; };\n"
      "target = { host = \"h\"; };\n",
@@ -203,8 +207,7 @@ START_TEST(test_missing_file)
 
     ck_assert_int_ge(asprintf(&p, "%s/nope.conf", dir), 0);
     ck_assert_int_eq(conf_load(p, &c, err, sizeof(err)), -ENOENT);
-    ck_assert_str_eq(rel_err(err),
-                     "DIR/nope.conf: No such file or directory");
+    ck_assert_str_eq(rel_err(err), "DIR/nope.conf: No such file or directory");
     free(p);
 }
 END_TEST

@@ -94,14 +94,12 @@ START_TEST(test_lifecycle)
     struct journal_file f, g;
     int queued = -1;
 
-    ck_assert_int_eq(journal_offer(j, "a/b/c/file_1.txt", 10, 111, 100,
-                                   &queued),
-                     0);
+    ck_assert_int_eq(
+        journal_offer(j, "a/b/c/file_1.txt", 10, 111, 100, &queued), 0);
     ck_assert_int_eq(queued, 1);
     /* Closed again unchanged: nothing new. */
-    ck_assert_int_eq(journal_offer(j, "a/b/c/file_1.txt", 10, 111, 101,
-                                   &queued),
-                     0);
+    ck_assert_int_eq(
+        journal_offer(j, "a/b/c/file_1.txt", 10, 111, 101, &queued), 0);
     ck_assert_int_eq(queued, 0);
 
     ck_assert_int_eq(journal_claim(j, 100, -1, &f), 0);

@@ -10,21 +10,24 @@
 START_TEST(test_rel_check)
 {
     static const char *const good[] = {
-        "file_1.txt", "a/b/c/file_1.txt", "with space/and\nnewline",
-        "\xc3\xa9t\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.txt", ".hidden",
-        "a/..b/c..", "\xff\xfe-not-utf8",
+        "file_1.txt",
+        "a/b/c/file_1.txt",
+        "with space/and\nnewline",
+        "\xc3\xa9t\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.txt",
+        ".hidden",
+        "a/..b/c..",
+        "\xff\xfe-not-utf8",
     };
     static const char *const bad[] = {
-        "", "/abs", "a//b", "a/", "./a", "a/./b", "..", "../a", "a/../b",
-        "a/..",
+        "",      "/abs", "a//b", "a/",     "./a",
+        "a/./b", "..",   "../a", "a/../b", "a/..",
     };
     size_t i;
 
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         ck_assert_msg(path_rel_check(good[i]) == 0, "refused %s", good[i]);
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(path_rel_check(bad[i]) == -EINVAL, "accepted %s",
-                      bad[i]);
+        ck_assert_msg(path_rel_check(bad[i]) == -EINVAL, "accepted %s", bad[i]);
     ck_assert_int_eq(path_rel_check(NULL), -EINVAL);
 }
 END_TEST

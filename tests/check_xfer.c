@@ -88,8 +88,7 @@ static struct xfer_job make(const char *rel, size_t n, unsigned char **data)
     p = tu_write(src, rel, d, n);
     ck_assert_int_eq(stat(p, &st), 0);
     job.size = st.st_size;
-    job.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
-                   st.st_mtim.tv_nsec;
+    job.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     free(p);
     *data = d;
     return job;

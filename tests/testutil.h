@@ -19,9 +19,8 @@ static inline char *tu_tmpdir(void)
     const char *base = getenv("TMPDIR");
     char *d = NULL;
 
-    ck_assert_int_ge(asprintf(&d, "%s/sftprelay-test.XXXXXX",
-                              base ? base : "/tmp"),
-                     0);
+    ck_assert_int_ge(
+        asprintf(&d, "%s/sftprelay-test.XXXXXX", base ? base : "/tmp"), 0);
     ck_assert_ptr_nonnull(mkdtemp(d));
     return d;
 }
@@ -63,16 +62,16 @@ static inline void tu_rmtree(const char *dir)
 }
 
 /* main() for a suite made by fn. */
-#define TU_MAIN(fn)                                                           \
-    int main(void)                                                            \
-    {                                                                         \
-        SRunner *sr = srunner_create(fn());                                   \
-        int failed;                                                           \
-                                                                              \
-        srunner_run_all(sr, CK_NORMAL);                                       \
-        failed = srunner_ntests_failed(sr);                                   \
-        srunner_free(sr);                                                     \
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;                          \
+#define TU_MAIN(fn)                                                            \
+    int main(void)                                                             \
+    {                                                                          \
+        SRunner *sr = srunner_create(fn());                                    \
+        int failed;                                                            \
+                                                                               \
+        srunner_run_all(sr, CK_NORMAL);                                        \
+        failed = srunner_ntests_failed(sr);                                    \
+        srunner_free(sr);                                                      \
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;                           \
     }
 
 #endif

@@ -144,8 +144,7 @@ int journal_get(struct journal *j, const char *path, struct journal_file *out);
  * fn returns 0 to go on or a negative value to stop, which is returned.
  */
 int journal_list(struct journal *j, enum journal_state state,
-                 int (*fn)(const struct journal_file *f, void *arg),
-                 void *arg);
+                 int (*fn)(const struct journal_file *f, void *arg), void *arg);
 
 /* Counts and the oldest pending file.  Clear with journal_status_clear(). */
 int journal_status(struct journal *j, struct journal_status *out);

@@ -31,7 +31,7 @@
     (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_MODIFY |    \
      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW |             \
      IN_EXCL_UNLINK)
-#define FALLBACK_SCAN_MS 60000
+#define FALLBACK_SCAN_MS 60000 /* at most; rescan_interval if shorter */
 
 struct wdent {
     int wd;
@@ -59,6 +59,7 @@ struct watch {
     char **unwatched;
     size_t n_unwatched;
     int warned_enospc;
+    int64_t fallback_ms;
 };
 
 static int64_t mono_ms(void)
@@ -215,7 +216,7 @@ static void note_unwatched(struct watch *w, const char *rel)
     v[w->n_unwatched] = strdup(rel);
     if (v[w->n_unwatched])
         w->n_unwatched++;
-    timer_arm(w->fallback_fd, FALLBACK_SCAN_MS, FALLBACK_SCAN_MS);
+    timer_arm(w->fallback_fd, w->fallback_ms, w->fallback_ms);
 }
 
 /* Watch the folder rel; a folder already watched gets its new path. */
@@ -236,8 +237,8 @@ static int add_watch(struct watch *w, const char *rel)
             if (!w->warned_enospc++)
                 log_warn("%s: cannot watch: out of inotify watches (raise "
                          "fs.inotify.max_user_watches); scanning it every "
-                         "%d s instead",
-                         full, FALLBACK_SCAN_MS / 1000);
+                         "%lld s instead",
+                         full, (long long)w->fallback_ms / 1000);
             note_unwatched(w, rel);
         } else if (r != -ENOENT && r != -ENOTDIR) {
             log_warn("%s: cannot watch: %s", full, strerror(-r));
@@ -527,6 +528,10 @@ int watch_new(const struct watch_opts *o, struct loop *l,
     w->o = *o;
     w->cb = *cb;
     w->loop = l;
+    w->fallback_ms = FALLBACK_SCAN_MS;
+    if (o->rescan_interval > 0 &&
+        (int64_t)o->rescan_interval * 1000 < w->fallback_ms)
+        w->fallback_ms = (int64_t)o->rescan_interval * 1000;
     TAILQ_INIT(&w->queue);
     w->settle_fd = w->rescan_fd = w->fallback_fd = -1;
     w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

@@ -7,7 +7,8 @@
  * folders are watched and scanned at once, so files written before the
  * watch existed are not missed.  A full scan runs at start-up, on inotify
  * queue overflow and every rescan_interval seconds; folders that could not
- * be watched (fs.inotify.max_user_watches) are rescanned every minute.
+ * be watched (fs.inotify.max_user_watches) are rescanned every minute, or
+ * every rescan_interval if that is shorter.
  * Symbolic links are never followed; names matching an exclude glob (files
  * and folders, by base name) are skipped.
  */

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,15 @@ struct journal {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
 };
+
+/*
+ * Writers in this process (the watcher's connection and every worker's)
+ * take turns here rather than in SQLite's busy handler, which sleeps for
+ * milliseconds at a time.  Recursive: a batch holds it from BEGIN to
+ * COMMIT and its statements take it again.  Other processes (the CLI)
+ * still meet the busy handler.
+ */
+static pthread_mutex_t writer = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 /* SQLite result codes as errno values: the one place they are translated. */
 static int sql_err(int rc)
@@ -367,17 +377,31 @@ void journal_close(struct journal *j)
 
 int journal_begin(struct journal *j)
 {
-    return exec(j, "BEGIN IMMEDIATE");
+    int r;
+
+    pthread_mutex_lock(&writer);
+    r = exec(j, "BEGIN IMMEDIATE");
+    if (r < 0)
+        pthread_mutex_unlock(&writer);
+    return r;
+}
+
+static int end_txn(struct journal *j, const char *sql)
+{
+    int r = exec(j, sql);
+
+    pthread_mutex_unlock(&writer);
+    return r;
 }
 
 int journal_commit(struct journal *j)
 {
-    return exec(j, "COMMIT");
+    return end_txn(j, "COMMIT");
 }
 
 int journal_rollback(struct journal *j)
 {
-    return exec(j, "ROLLBACK");
+    return end_txn(j, "ROLLBACK");
 }
 
 /* A prepared statement; NULL for a writer on a read-only connection. */
@@ -386,9 +410,19 @@ static sqlite3_stmt *stmt(struct journal *j, enum stmt_id id)
     return j->st[id];
 }
 
+/* Take the writer lock if st writes; returns whether it was taken. */
+static int lock_if_writer(sqlite3_stmt *st)
+{
+    if (sqlite3_stmt_readonly(st))
+        return 0;
+    pthread_mutex_lock(&writer);
+    return 1;
+}
+
 /* Run a statement that returns no rows; *changes gets the row count. */
 static int run(struct journal *j, sqlite3_stmt *st, int *changes)
 {
+    int locked = lock_if_writer(st);
     int rc = sqlite3_step(st);
     int r = sql_err(rc);
 
@@ -398,6 +432,8 @@ static int run(struct journal *j, sqlite3_stmt *st, int *changes)
         *changes = sqlite3_changes(j->db);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    if (locked)
+        pthread_mutex_unlock(&writer);
     return r;
 }
 
@@ -432,6 +468,7 @@ int journal_offer(struct journal *j, const char *path, int64_t size,
 static int one_file(struct journal *j, sqlite3_stmt *st,
                     struct journal_file *out)
 {
+    int locked = lock_if_writer(st);
     int rc = sqlite3_step(st);
     int r;
 
@@ -450,6 +487,8 @@ static int one_file(struct journal *j, sqlite3_stmt *st,
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    if (locked)
+        pthread_mutex_unlock(&writer);
     return r;
 }
 
@@ -493,7 +532,11 @@ int journal_delivered(struct journal *j, const struct journal_file *f,
     sqlite3_bind_int64(st, 3, f->id);
     sqlite3_bind_int64(st, 4, f->size);
     sqlite3_bind_int64(st, 5, f->mtime_ns);
-    r = run(j, st, &changes);
+    /* This commit must survive a power cut: sync the WAL for it. */
+    r = exec(j, SQL_SYNC_FULL);
+    if (r == 0)
+        r = run(j, st, &changes);
+    exec(j, SQL_SYNC_NORMAL);
     if (r < 0 || changes > 0)
         return r;
     r = journal_requeue(j, f->id, next_attempt,

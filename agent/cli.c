@@ -15,6 +15,7 @@
 #include "sftprelay/conf.h"
 #include "sftprelay/journal.h"
 #include "sftprelay/log.h"
+#include "sftprelay/serve.h"
 #include "sftprelay/text.h"
 
 struct cli {
@@ -37,7 +38,8 @@ static void usage(FILE *f)
           "  list [--state STATE]   one line per file\n"
           "  show PATH              every field of one file\n"
           "  retry PATH             send PATH again\n"
-          "  retry --failed         send every failed file again\n",
+          "  retry --failed         send every failed file again\n"
+          "  serve --root DIR ...   run the embedded SFTP server alone\n",
           f);
 }
 
@@ -401,6 +403,10 @@ int main(int argc, char **argv)
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[optind], commands[i].name) == 0)
             cmd = &commands[i];
+    if (cmd == NULL && strcmp(argv[optind], "serve") == 0) {
+        log_init("sftprelay", 0);
+        return serve_main(argc - optind, argv + optind);
+    }
     if (cmd == NULL) {
         fprintf(stderr, "sftprelay: unknown command \"%s\"\n", argv[optind]);
         usage(stderr);

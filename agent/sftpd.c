@@ -413,13 +413,14 @@ static int handle_close(struct sftpd *s, struct handle *h, int complete)
         closedir(h->dir);
     } else {
         have = h->writing && fstat(h->fd, &st) == 0 && S_ISREG(st.st_mode);
+        /* Before the close, which a watcher on the folder will see. */
+        if (have && !complete && s->cb.abandoned)
+            s->cb.abandoned(s->cb.arg, h->rel, &st);
         if (close(h->fd) < 0)
             r = -errno;
     }
     if (have && complete && r == 0 && s->cb.uploaded)
         s->cb.uploaded(s->cb.arg, h->rel, &st);
-    else if (have && !complete && s->cb.abandoned)
-        s->cb.abandoned(s->cb.arg, h->rel, &st);
     free(h->rel);
     memset(h, 0, sizeof(*h));
     h->fd = -1;

@@ -41,7 +41,7 @@ trap cleanup EXIT
 
 fail() {
     echo "FAIL: $*" >&2
-    for f in "$T"/agent*.log "$T"/sshd.log "$T"/sftp-server.log; do
+    for f in "$T"/agent*.log "$T"/sshd.log "$T"/sftp-server.log "$T"/serve.log; do
         [ -f "$f" ] || continue
         echo "---- $f (last 30 lines)" >&2
         tail -n 30 "$f" >&2
@@ -93,11 +93,12 @@ make_keys() {
     chmod 600 "$T/keys/authorized_keys"
 }
 
-# start_sshd [PORT]: sshd serving SFTP on 127.0.0.1; sets SSHD_PORT and
-# SSHD_PID, writes $T/known_hosts.
+# start_sshd [PORT]: sshd serving SFTP on 127.0.0.1; sets TARGET_PORT and
+# TARGET_PID, writes $T/known_hosts (as start_serve does).
 start_sshd() {
     [ -f "$T/keys/host_ed25519" ] || make_keys
-    SSHD_PORT=${1:-$(free_port)}
+    TARGET_PORT=${1:-$(free_port)}
+    TARGET_PATH=$T/dst
     if [ "$(id -u)" = 0 ]; then
         mkdir -p /run/sshd
         chmod 755 /run/sshd
@@ -110,7 +111,7 @@ start_sshd() {
         sftp="/usr/lib/openssh/sftp-server -e -l INFO 2>>$T/sftp-server.log"
     fi
     cat >"$T/sshd_config" <<CONF
-Port $SSHD_PORT
+Port $TARGET_PORT
 ListenAddress 127.0.0.1
 HostKey $T/keys/host_ed25519
 PidFile none
@@ -127,16 +128,49 @@ LogLevel INFO
 MaxStartups 100
 CONF
     "$SSHD" -D -e -f "$T/sshd_config" >>"$T/sshd.log" 2>&1 &
-    SSHD_PID=$!
-    PIDS+=("$SSHD_PID")
-    wait_for 10 port_open "$SSHD_PORT" || fail "sshd did not start on $SSHD_PORT"
-    echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$T/keys/host_ed25519.pub")" \
+    TARGET_PID=$!
+    PIDS+=("$TARGET_PID")
+    wait_for 10 port_open "$TARGET_PORT" || fail "sshd did not start on $TARGET_PORT"
+    echo "[127.0.0.1]:$TARGET_PORT $(cut -d' ' -f1,2 "$T/keys/host_ed25519.pub")" \
         >"$T/known_hosts"
 }
 
-stop_sshd() {
-    kill "$SSHD_PID" 2>/dev/null || true
-    wait "$SSHD_PID" 2>/dev/null || true
+# start_serve [PORT] [EXTRA ARGS]: "sftprelay serve" on 127.0.0.1 with
+# root $T/dst, user $(id -un), the test's key and password ($T/password);
+# sets TARGET_PORT and TARGET_PID, writes $T/known_hosts.
+start_serve() {
+    [ -f "$T/keys/host_ed25519" ] || make_keys
+    mkdir -p "$T/dst"
+    [ -f "$T/password" ] || echo "pw-$RANDOM-$RANDOM" >"$T/password"
+    local port=${1:-0} out=$T/serve.out
+    shift || true
+    : >"$out"
+    "$SFTPRELAY" serve --root "$T/dst" --listen "127.0.0.1:$port" \
+        --user "$(id -un)" --authorized-keys "$T/keys/authorized_keys" \
+        --password-file "$T/password" --host-key "$T/keys/serve_host" "$@" \
+        >>"$out" 2>>"$T/serve.log" &
+    TARGET_PID=$!
+    PIDS+=("$TARGET_PID")
+    listening() { grep -q '^listening on ' "$out"; }
+    wait_for 10 listening || fail "sftprelay serve did not start: $(cat "$T/serve.log")"
+    TARGET_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$out")
+    TARGET_PATH=/ # its root is $T/dst
+    echo "[127.0.0.1]:$TARGET_PORT $(cut -d' ' -f1,2 "$T/keys/serve_host.pub")" \
+        >"$T/known_hosts"
+}
+
+stop_target() {
+    kill "$TARGET_PID" 2>/dev/null || true
+    wait "$TARGET_PID" 2>/dev/null || true
+}
+
+# sftp_batch FILE [ARGS]: OpenSSH's sftp with the test key, in batch mode.
+sftp_batch() {
+    local batch=$1
+    shift
+    sftp -b "$batch" -i "$T/keys/client_ed25519" \
+        -o UserKnownHostsFile="$T/known_hosts" -o BatchMode=yes \
+        -P "$TARGET_PORT" "$@" "$(id -un)@127.0.0.1"
 }
 
 # write_conf [EXTRA]: agent config replicating $T/src to $T/dst over SFTP.
@@ -144,9 +178,10 @@ write_conf() {
     mkdir -p "$T/src" "$T/dst"
     cat >"$T/relay.conf" <<CONF
 source = { path = "$T/src"; settle_ms = ${SETTLE_MS:-100}; };
-target = { host = "127.0.0.1"; port = $SSHD_PORT; user = "$(id -un)";
+target = { host = "127.0.0.1"; port = $TARGET_PORT; user = "$(id -un)";
            identity = "$T/keys/client_ed25519";
-           known_hosts = "$T/known_hosts"; path = "$T/dst"; timeout = 10; };
+           known_hosts = "$T/known_hosts"; path = "${TARGET_PATH:-$T/dst}";
+           timeout = 10; };
 journal = { path = "$T/state/journal.db"; };
 transfer = { workers = ${WORKERS:-2}; chunk_size = ${CHUNK:-1048576};
              backoff_initial = 1; backoff_max = ${BACKOFF_MAX:-2}; };

@@ -74,7 +74,7 @@ echo "once" >"$T/src/once.txt"
 "$SFTPRELAYD" -c "$T/relay.conf" --once >>"$T/agent-once.log" 2>&1 ||
     fail "--once exited $?"
 is_delivered once.txt || fail "--once did not deliver once.txt"
-stop_sshd
+stop_target
 echo "twice" >"$T/src/twice.txt"
 rc=0
 "$SFTPRELAYD" -c "$T/relay.conf" --once >>"$T/agent-once.log" 2>&1 || rc=$?
@@ -83,7 +83,7 @@ rc=0
 ok "--once exits 0 when all is delivered, 1 when the target is down"
 
 # --daemon with a pidfile; SIGTERM removes it.
-start_sshd "$SSHD_PORT"
+start_sshd "$TARGET_PORT"
 "$SFTPRELAYD" -c "$T/relay.conf" --daemon --pidfile "$T/agent.pid" ||
     fail "--daemon exited $?"
 wait_for 10 test -s "$T/agent.pid" || fail "no pidfile"

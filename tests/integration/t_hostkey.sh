@@ -6,7 +6,7 @@
 start_sshd
 ssh-keygen -q -t ed25519 -N '' -f "$T/keys/impostor"
 good_known_hosts=$(cat "$T/known_hosts")
-echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$T/keys/impostor.pub")" \
+echo "[127.0.0.1]:$TARGET_PORT $(cut -d' ' -f1,2 "$T/keys/impostor.pub")" \
     >"$T/known_hosts"
 write_conf
 echo "secret payload" >"$T/src/file_1.txt"

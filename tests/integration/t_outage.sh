@@ -4,8 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 
 make_keys
-SSHD_PORT=$(free_port)
-echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$T/keys/host_ed25519.pub")" \
+TARGET_PORT=$(free_port)
+echo "[127.0.0.1]:$TARGET_PORT $(cut -d' ' -f1,2 "$T/keys/host_ed25519.pub")" \
     >"$T/known_hosts"
 BACKOFF_MAX=2 write_conf
 mkdir -p "$T/src/a/b/c"
@@ -31,7 +31,7 @@ after=$(grep -c 'connect: Connection refused' "$T/agent.log" || true)
     fail "$((after - before)) connection attempts in 3 s: not backing off"
 ok "backs off while the target is down ($((after - before)) tries in 3 s)"
 
-start_sshd "$SSHD_PORT"
+start_sshd "$TARGET_PORT"
 for n in 1 2 3; do
     f=a/b/c/file_$n.txt
     wait_for 30 is_delivered "$f" || fail "$f not delivered after the target came up"

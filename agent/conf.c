@@ -17,12 +17,14 @@
 #include <unistd.h>
 
 #include "sftprelay/conf.h"
+#include "sftprelay/server.h"
 
 enum conf_type {
     CT_STRING,
     CT_INT,
     CT_INT64,
     CT_STRV,
+    CT_USERS, /* a list of { name; password_hash; authorized_keys; } */
 };
 
 #define CK_REQUIRED 0x1 /* no default: the file must set it */
@@ -55,6 +57,10 @@ struct conf_key {
 #define STRV(k, f, n, d, desc)                                                 \
     {                                                                          \
         k, CT_STRV, OFF(f), OFF(n), d, 0, 0, 0, 0, desc                        \
+    }
+#define USERS(k, f, n, desc)                                                   \
+    {                                                                          \
+        k, CT_USERS, OFF(f), OFF(n), NULL, 0, 0, 0, 0, desc                    \
     }
 
 static const struct conf_key keys[] = {
@@ -99,6 +105,19 @@ static const struct conf_key keys[] = {
     STRV("transfer.transforms", transfer.transforms, transfer.n_transforms, "",
          "transforms applied before upload, in order"),
     STR("log.level", log.level, "info", 0, "error, warn, info or debug"),
+    STR("server.listen", server.listen, NULL, 0,
+        "ADDRESS:PORT of the embedded SFTP server (none: no server)"),
+    STRV("server.host_keys", server.host_keys, server.n_host_keys,
+         "/etc/sftprelay/ssh_host_ed25519_key",
+         "host key files (generated if missing)"),
+    STR("server.root", server.root, NULL, 0,
+        "folder clients see as / (default: source.path)"),
+    INT("server.max_sessions", server.max_sessions, 64, 1, 10000,
+        "sessions at once"),
+    INT("server.idle_timeout", server.idle_timeout, 600, 1, 86400,
+        "seconds an idle session is kept"),
+    USERS("server.users", server.users, server.n_users,
+          "logins: { name; password_hash; authorized_keys; }"),
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -143,6 +162,8 @@ static const char *type_name(enum conf_type t)
         return "an integer";
     case CT_STRV:
         return "a list of strings";
+    case CT_USERS:
+        return "a list of groups ( { name = ...; }, ... )";
     }
     return "?";
 }
@@ -215,8 +236,86 @@ static int set_default(struct conf *c, const struct conf_key *k)
     case CT_STRV:
         return strv_from_default(k->def_str, (char ***)field(c, k->offset),
                                  (size_t *)field(c, k->count_offset));
+    case CT_USERS:
+        return 0;
     }
     return -EINVAL;
+}
+
+static void users_free(struct conf_user *u, size_t n)
+{
+    size_t i;
+
+    for (i = 0; u && i < n; i++) {
+        free(u[i].name);
+        free(u[i].password_hash);
+        free(u[i].authorized_keys);
+    }
+    free(u);
+}
+
+/* One element of server.users; errors name it as server.users[N].key. */
+static int set_user(struct conf *c, const config_setting_t *g, int idx,
+                    struct conf_user *u, char *err, size_t errlen)
+{
+    static const char *const names[] = {"name", "password_hash",
+                                        "authorized_keys"};
+    char **dst[] = {&u->name, &u->password_hash, &u->authorized_keys};
+    int i, j, line = config_setting_source_line(g);
+
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+        snprintf(err, errlen,
+                 "%s:%d: server.users[%d]: expected a group "
+                 "{ name = ...; }",
+                 c->file, line, idx);
+        return -EINVAL;
+    }
+    for (i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *e = config_setting_get_elem(g, i);
+        const char *n = config_setting_name(e);
+
+        for (j = 0; j < 3; j++)
+            if (strcmp(n, names[j]) == 0)
+                break;
+        if (j == 3) {
+            snprintf(err, errlen, "%s:%d: server.users[%d].%s: unknown key",
+                     c->file, config_setting_source_line(e), idx, n);
+            return -EINVAL;
+        }
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            snprintf(err, errlen,
+                     "%s:%d: server.users[%d].%s: expected a "
+                     "string",
+                     c->file, config_setting_source_line(e), idx, n);
+            return -EINVAL;
+        }
+        *dst[j] = strdup(config_setting_get_string(e));
+        if (*dst[j] == NULL)
+            return -ENOMEM;
+    }
+    if (u->name == NULL || u->name[0] == '\0') {
+        snprintf(err, errlen, "%s:%d: server.users[%d].name: required", c->file,
+                 line, idx);
+        return -EINVAL;
+    }
+    if (u->password_hash == NULL && u->authorized_keys == NULL) {
+        snprintf(err, errlen,
+                 "%s:%d: server.users[%d]: needs password_hash or "
+                 "authorized_keys",
+                 c->file, line, idx);
+        return -EINVAL;
+    }
+    if (u->password_hash && !server_hash_ok(u->password_hash)) {
+        snprintf(err, errlen,
+                 "%s:%d: server.users[%d].password_hash: not a yescrypt or "
+                 "SHA-512 crypt(3) hash",
+                 c->file,
+                 config_setting_source_line(
+                     config_setting_get_member(g, "password_hash")),
+                 idx);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 /* Fill one key from its libconfig setting; the type was checked already. */
@@ -274,6 +373,26 @@ static int set_value(struct conf *c, const struct conf_key *k,
         *(char ***)field(c, k->offset) = strv;
         *(size_t *)field(c, k->count_offset) = (size_t)n;
         return 0;
+    case CT_USERS: {
+        struct conf_user *u;
+        int r;
+
+        n = config_setting_length(s);
+        u = calloc((size_t)n + 1, sizeof(*u));
+        if (u == NULL)
+            return -ENOMEM;
+        for (i = 0; i < n; i++) {
+            r = set_user(c, config_setting_get_elem(s, i), i + 1, &u[i], err,
+                         errlen);
+            if (r < 0) {
+                users_free(u, (size_t)n);
+                return r;
+            }
+        }
+        *(struct conf_user **)field(c, k->offset) = u;
+        *(size_t *)field(c, k->count_offset) = (size_t)n;
+        return 0;
+    }
     }
     return -EINVAL;
 }
@@ -290,6 +409,8 @@ static int type_ok(const struct conf_key *k, const config_setting_t *s)
         return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
     case CT_STRV:
         return t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST;
+    case CT_USERS:
+        return t == CONFIG_TYPE_LIST;
     }
     return 0;
 }
@@ -361,6 +482,17 @@ static void where(const struct conf *c, const char *key, char *buf, size_t len)
         snprintf(buf, len, "%s", c->file);
 }
 
+/* Whether path is dir or below it (textually, after trailing slashes). */
+static int inside(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return strncmp(path, dir, n) == 0 &&
+           (path[n] == '\0' || path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
 /* Checks that span keys or need more than a type and a range. */
 static int check_values(struct conf *c, char *err, size_t errlen)
 {
@@ -389,6 +521,35 @@ static int check_values(struct conf *c, char *err, size_t errlen)
                  "transfer.backoff_initial (%d)",
                  c->file, conf_line(c, "transfer.backoff_max"),
                  c->transfer.backoff_max, c->transfer.backoff_initial);
+        return -EINVAL;
+    }
+    if (c->server.listen == NULL) {
+        for (i = 0; i < N_KEYS; i++) {
+            if (c->lines[i] && strncmp(keys[i].key, "server.", 7) == 0) {
+                snprintf(err, errlen,
+                         "%s:%d: server.listen: required when the server "
+                         "section is present",
+                         c->file, c->lines[i]);
+                return -EINVAL;
+            }
+        }
+    } else if (c->server.n_users == 0) {
+        where(c, "server.listen", at, sizeof(at));
+        snprintf(err, errlen, "%s: server.users: at least one user is needed",
+                 at);
+        return -EINVAL;
+    }
+    if (c->server.listen && c->server.root == NULL) {
+        c->server.root = strdup(c->source.path);
+        if (c->server.root == NULL)
+            return -ENOMEM;
+    }
+    if (c->server.root && !inside(c->server.root, c->source.path)) {
+        where(c, "server.root", at, sizeof(at));
+        snprintf(err, errlen,
+                 "%s: server.root: \"%s\" is not source.path or inside it, "
+                 "so uploads would not be replicated",
+                 at, c->server.root);
         return -EINVAL;
     }
     if (strcmp(c->target.type, "sftp") == 0 &&
@@ -531,6 +692,9 @@ void conf_free(struct conf *c)
         else if (keys[i].type == CT_STRV)
             strv_free(*(char ***)field(c, keys[i].offset),
                       *(size_t *)field(c, keys[i].count_offset));
+        else if (keys[i].type == CT_USERS)
+            users_free(*(struct conf_user **)field(c, keys[i].offset),
+                       *(size_t *)field(c, keys[i].count_offset));
     }
     free(c->file);
     free(c);
@@ -593,6 +757,9 @@ void conf_print_keys(void)
             break;
         case CT_STRV:
             printf("%-28s [%s] %s\n", k->key, k->def_str, k->desc);
+            break;
+        case CT_USERS:
+            printf("%-28s ()           %s\n", k->key, k->desc);
             break;
         }
     }

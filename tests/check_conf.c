@@ -177,8 +177,34 @@ static const struct bad_case bad_cases[] = {
      "transfer = { backoff_initial = 10;\n backoff_max = 5; };\n",
      "DIR/sftprelay.conf:4: transfer.backoff_max: 5 is less than "
      "transfer.backoff_initial (10)"},
-    {"source = { path = \"/up\"; };\nserver = { listen = \"x\"; };\n",
-     "DIR/sftprelay.conf:2: server: unknown section"},
+    {"source = { path = \"/up\"; };\nservr = { listen = \"x\"; };\n",
+     "DIR/sftprelay.conf:2: servr: unknown section"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "server = {\n max_sessions = 3; };\n",
+     "DIR/sftprelay.conf:4: server.listen: required when the server section "
+     "is present"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "server = { listen = \"0.0.0.0:2222\"; };\n",
+     "DIR/sftprelay.conf:3: server.users: at least one user is needed"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "server = { listen = \"0.0.0.0:2222\";\n users = ( { name = \"p\";\n"
+     "  password_hash = \"hunter2\"; } ); };\n",
+     "DIR/sftprelay.conf:5: server.users[1].password_hash: not a yescrypt or "
+     "SHA-512 crypt(3) hash"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "server = { listen = \"0.0.0.0:2222\";\n users = ( { name = \"p\";\n"
+     "  pasword = \"x\"; } ); };\n",
+     "DIR/sftprelay.conf:5: server.users[1].pasword: unknown key"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "server = { listen = \"0.0.0.0:2222\";\n users = ( { name = \"p\";\n"
+     "  authorized_keys = \"/k\"; } );\n root = \"/elsewhere\"; };\n",
+     "DIR/sftprelay.conf:6: server.root: \"/elsewhere\" is not source.path or "
+     "inside it, so uploads would not be replicated"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "server = { listen = \"0.0.0.0:2222\";\n users = ( { name = \"p\"; } ); "
+     "};\n",
+     "DIR/sftprelay.conf:4: server.users[1]: needs password_hash or "
+     "authorized_keys"},
     {"source = \"/up\";\n",
      "DIR/sftprelay.conf:1: source: expected a group { ... }"},
     {"source = { path = \"/up\"; };\n\ntarget = { host = /h; };\n",
@@ -197,6 +223,43 @@ START_TEST(test_bad)
     ck_assert_int_eq(load(bc->text, &c, err), -EINVAL);
     ck_assert_ptr_null(c);
     ck_assert_str_eq(rel_err(err), bc->err);
+}
+END_TEST
+
+START_TEST(test_server_section)
+{
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+
+    ck_assert_int_eq(
+        load("source = { path = \"/srv/up\"; };\n"
+             "target = { host = \"h\"; };\n"
+             "server = { listen = \"0.0.0.0:2222\";\n"
+             "  host_keys = [ \"/etc/k1\" ];\n"
+             "  users = ( { name = \"partner\";\n"
+             "    password_hash = \"$y$j9T$abc$def\";\n"
+             "    authorized_keys = \"/etc/p.keys\"; },\n"
+             "    { name = \"other\"; authorized_keys = \"/etc/o\"; } ); };\n",
+             &c, err),
+        0);
+    ck_assert_str_eq(c->server.listen, "0.0.0.0:2222");
+    ck_assert_uint_eq(c->server.n_host_keys, 1);
+    ck_assert_str_eq(c->server.root, "/srv/up"); /* source.path */
+    ck_assert_int_eq(c->server.max_sessions, 64);
+    ck_assert_int_eq(c->server.idle_timeout, 600);
+    ck_assert_uint_eq(c->server.n_users, 2);
+    ck_assert_str_eq(c->server.users[0].name, "partner");
+    ck_assert_str_eq(c->server.users[0].password_hash, "$y$j9T$abc$def");
+    ck_assert_str_eq(c->server.users[1].authorized_keys, "/etc/o");
+    ck_assert_ptr_null(c->server.users[1].password_hash);
+    conf_free(c);
+
+    ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
+                          "target = { host = \"h\"; };\n",
+                          &c, err),
+                     0);
+    ck_assert_ptr_null(c->server.listen); /* no section, no server */
+    conf_free(c);
 }
 END_TEST
 
@@ -249,6 +312,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_defaults);
     tcase_add_loop_test(tc, test_bad, 0,
                         sizeof(bad_cases) / sizeof(bad_cases[0]));
+    tcase_add_test(tc, test_server_section);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_target_keys_per_sink);
     suite_add_tcase(s, tc);

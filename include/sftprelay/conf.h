@@ -12,6 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A login of the embedded server (server.users). */
+struct conf_user {
+    char *name;
+    char *password_hash;   /* crypt(3), or NULL */
+    char *authorized_keys; /* file, or NULL */
+};
+
 struct conf {
     char *file; /* the file it was read from */
     struct {
@@ -49,6 +56,16 @@ struct conf {
     struct {
         char *level;
     } log;
+    struct {
+        char *listen; /* NULL: no embedded server */
+        char **host_keys;
+        size_t n_host_keys;
+        char *root; /* defaults to source.path */
+        int max_sessions;
+        int idle_timeout;
+        struct conf_user *users;
+        size_t n_users;
+    } server;
     int lines[64]; /* line each table key was set on, 0 if defaulted */
 };
 

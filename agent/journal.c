@@ -40,6 +40,8 @@ enum stmt_id {
     ST_NEXT_DUE,
     ST_AGENT_SET,
     ST_AGENT_GET,
+    ST_PARTIAL_ADD,
+    ST_PARTIAL_CLEAR,
     ST_COUNT,
 };
 
@@ -65,15 +67,17 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_NEXT_DUE] = SQL_NEXT_DUE,
     [ST_AGENT_SET] = SQL_AGENT_SET,
     [ST_AGENT_GET] = SQL_AGENT_GET,
+    [ST_PARTIAL_ADD] = SQL_PARTIAL_ADD,
+    [ST_PARTIAL_CLEAR] = SQL_PARTIAL_CLEAR,
 };
 
 /* Statements that write: not prepared on a read-only connection. */
 static const int stmt_writes[ST_COUNT] = {
-    [ST_OFFER] = 1,      [ST_CLAIM] = 1,     [ST_CLAIM_ONCE] = 1,
-    [ST_CHECKPOINT] = 1, [ST_DELIVERED] = 1, [ST_REQUEUE] = 1,
-    [ST_RESTAT] = 1,     [ST_FAIL] = 1,      [ST_RECOVER] = 1,
-    [ST_PRUNE] = 1,      [ST_RETRY] = 1,     [ST_RETRY_FAILED] = 1,
-    [ST_AGENT_SET] = 1,
+    [ST_OFFER] = 1,      [ST_CLAIM] = 1,       [ST_CLAIM_ONCE] = 1,
+    [ST_CHECKPOINT] = 1, [ST_DELIVERED] = 1,   [ST_REQUEUE] = 1,
+    [ST_RESTAT] = 1,     [ST_FAIL] = 1,        [ST_RECOVER] = 1,
+    [ST_PRUNE] = 1,      [ST_RETRY] = 1,       [ST_RETRY_FAILED] = 1,
+    [ST_AGENT_SET] = 1,  [ST_PARTIAL_ADD] = 1, [ST_PARTIAL_CLEAR] = 1,
 };
 
 static const char *const state_names[JS_COUNT] = {
@@ -246,11 +250,17 @@ static int migrate(struct journal *j, const char *path)
     r = exec(j, "BEGIN IMMEDIATE");
     if (r < 0)
         return r;
-    r = exec(j, SQL_SCHEMA_V1 "PRAGMA user_version = 1;");
+    if (v < 1)
+        r = exec(j, SQL_SCHEMA_V1);
+    if (r == 0 && v < 2)
+        r = exec(j, SQL_SCHEMA_V2 "PRAGMA user_version = 2;");
     if (r < 0) {
         exec(j, "ROLLBACK");
         return r;
     }
+    if (v > 0)
+        log_info("journal %s: schema upgraded from version %d to %d", path, v,
+                 JOURNAL_SCHEMA_VERSION);
     return exec(j, "COMMIT");
 }
 
@@ -335,9 +345,10 @@ int journal_open(const char *path, int flags, struct journal **out)
         r = user_version(j, &v);
         if (r < 0)
             goto out;
-        if (v != JOURNAL_SCHEMA_VERSION) {
-            log_error("journal %s: schema version %d, expected %d", path, v,
-                      JOURNAL_SCHEMA_VERSION);
+        /* Readers only use what version 1 has: an older agent's is fine. */
+        if (v < 1 || v > JOURNAL_SCHEMA_VERSION) {
+            log_error("journal %s: schema version %d, expected 1 to %d", path,
+                      v, JOURNAL_SCHEMA_VERSION);
             r = v == 0 ? -ENOENT : -EPROTO;
             goto out;
         }
@@ -758,4 +769,29 @@ int journal_agent_get(struct journal *j, const char *key, char **value,
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return r;
+}
+
+int journal_partial_add(struct journal *j, const char *path, int64_t size,
+                        int64_t mtime_ns, const char *peer, int64_t now)
+{
+    sqlite3_stmt *st = stmt(j, ST_PARTIAL_ADD);
+
+    if (st == NULL)
+        return -EROFS;
+    bind_text(st, 1, path);
+    sqlite3_bind_int64(st, 2, size);
+    sqlite3_bind_int64(st, 3, mtime_ns);
+    bind_text(st, 4, peer);
+    sqlite3_bind_int64(st, 5, now);
+    return run(j, st, NULL);
+}
+
+int journal_partial_clear(struct journal *j, const char *path)
+{
+    sqlite3_stmt *st = stmt(j, ST_PARTIAL_CLEAR);
+
+    if (st == NULL)
+        return -EROFS;
+    bind_text(st, 1, path);
+    return run(j, st, NULL);
 }

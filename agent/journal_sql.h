@@ -6,7 +6,7 @@
 #ifndef SFTPRELAY_JOURNAL_SQL_H
 #define SFTPRELAY_JOURNAL_SQL_H
 
-#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_SCHEMA_VERSION 2
 
 /*
  * Bookkeeping commits at NORMAL: losing the last ones to a power cut only
@@ -50,6 +50,19 @@
     "  updated_at INTEGER NOT NULL"                                            \
     ");"
 
+/*
+ * Version 2: uploads the embedded server saw abandoned half-way.  A file
+ * found on the source at exactly that size and mtime is not queued.
+ */
+#define SQL_SCHEMA_V2                                                          \
+    "CREATE TABLE IF NOT EXISTS partial ("                                     \
+    "  path        TEXT PRIMARY KEY,"                                          \
+    "  size        INTEGER NOT NULL,"                                          \
+    "  mtime_ns    INTEGER NOT NULL,"                                          \
+    "  peer        TEXT,"                                                      \
+    "  recorded_at INTEGER NOT NULL"                                           \
+    ");"
+
 #define FILE_COLUMNS                                                           \
     "id, path, size, mtime_ns, state, attempts, next_attempt, "                \
     "resume_offset, sha256, last_error, detected_at, attempted_at, "           \
@@ -64,7 +77,9 @@
 #define SQL_OFFER                                                              \
     "INSERT INTO files (path, size, mtime_ns, state, detected_at,"             \
     "                   next_attempt)"                                         \
-    "  VALUES (?1, ?2, ?3, 'queued', ?4, ?4)"                                  \
+    "  SELECT ?1, ?2, ?3, 'queued', ?4, ?4"                                    \
+    "  WHERE NOT EXISTS (SELECT 1 FROM partial"                                \
+    "                    WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3)"     \
     " ON CONFLICT (path) DO UPDATE SET"                                        \
     "  size = excluded.size,"                                                  \
     "  mtime_ns = excluded.mtime_ns,"                                          \
@@ -179,6 +194,13 @@
     "INSERT INTO agent (key, value, updated_at) VALUES (?1, ?2, ?3)"           \
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"                 \
     "  updated_at = excluded.updated_at"
+
+/* ?1 path, ?2 size, ?3 mtime_ns, ?4 peer, ?5 now. */
+#define SQL_PARTIAL_ADD                                                        \
+    "INSERT OR REPLACE INTO partial (path, size, mtime_ns, peer, recorded_at)" \
+    " VALUES (?1, ?2, ?3, ?4, ?5)"
+
+#define SQL_PARTIAL_CLEAR "DELETE FROM partial WHERE path = ?1"
 
 #define SQL_AGENT_GET "SELECT value, updated_at FROM agent WHERE key = ?1"
 

@@ -371,6 +371,56 @@ START_TEST(test_reader_while_writing)
 }
 END_TEST
 
+START_TEST(test_partial_upload_not_queued)
+{
+    struct journal_file f;
+    int queued = -1;
+
+    /* A client vanished half-way: that exact version is never queued. */
+    ck_assert_int_eq(
+        journal_partial_add(j, "half.bin", 500, 7, "1.2.3.4:5", 100), 0);
+    ck_assert_int_eq(journal_offer(j, "half.bin", 500, 7, 101, &queued), 0);
+    ck_assert_int_eq(queued, 0);
+    ck_assert_int_eq(journal_get(j, "half.bin", &f), -ENOENT);
+    /* It grew (the client resumed): that version is queued. */
+    ck_assert_int_eq(journal_offer(j, "half.bin", 900, 8, 102, &queued), 0);
+    ck_assert_int_eq(queued, 1);
+    /* A complete upload clears the record. */
+    ck_assert_int_eq(journal_partial_add(j, "other", 5, 1, NULL, 100), 0);
+    ck_assert_int_eq(journal_partial_clear(j, "other"), 0);
+    ck_assert_int_eq(journal_offer(j, "other", 5, 1, 103, &queued), 0);
+    ck_assert_int_eq(queued, 1);
+}
+END_TEST
+
+START_TEST(test_migrates_version_1)
+{
+    struct journal *r = NULL;
+    sqlite3 *raw;
+    int queued = 0;
+
+    ck_assert_int_eq(journal_offer(j, "kept", 1, 1, 1, NULL), 0);
+    journal_close(j);
+    j = NULL;
+    /* Make it a version 1 journal, as an older agent left it. */
+    ck_assert_int_eq(sqlite3_open(db, &raw), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(raw,
+                                  "DROP TABLE partial; "
+                                  "PRAGMA user_version = 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    /* A reader copes with it as it is. */
+    ck_assert_int_eq(journal_open(db, JOURNAL_RDONLY, &r), 0);
+    journal_close(r);
+    /* The agent upgrades it, keeping its rows. */
+    ck_assert_int_eq(journal_open(db, JOURNAL_CREATE, &j), 0);
+    ck_assert_int_eq(journal_partial_add(j, "p", 1, 1, NULL, 1), 0);
+    ck_assert_int_eq(journal_offer(j, "kept", 2, 2, 2, &queued), 0);
+    ck_assert_int_eq(queued, 1);
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
     Suite *s = suite_create("journal");
@@ -389,6 +439,8 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, test_prune_and_status);
     tcase_add_test(tc, test_list_and_agent_keys);
     tcase_add_test(tc, test_reader_while_writing);
+    tcase_add_test(tc, test_partial_upload_not_queued);
+    tcase_add_test(tc, test_migrates_version_1);
     suite_add_tcase(s, tc);
     return s;
 }

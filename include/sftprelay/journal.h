@@ -160,6 +160,15 @@ int journal_agent_set(struct journal *j, const char *key, const char *value,
 int journal_agent_get(struct journal *j, const char *key, char **value,
                       int64_t *updated_at);
 
+/*
+ * An upload left unfinished (the client vanished): a file found at this
+ * size and mtime is not queued until it changes.  journal_partial_clear()
+ * forgets it, when the file has been uploaded completely.
+ */
+int journal_partial_add(struct journal *j, const char *path, int64_t size,
+                        int64_t mtime_ns, const char *peer, int64_t now);
+int journal_partial_clear(struct journal *j, const char *path);
+
 void journal_file_clear(struct journal_file *f);
 
 #endif

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,9 @@
 #include "sftprelay/journal.h"
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
+#include "sftprelay/path.h"
 #include "sftprelay/sched.h"
+#include "sftprelay/server.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/transform.h"
 #include "sftprelay/watch.h"
@@ -38,6 +41,10 @@ struct agent {
     struct loop *loop;
     struct sched *sched;
     struct watch *watch;
+    struct server *server;
+    struct server_user *users;
+    pthread_key_t ingest_key;  /* a journal connection per session thread */
+    const char *ingest_prefix; /* server.root below source.path, or "" */
     int in_batch;
     int batch_n;
     int queued; /* in the current batch */
@@ -140,6 +147,135 @@ static void on_prune(struct loop *l, int fd, uint32_t events, void *arg)
         n > 0)
         log_info("journal: forgot %d files delivered over %d days ago", n,
                  a->c->journal.keep_delivered_days);
+}
+
+/* --- ingest: uploads to the embedded server ------------------------------ */
+
+static void close_journal(void *j)
+{
+    journal_close(j);
+}
+
+/* This session thread's journal connection, opened on first use. */
+static struct journal *ingest_journal(struct agent *a)
+{
+    struct journal *j = pthread_getspecific(a->ingest_key);
+
+    if (j == NULL && journal_open(a->c->journal.path, 0, &j) == 0)
+        pthread_setspecific(a->ingest_key, j);
+    return j;
+}
+
+/* The path under source.path of rel under server.root; *out malloc'd. */
+static int ingest_path(struct agent *a, const char *rel, char **out)
+{
+    if (a->ingest_prefix[0] == '\0') {
+        *out = strdup(rel);
+        return *out ? 0 : -ENOMEM;
+    }
+    return path_join(a->ingest_prefix, rel, out);
+}
+
+static void on_uploaded(void *arg, const char *rel, const struct stat *st,
+                        const char *peer)
+{
+    struct agent *a = arg;
+    struct journal *j = ingest_journal(a);
+    int64_t mtime =
+        (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    char *path = NULL;
+    int queued = 0;
+
+    if (j == NULL || ingest_path(a, rel, &path) < 0)
+        return;
+    if (path_excluded(path_base(path), a->c->source.exclude,
+                      a->c->source.n_exclude)) {
+        free(path);
+        return;
+    }
+    journal_partial_clear(j, path);
+    if (journal_offer(j, path, st->st_size, mtime, (int64_t)time(NULL),
+                      &queued) < 0)
+        log_error("journal: queueing %s: %s", path, journal_errmsg(j));
+    if (queued) {
+        log_info("queued %s (%lld bytes, uploaded by %s)", path,
+                 (long long)st->st_size, peer);
+        sched_notify(a->sched);
+    }
+    free(path);
+}
+
+static void on_abandoned(void *arg, const char *rel, const struct stat *st,
+                         const char *peer)
+{
+    struct agent *a = arg;
+    struct journal *j = ingest_journal(a);
+    int64_t mtime =
+        (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    char *path = NULL;
+
+    if (j == NULL || ingest_path(a, rel, &path) < 0)
+        return;
+    if (journal_partial_add(j, path, st->st_size, mtime, peer,
+                            (int64_t)time(NULL)) < 0)
+        log_error("journal: recording %s as unfinished: %s", path,
+                  journal_errmsg(j));
+    free(path);
+}
+
+/* Start the embedded server if the configuration has one. */
+static int start_server(struct agent *a)
+{
+    const struct conf *c = a->c;
+    struct server_opts so = {
+        .listen = c->server.listen,
+        .host_keys = (const char *const *)c->server.host_keys,
+        .n_host_keys = c->server.n_host_keys,
+        .root = c->server.root,
+        .max_sessions = c->server.max_sessions,
+        .idle_timeout = c->server.idle_timeout,
+        .login_grace = 60,
+        .n_users = c->server.n_users,
+        .uploaded = on_uploaded,
+        .abandoned = on_abandoned,
+        .arg = a,
+    };
+    char fp[128];
+    size_t i, n = strlen(c->source.path);
+    int generated, r;
+
+    if (c->server.listen == NULL)
+        return 0;
+    for (i = 0; i < c->server.n_host_keys; i++) {
+        r = server_host_key(c->server.host_keys[i], fp, sizeof(fp), &generated);
+        if (r < 0)
+            return r;
+        log_info("host key %s%s: %s", c->server.host_keys[i],
+                 generated ? " (generated)" : "", fp);
+    }
+    a->users = calloc(c->server.n_users, sizeof(*a->users));
+    if (a->users == NULL)
+        return -ENOMEM;
+    for (i = 0; i < c->server.n_users; i++) {
+        a->users[i].name = c->server.users[i].name;
+        a->users[i].password_hash = c->server.users[i].password_hash;
+        a->users[i].authorized_keys = c->server.users[i].authorized_keys;
+    }
+    so.users = a->users;
+    while (n > 1 && c->source.path[n - 1] == '/')
+        n--;
+    a->ingest_prefix = c->server.root + n;
+    while (*a->ingest_prefix == '/')
+        a->ingest_prefix++;
+    r = -pthread_key_create(&a->ingest_key, close_journal);
+    if (r < 0)
+        return r;
+    r = server_new(&so, a->loop, &a->server);
+    if (r < 0)
+        return r;
+    log_info("serving SFTP on %s, root %s", server_address(a->server),
+             c->server.root);
+    return 0;
 }
 
 /* Whether the configuration names things that exist; exit status 2 if not. */
@@ -312,13 +448,24 @@ static int run(struct agent *a, int once)
         log_error("starting workers: %s", strerror(-r));
         goto out;
     }
+    if (!once) {
+        r = start_server(a);
+        if (r < 0) {
+            log_error("embedded SFTP server: %s", strerror(-r));
+            goto out;
+        }
+    }
     h.fn = on_done;
     loop_add(a->loop, sched_done_fd(a->sched), EPOLLIN, &h);
     r = loop_run(a->loop);
+    server_free(a->server); /* no new uploads while the workers stop */
+    a->server = NULL;
     sched_stop(a->sched);
     if (r == 0 && once && !a->stopping)
         r = all_delivered(a->j) ? 0 : -EAGAIN;
 out:
+    server_free(a->server);
+    free(a->users);
     watch_free(a->watch);
     sched_free(a->sched);
     loop_free(a->loop);

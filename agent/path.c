@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,4 +123,14 @@ int path_is_tmp_name(const char *base)
         return 1;
     return bl == hp + 16 + hs && strncmp(base, TMP_HASHED_PREFIX, hp) == 0 &&
            strcmp(base + bl - hs, TMP_HASHED_SUFFIX) == 0;
+}
+
+int path_excluded(const char *base, char *const *globs, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (fnmatch(globs[i], base, FNM_PERIOD) == 0)
+            return 1;
+    return 0;
 }

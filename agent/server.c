@@ -293,7 +293,7 @@ static void on_uploaded(void *arg, const char *rel, const struct stat *st)
     log_info("%s: %s uploaded %s (%lld bytes)", ss->peer, ss->user, rel,
              (long long)st->st_size);
     if (ss->srv->o.uploaded)
-        ss->srv->o.uploaded(ss->srv->o.arg, rel, st);
+        ss->srv->o.uploaded(ss->srv->o.arg, rel, st, ss->peer);
 }
 
 static void on_abandoned(void *arg, const char *rel, const struct stat *st)
@@ -303,7 +303,7 @@ static void on_abandoned(void *arg, const char *rel, const struct stat *st)
     log_warn("%s: %s left %s unfinished (%lld bytes); not queued", ss->peer,
              ss->user, rel, (long long)st->st_size);
     if (ss->srv->o.abandoned)
-        ss->srv->o.abandoned(ss->srv->o.arg, rel, st);
+        ss->srv->o.abandoned(ss->srv->o.arg, rel, st, ss->peer);
 }
 
 static int64_t on_count(void *arg, int64_t n)

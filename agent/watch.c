@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <search.h>
 #include <stdint.h>
@@ -89,12 +88,7 @@ static int cmp_str(const void *a, const void *b)
 
 static int excluded(const struct watch *w, const char *base)
 {
-    size_t i;
-
-    for (i = 0; i < w->o.n_exclude; i++)
-        if (fnmatch(w->o.exclude[i], base, FNM_PERIOD) == 0)
-            return 1;
-    return 0;
+    return path_excluded(base, w->o.exclude, w->o.n_exclude);
 }
 
 /* root/rel into buf; -ENAMETOOLONG if it does not fit. */

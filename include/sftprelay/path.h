@@ -47,4 +47,7 @@ const char *path_base(const char *p);
  */
 size_t path_dir_len(const char *p);
 
+/* Whether base matches one of n fnmatch(3) globs (leading dots literal). */
+int path_excluded(const char *base, char *const *globs, size_t n);
+
 #endif

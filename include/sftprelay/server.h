@@ -37,9 +37,14 @@ struct server_opts {
     const struct server_user *users;
     size_t n_users;
     const char *fault_file; /* tests only: see sftpd_fault */
-    /* Ingest hooks, called from session threads; may be NULL. */
-    void (*uploaded)(void *arg, const char *rel, const struct stat *st);
-    void (*abandoned)(void *arg, const char *rel, const struct stat *st);
+    /*
+     * Ingest hooks, called from session threads; may be NULL.  rel is
+     * relative to root; peer is the client's address.
+     */
+    void (*uploaded)(void *arg, const char *rel, const struct stat *st,
+                     const char *peer);
+    void (*abandoned)(void *arg, const char *rel, const struct stat *st,
+                      const char *peer);
     void *arg;
 };
 

@@ -46,6 +46,7 @@ struct sftp_sink {
     char peer[300];
     int sock;
     LIBSSH2_SESSION *ssh;
+    LIBSSH2_KNOWNHOSTS *kh; /* while connecting; uses the session's memory */
     LIBSSH2_SFTP *sftp;
     LIBSSH2_SFTP_HANDLE *h;
     char *root; /* target.path, made absolute */
@@ -269,6 +270,9 @@ static void drop(struct sftp_sink *s)
     if (s->sftp)
         libssh2_sftp_shutdown(s->sftp);
     s->sftp = NULL;
+    if (s->kh) /* before the session: it is allocated from it */
+        libssh2_knownhost_free(s->kh);
+    s->kh = NULL;
     if (s->ssh)
         libssh2_session_free(s->ssh);
     s->ssh = NULL;
@@ -655,7 +659,6 @@ static int resolve_root(struct sftp_sink *s)
 static int sftp_connect(struct sink *base)
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
-    LIBSSH2_KNOWNHOSTS *kh = NULL;
     int rc, r;
 
     if (s->sftp)
@@ -671,10 +674,10 @@ static int sftp_connect(struct sink *base)
         return sink_fail(base, -ENOMEM, "out of memory");
     }
     libssh2_session_set_blocking(s->ssh, 0);
-    r = load_known_hosts(s, &kh);
+    r = load_known_hosts(s, &s->kh);
     if (r < 0)
         goto out;
-    prefer_known_types(s, kh);
+    prefer_known_types(s, s->kh);
     do {
         rc = libssh2_session_handshake(s->ssh, s->sock);
     } while (again(s, rc));
@@ -682,9 +685,11 @@ static int sftp_connect(struct sink *base)
         r = fail(s, rc, "SSH handshake");
         goto out;
     }
-    r = check_host_key(s, kh);
+    r = check_host_key(s, s->kh);
     if (r < 0)
         goto out;
+    libssh2_knownhost_free(s->kh);
+    s->kh = NULL;
     r = authenticate(s);
     if (r < 0)
         goto out;
@@ -701,8 +706,6 @@ static int sftp_connect(struct sink *base)
     log_debug("%s: connected, target.path is %s", s->peer, s->root);
     r = 0;
 out:
-    if (kh)
-        libssh2_knownhost_free(kh);
     if (r < 0)
         drop(s);
     return r;

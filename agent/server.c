@@ -60,7 +60,8 @@ struct session {
     struct ssh_channel_callbacks_struct ccb;
     struct sftpd *sftpd;
     struct sftpd_fault fault;
-    time_t fault_mtime;
+    struct timespec fault_mtime; /* of the fault file when last read */
+    off_t fault_size;
     char peer[80];
     char user[64];
     int authed;
@@ -286,12 +287,14 @@ static int on_send(void *arg, const void *buf, size_t len)
     return 0;
 }
 
-static void on_uploaded(void *arg, const char *rel, const struct stat *st)
+static void on_uploaded(void *arg, const char *rel, const struct stat *st,
+                        int64_t written)
 {
     struct session *ss = arg;
 
-    log_info("%s: %s uploaded %s (%lld bytes)", ss->peer, ss->user, rel,
-             (long long)st->st_size);
+    log_info("%s: %s uploaded %s (%lld bytes, %lld written in this session)",
+             ss->peer, ss->user, rel, (long long)st->st_size,
+             (long long)written);
     if (ss->srv->o.uploaded)
         ss->srv->o.uploaded(ss->srv->o.arg, rel, st, ss->peer);
 }
@@ -373,10 +376,13 @@ static void load_fault(struct session *ss)
     if (file == NULL)
         return;
     if (stat(file, &st) < 0)
-        st.st_mtime = 0;
-    if (st.st_mtime == ss->fault_mtime && ss->fault_mtime != 0)
+        memset(&st, 0, sizeof(st));
+    if (st.st_mtim.tv_sec == ss->fault_mtime.tv_sec &&
+        st.st_mtim.tv_nsec == ss->fault_mtime.tv_nsec &&
+        st.st_size == ss->fault_size && ss->fault_mtime.tv_sec != 0)
         return;
-    ss->fault_mtime = st.st_mtime;
+    ss->fault_mtime = st.st_mtim;
+    ss->fault_size = st.st_size;
     memset(&ss->fault, 0, sizeof(ss->fault));
     ss->fault.drop_after = -1;
     f = fopen(file, "re");

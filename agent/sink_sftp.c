@@ -833,6 +833,26 @@ static int sftp_open(struct sink *base, const char *rel, int mode,
     return 0;
 }
 
+/*
+ * SFTP v3 has no "no space" status: servers answer FAILURE.  After a
+ * failed write, ask for the free space beside the file (statvfs@openssh
+ * .com); returns 1 if it cannot hold need more bytes.
+ */
+static int out_of_space(struct sftp_sink *s, uint64_t need, uint64_t *avail)
+{
+    LIBSSH2_SFTP_STATVFS v;
+    size_t dl = path_dir_len(s->tmp);
+    int rc;
+
+    do {
+        rc = libssh2_sftp_statvfs(s->sftp, s->tmp, dl ? dl : 1, &v);
+    } while (again(s, rc));
+    if (rc != 0)
+        return 0;
+    *avail = v.f_bavail * v.f_frsize;
+    return *avail < need;
+}
+
 static int sftp_write(struct sink *base, const void *buf, size_t len)
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
@@ -845,7 +865,15 @@ static int sftp_write(struct sink *base, const void *buf, size_t len)
         } while (again(s, (int)n));
         if (n < 0) {
             char what[64 + PATH_MAX];
+            uint64_t avail = 0;
 
+            if (n == LIBSSH2_ERROR_SFTP_PROTOCOL &&
+                ssh2_errno(s, (int)n) == -EIO &&
+                out_of_space(s, len - done, &avail))
+                return sink_fail(base, -ENOSPC,
+                                 "%s: writing %s: no space left on the target "
+                                 "(%llu bytes free)",
+                                 s->peer, s->tmp, (unsigned long long)avail);
             snprintf(what, sizeof(what), "writing %s", s->tmp);
             return fail(s, (int)n, what);
         }

@@ -75,7 +75,8 @@ static int on_send(void *arg, const void *buf, size_t len)
     return 0;
 }
 
-static void on_uploaded(void *arg, const char *rel, const struct stat *st)
+static void on_uploaded(void *arg, const char *rel, const struct stat *st,
+                        int64_t written)
 {
     snprintf(uploaded[n_uploaded++ % 16], 256, "%s:%lld", rel,
              (long long)st->st_size);

@@ -37,10 +37,12 @@ struct sftpd_cb {
     int (*send)(void *arg, const void *buf, size_t len);
     /*
      * rel (relative to the root) was written and closed by the client, or
-     * renamed into place: a complete upload.  st is its fstat.  May be
+     * renamed into place: a complete upload.  st is its fstat; written is
+     * what this session wrote through the handle (0 for a rename).  May be
      * NULL.
      */
-    void (*uploaded)(void *arg, const char *rel, const struct stat *st);
+    void (*uploaded)(void *arg, const char *rel, const struct stat *st,
+                     int64_t written);
     /*
      * rel was open for writing when the session ended: an upload the
      * client never finished.  May be NULL.

@@ -37,8 +37,19 @@
 
 #define SECRET_MAX 4096
 
+/*
+ * Every block libssh2 allocates for a session is linked here, so that what
+ * it leaves behind when a connection dies is freed with the session:
+ * libssh2 1.10 keeps a file handle (and its queued writes) whose close
+ * could not be sent.
+ */
+struct block {
+    struct block *prev, *next;
+};
+
 struct sftp_sink {
     struct sink base;
+    struct block arena;   /* list head */
     const struct conf *c; /* borrowed: outlives the sink */
     int cancel_fd;
     int timeout_ms;
@@ -60,6 +71,75 @@ static const char *const sftp_keys[] = {
     "host",          "port",        "user", "identity", "passphrase_file",
     "password_file", "known_hosts", "path", "timeout",  NULL,
 };
+
+static void link_block(struct block *head, struct block *b)
+{
+    b->prev = head;
+    b->next = head->next;
+    head->next->prev = b;
+    head->next = b;
+}
+
+static void unlink_block(struct block *b)
+{
+    b->prev->next = b->next;
+    b->next->prev = b->prev;
+}
+
+static void *arena_alloc(size_t n, void **abstract)
+{
+    struct sftp_sink *s = *abstract;
+    struct block *b = malloc(sizeof(*b) + n);
+
+    if (b == NULL)
+        return NULL;
+    link_block(&s->arena, b);
+    return b + 1;
+}
+
+static void arena_free(void *p, void **abstract)
+{
+    struct block *b = (struct block *)p - 1;
+
+    if (p == NULL)
+        return;
+    unlink_block(b);
+    free(b);
+}
+
+static void *arena_realloc(void *p, size_t n, void **abstract)
+{
+    struct sftp_sink *s = *abstract;
+    struct block *b, *nb;
+
+    if (p == NULL)
+        return arena_alloc(n, abstract);
+    b = (struct block *)p - 1;
+    unlink_block(b);
+    nb = realloc(b, sizeof(*b) + n);
+    if (nb == NULL) {
+        link_block(&s->arena, b);
+        return NULL;
+    }
+    link_block(&s->arena, nb);
+    return nb + 1;
+}
+
+/* Free what libssh2 left of a session it has let go of. */
+static void arena_clear(struct sftp_sink *s)
+{
+    struct block *b;
+    int n = 0;
+
+    while (s->arena.next != &s->arena) {
+        b = s->arena.next;
+        unlink_block(b);
+        free(b);
+        n++;
+    }
+    if (n > 0)
+        log_debug("%s: freed %d blocks libssh2 left behind", s->peer, n);
+}
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_rc;
@@ -241,6 +321,7 @@ static int sftp_create(const struct conf *c, int cancel_fd, struct sink **out)
     s->cancel_fd = cancel_fd;
     s->timeout_ms = c->target.timeout * 1000;
     s->sock = -1;
+    s->arena.prev = s->arena.next = &s->arena;
     snprintf(s->peer, sizeof(s->peer), "%s%s%s:%d",
              strchr(c->target.host, ':') ? "[" : "", c->target.host,
              strchr(c->target.host, ':') ? "]" : "", c->target.port);
@@ -273,8 +354,10 @@ static void drop(struct sftp_sink *s)
     if (s->kh) /* before the session: it is allocated from it */
         libssh2_knownhost_free(s->kh);
     s->kh = NULL;
-    if (s->ssh)
+    if (s->ssh) {
         libssh2_session_free(s->ssh);
+        arena_clear(s);
+    }
     s->ssh = NULL;
     if (s->sock >= 0)
         close(s->sock);
@@ -668,7 +751,7 @@ static int sftp_connect(struct sink *base)
     r = tcp_connect(s);
     if (r < 0)
         return r;
-    s->ssh = libssh2_session_init_ex(NULL, NULL, NULL, s);
+    s->ssh = libssh2_session_init_ex(arena_alloc, arena_free, arena_realloc, s);
     if (s->ssh == NULL) {
         drop(s);
         return sink_fail(base, -ENOMEM, "out of memory");

@@ -18,6 +18,7 @@
 #include <libssh/libssh.h>
 #include <libssh/server.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -551,7 +552,7 @@ static void on_accept(struct loop *l, int fd, uint32_t events, void *arg)
     pthread_attr_t at;
     pthread_t t;
     ssh_session s = ssh_new();
-    int full;
+    int full, one = 1;
 
     if (s == NULL)
         return;
@@ -568,6 +569,8 @@ static void on_accept(struct loop *l, int fd, uint32_t events, void *arg)
     ss->srv = srv;
     ss->ssh = s;
     ss->fault.drop_after = -1;
+    /* Small replies (status, window adjust) must not wait for Nagle. */
+    setsockopt(ssh_get_fd(s), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     peer_name(ssh_get_fd(s), ss->peer, sizeof(ss->peer));
     pthread_mutex_lock(&srv->lock);
     full = srv->sessions >= srv->o.max_sessions;

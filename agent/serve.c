@@ -17,11 +17,11 @@
 
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
+#include "sftprelay/secret.h"
 #include "sftprelay/serve.h"
 #include "sftprelay/server.h"
 
 #define DEFAULT_HOST_KEY "sftprelay_host_ed25519_key"
-#define PASSWORD_MAX 1024
 
 static void usage(FILE *f)
 {
@@ -45,23 +45,14 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
 /* The password in file, hashed; the plain text is wiped. */
 static int hash_password_file(const char *file, char **hash)
 {
-    char pw[PASSWORD_MAX];
-    ssize_t n;
-    int fd = open(file, O_RDONLY | O_CLOEXEC), r;
+    char pw[SECRET_MAX];
+    int r;
 
     *hash = NULL;
-    if (fd < 0)
-        return -errno;
-    n = read(fd, pw, sizeof(pw) - 1);
-    r = n < 0 ? -errno : 0;
-    close(fd);
-    if (r < 0)
-        return r;
-    pw[n] = '\0';
-    pw[strcspn(pw, "\r\n")] = '\0';
-    if (pw[0] == '\0')
+    r = secret_read(file, pw, sizeof(pw));
+    if (r == 0 && pw[0] == '\0')
         r = -EINVAL;
-    else
+    if (r == 0)
         r = server_hash_password(pw, hash);
     explicit_bzero(pw, sizeof(pw));
     return r;

@@ -33,9 +33,8 @@
 #include "sftprelay/conf.h"
 #include "sftprelay/log.h"
 #include "sftprelay/path.h"
+#include "sftprelay/secret.h"
 #include "sftprelay/sink.h"
-
-#define SECRET_MAX 4096
 
 /*
  * Every block libssh2 allocates for a session is linked here, so that what
@@ -594,24 +593,6 @@ static int check_host_key(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS *kh)
     }
 }
 
-/* Read a secret from a file into buf (without the final newline). */
-static int read_secret(const char *file, char *buf, size_t len)
-{
-    ssize_t n;
-    int fd = open(file, O_RDONLY | O_CLOEXEC), r;
-
-    if (fd < 0)
-        return -errno;
-    n = read(fd, buf, len - 1);
-    r = n < 0 ? -errno : 0;
-    close(fd);
-    if (r < 0)
-        return r;
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return 0;
-}
-
 static int auth_key(struct sftp_sink *s, char *why, size_t whylen)
 {
     const struct conf *c = s->c;
@@ -620,7 +601,7 @@ static int auth_key(struct sftp_sink *s, char *why, size_t whylen)
     int rc, r;
 
     if (c->target.passphrase_file[0]) {
-        r = read_secret(c->target.passphrase_file, pass, sizeof(pass));
+        r = secret_read(c->target.passphrase_file, pass, sizeof(pass));
         if (r < 0) {
             snprintf(why, whylen, "passphrase_file %s: %s",
                      c->target.passphrase_file, strerror(-r));
@@ -647,7 +628,7 @@ static int auth_password(struct sftp_sink *s, char *why, size_t whylen)
     char pw[SECRET_MAX];
     int rc, r;
 
-    r = read_secret(c->target.password_file, pw, sizeof(pw));
+    r = secret_read(c->target.password_file, pw, sizeof(pw));
     if (r < 0) {
         snprintf(why, whylen, "password_file %s: %s", c->target.password_file,
                  strerror(-r));

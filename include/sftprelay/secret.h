@@ -1,0 +1,20 @@
+/*
+ * Secrets (passwords, key passphrases) are read from files just before
+ * use, into the caller's buffer, which the caller wipes with
+ * explicit_bzero() once done.  Their content is never logged; only the
+ * file's name is.
+ */
+#ifndef SFTPRELAY_SECRET_H
+#define SFTPRELAY_SECRET_H
+
+#include <stddef.h>
+
+#define SECRET_MAX 4096
+
+/*
+ * The first line of file (without its end of line) into buf, which holds
+ * len bytes.  Returns 0 or a negative errno.
+ */
+int secret_read(const char *file, char *buf, size_t len);
+
+#endif

@@ -29,6 +29,7 @@
 #include "sftprelay/sched.h"
 #include "sftprelay/server.h"
 #include "sftprelay/sink.h"
+#include "sftprelay/source.h"
 #include "sftprelay/transform.h"
 #include "sftprelay/watch.h"
 
@@ -61,8 +62,7 @@ static void usage(FILE *f)
 static void on_found(void *arg, const char *rel, const struct stat *st)
 {
     struct agent *a = arg;
-    int64_t mtime =
-        (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    int64_t mtime = source_mtime_ns(st);
     int queued = 0, r;
 
     r = journal_offer(a->j, rel, st->st_size, mtime, (int64_t)time(NULL),
@@ -181,8 +181,7 @@ static void on_uploaded(void *arg, const char *rel, const struct stat *st,
 {
     struct agent *a = arg;
     struct journal *j = ingest_journal(a);
-    int64_t mtime =
-        (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    int64_t mtime = source_mtime_ns(st);
     char *path = NULL;
     int queued = 0;
 
@@ -210,8 +209,7 @@ static void on_abandoned(void *arg, const char *rel, const struct stat *st,
 {
     struct agent *a = arg;
     struct journal *j = ingest_journal(a);
-    int64_t mtime =
-        (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    int64_t mtime = source_mtime_ns(st);
     char *path = NULL;
 
     if (j == NULL || ingest_path(a, rel, &path) < 0)

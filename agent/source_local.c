@@ -55,8 +55,7 @@ static void local_destroy(struct source *s)
 static void fill_stat(const struct stat *st, struct source_stat *out)
 {
     out->size = st->st_size;
-    out->mtime_ns =
-        (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    out->mtime_ns = source_mtime_ns(st);
     out->mode = st->st_mode & 07777;
 }
 

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct source;
 struct source_file;
@@ -19,6 +20,12 @@ struct source_stat {
     int64_t mtime_ns;
     int mode; /* permission bits */
 };
+
+/* A file's mtime in nanoseconds, as the journal keys versions by it. */
+static inline int64_t source_mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
 
 struct source_ops {
     const char *name;

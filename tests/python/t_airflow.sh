@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The Airflow pieces' Python tests (Debian's python3, stdlib unittest),
+# against a journal the real agent writes here: delivered, failed and
+# queued rows, made with the local sink (no network).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+: "${abs_top_builddir:=$here/../../build}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/sftprelay-py.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+
+mkdir -p "$T/src/a/b/c" "$T/src/blocked" "$T/dst"
+for n in 1 2 3; do
+    printf 'file %s of the brief\n' "$n" >"$T/src/a/b/c/file_$n.txt"
+done
+printf 'odd name\n' >"$T/src/bytes-$(printf '\xff').txt"
+echo "cannot go: a file stands where its folder must" >"$T/src/blocked/x.txt"
+echo "in the way" >"$T/dst/blocked"
+cat >"$T/relay.conf" <<CONF
+source = { path = "$T/src"; settle_ms = 0; };
+target = { type = "local"; path = "$T/dst"; };
+journal = { path = "$T/journal.db"; };
+transfer = { max_attempts = 1; workers = 2; };
+log = { level = "warn"; };
+CONF
+# Run 1: the brief's files are delivered, blocked/x.txt fails.
+"$abs_top_builddir/sftprelayd" -c "$T/relay.conf" --once 2>>"$T/agent.log" || true
+# Run 2: the target is gone; a new file stays queued.
+mv "$T/dst" "$T/dst.away"
+mkdir -p "$T/src/late" && echo "late" >"$T/src/late/new.txt"
+"$abs_top_builddir/sftprelayd" -c "$T/relay.conf" --once 2>>"$T/agent.log" || true
+mv "$T/dst.away" "$T/dst"
+
+JOURNAL=$T/journal.db SRC=$T/src /usr/bin/python3 -m unittest -v \
+    "$here/test_journal.py" 2>&1 | tee "$T/unittest.out"
+grep -q '^OK' "$T/unittest.out" || { cat "$T/agent.log"; exit 1; }
+n=$(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$T/unittest.out")
+echo "$n passed, 0 failed"

@@ -30,8 +30,8 @@ mkdir -p "$T/src/late" && echo "late" >"$T/src/late/new.txt"
 "$abs_top_builddir/sftprelayd" -c "$T/relay.conf" --once 2>>"$T/agent.log" || true
 mv "$T/dst.away" "$T/dst"
 
-JOURNAL=$T/journal.db SRC=$T/src /usr/bin/python3 -m unittest -v \
-    "$here/test_journal.py" 2>&1 | tee "$T/unittest.out"
+JOURNAL=$T/journal.db SRC=$T/src /usr/bin/python3 "$here/test_journal.py" \
+    2>&1 | tee "$T/unittest.out"
 grep -q '^OK' "$T/unittest.out" || { cat "$T/agent.log"; exit 1; }
 n=$(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$T/unittest.out")
 echo "$n passed, 0 failed"

@@ -30,8 +30,11 @@ mkdir -p "$T/src/late" && echo "late" >"$T/src/late/new.txt"
 "$abs_top_builddir/sftprelayd" -c "$T/relay.conf" --once 2>>"$T/agent.log" || true
 mv "$T/dst.away" "$T/dst"
 
-JOURNAL=$T/journal.db SRC=$T/src /usr/bin/python3 "$here/test_journal.py" \
-    2>&1 | tee "$T/unittest.out"
-grep -q '^OK' "$T/unittest.out" || { cat "$T/agent.log"; exit 1; }
-n=$(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$T/unittest.out")
-echo "$n passed, 0 failed"
+total=0
+for t in test_journal test_sensors; do
+    JOURNAL=$T/journal.db SRC=$T/src /usr/bin/python3 "$here/$t.py" \
+        2>&1 | tee "$T/$t.out"
+    grep -q '^OK' "$T/$t.out" || { cat "$T/agent.log"; exit 1; }
+    total=$((total + $(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$T/$t.out")))
+done
+echo "$total passed, 0 failed"

@@ -1,0 +1,2 @@
+class AirflowFailException(Exception):
+    """Fail the task at once, without retries."""

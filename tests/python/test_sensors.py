@@ -1,0 +1,141 @@
+"""The sensors, the trigger and the sftp_sync DAG, driven through a small
+stand-in for Airflow's documented API (tests/python/airflow_stub), against
+the journal t_airflow.sh made with the real agent."""
+import asyncio
+import datetime as dt
+import hashlib
+import importlib.util
+import os
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.join(HERE, "..", "..")
+sys.path[:0] = [os.path.join(HERE, "airflow_stub"),
+                os.path.join(TOP, "airflow", "plugins")]
+
+from airflow.exceptions import AirflowFailException  # noqa: E402
+from airflow.sdk import TaskDeferred  # noqa: E402
+from sftprelay_airflow.sensors import (  # noqa: E402
+    SftpRelayBacklogSensor, SftpRelayDeliveredSensor)
+from sftprelay_airflow.triggers import SftpRelayDeliveredTrigger  # noqa: E402
+
+JOURNAL = os.environ["JOURNAL"]
+SRC = os.environ["SRC"]
+
+
+def sha256(rel):
+    with open(os.path.join(SRC, rel), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def sensor(**kw):
+    return SftpRelayDeliveredSensor(task_id="t", journal_path=JOURNAL, **kw)
+
+
+def first_event(trigger):
+    async def go():
+        async for ev in trigger.run():
+            return ev.payload
+    return asyncio.run(asyncio.wait_for(go(), 10))
+
+
+class DeliveredSensor(unittest.TestCase):
+    def test_delivered_path_pushes_its_xcom(self):
+        r = sensor(path="a/b/c/file_1.txt").poke({})
+        self.assertTrue(r.is_done)
+        (x,) = r.xcom_value
+        self.assertEqual(x["path"], "a/b/c/file_1.txt")
+        self.assertEqual(x["sha256"], sha256("a/b/c/file_1.txt"))
+        self.assertEqual(set(x), {"path", "size", "sha256", "delivered_at"})
+
+    def test_pattern(self):
+        r = sensor(pattern="a/b/c/file_*.txt").poke({})
+        self.assertTrue(r.is_done)
+        self.assertEqual(len(r.xcom_value), 3)
+
+    def test_failed_file_fails_the_task(self):
+        with self.assertRaises(AirflowFailException) as cm:
+            sensor(path="blocked/x.txt").poke({})
+        self.assertIn("blocked/x.txt: failed", str(cm.exception))
+
+    def test_pending_and_missing_wait(self):
+        self.assertFalse(sensor(path="late/new.txt").poke({}).is_done)
+        self.assertFalse(sensor(path="not/there.txt").poke({}).is_done)
+        missing = SftpRelayDeliveredSensor(task_id="t", path="x",
+                                           journal_path=JOURNAL + ".nope")
+        self.assertFalse(missing.poke({}).is_done)
+
+    def test_newer_than_as_rendered_template(self):
+        later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
+        self.assertFalse(sensor(path="a/b/c/file_1.txt", newer_than=later).poke({}).is_done)
+        self.assertTrue(sensor(path="a/b/c/file_1.txt",
+                               newer_than="2024-03-01T00:00:00Z").poke({}).is_done)
+
+    def test_path_or_pattern(self):
+        with self.assertRaises(ValueError):
+            SftpRelayDeliveredSensor(task_id="t")
+
+    def test_templated_fields(self):
+        self.assertEqual(set(SftpRelayDeliveredSensor.template_fields),
+                         {"path", "pattern", "journal_path", "newer_than"})
+
+
+class Deferrable(unittest.TestCase):
+    def test_done_without_deferring(self):
+        x = sensor(path="a/b/c/file_2.txt", deferrable=True).execute({})
+        self.assertEqual(x[0]["sha256"], sha256("a/b/c/file_2.txt"))
+
+    def test_defers_to_the_trigger(self):
+        s = sensor(path="late/new.txt", deferrable=True, poke_interval=5)
+        with self.assertRaises(TaskDeferred) as cm:
+            s.execute({})
+        trig = cm.exception.trigger
+        self.assertEqual(cm.exception.method_name, "execute_complete")
+        name, kwargs = trig.serialize()
+        self.assertEqual(name, "sftprelay_airflow.triggers.SftpRelayDeliveredTrigger")
+        self.assertEqual(kwargs["path"], "late/new.txt")
+        self.assertEqual(kwargs["poll_interval"], 5.0)
+
+    def test_trigger_events(self):
+        ok = first_event(SftpRelayDeliveredTrigger(JOURNAL, path="a/b/c/file_3.txt"))
+        self.assertEqual(ok["status"], "success")
+        self.assertEqual(ok["files"][0]["sha256"], sha256("a/b/c/file_3.txt"))
+        bad = first_event(SftpRelayDeliveredTrigger(JOURNAL, path="blocked/x.txt"))
+        self.assertEqual(bad["status"], "failed")
+        s = sensor(path="blocked/x.txt")
+        with self.assertRaises(AirflowFailException):
+            s.execute_complete({}, bad)
+        self.assertEqual(s.execute_complete({}, ok), ok["files"])
+
+
+class Backlog(unittest.TestCase):
+    def test_backlog(self):
+        self.assertTrue(SftpRelayBacklogSensor(task_id="b", max_age=dt.timedelta(hours=1),
+                                               journal_path=JOURNAL).poke({}))
+        self.assertFalse(SftpRelayBacklogSensor(task_id="b", max_age=-1,
+                                                journal_path=JOURNAL).poke({}))
+
+
+class Dag(unittest.TestCase):
+    def test_sftp_sync_dag(self):
+        spec = importlib.util.spec_from_file_location(
+            "sftp_sync", os.path.join(TOP, "airflow", "dags", "sftp_sync.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        dag = mod.dag
+        self.assertEqual(dag.dag_id, "sftp_sync")
+        self.assertEqual(dag.kwargs["params"]["files"],
+                         ["a/b/c/file_1.txt", "a/b/c/file_2.txt", "a/b/c/file_3.txt"])
+        waits = [t for t in dag.tasks if isinstance(t, SftpRelayDeliveredSensor)]
+        self.assertEqual([w.path for w in waits],
+                         ["{{ params.files[0] }}", "{{ params.files[1] }}",
+                          "{{ params.files[2] }}"])
+        self.assertTrue(all(w.mode == "reschedule" for w in waits))
+        (report,) = [t for t in dag.tasks if t.task_id == "report"]
+        self.assertEqual(sorted(u.task_id for u in report.upstream),
+                         ["wait_file_1", "wait_file_2", "wait_file_3"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

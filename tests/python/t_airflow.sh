@@ -37,4 +37,23 @@ for t in test_journal test_sensors; do
     grep -q '^OK' "$T/$t.out" || { cat "$T/agent.log"; exit 1; }
     total=$((total + $(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$T/$t.out")))
 done
+# As in docker-compose.yml: a reader with another uid and group 0 (Airflow
+# runs as 50000:0) reads the agent's 0640 root:root journal, WAL and all,
+# without write access to any of it.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    chmod 711 "$T"
+    setpriv --reuid=65534 --regid=0 --clear-groups /usr/bin/python3 -c "
+import sys
+sys.path.insert(0, '$here/../../airflow/plugins')
+from sftprelay_airflow.journal import Journal, delivered_decision
+d = delivered_decision(Journal('$T/journal.db'), pattern='a/b/c/*')
+assert d.done and len(d.files) == 3, d
+" || { echo "FAIL: another uid in group 0 cannot read the journal"; exit 1; }
+    setpriv --reuid=65534 --regid=0 --clear-groups \
+        "$abs_top_builddir/sftprelay" -j "$T/journal.db" status >"$T/status" ||
+        { echo "FAIL: sftprelay status as another uid"; exit 1; }
+    grep -q '^delivered    4$' "$T/status" || { cat "$T/status"; exit 1; }
+    echo "ok - another uid in group 0 reads the journal (Python and CLI)"
+    total=$((total + 1))
+fi
 echo "$total passed, 0 failed"

@@ -56,7 +56,7 @@ struct agent {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sftprelayd [-c file] [--daemon] [--pidfile file] "
-               "[--once] [-K] [-V]\n");
+               "[--once] [-t] [-K] [-V]\n");
 }
 
 static void on_found(void *arg, const char *rel, const struct stat *st)
@@ -483,6 +483,7 @@ int main(int argc, char **argv)
         {"pidfile", required_argument, NULL, 'p'},
         {"once", no_argument, NULL, 'o'},
         {"print-keys", no_argument, NULL, 'K'},
+        {"test-config", no_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -491,9 +492,9 @@ int main(int argc, char **argv)
     struct agent a = {0};
     char err[CONF_ERR_MAX];
     enum log_level level;
-    int daemon = 0, once = 0, opt, r;
+    int daemon = 0, once = 0, test_only = 0, opt, r;
 
-    while ((opt = getopt_long(argc, argv, "c:KVh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tKVh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             file = optarg;
@@ -510,6 +511,9 @@ int main(int argc, char **argv)
         case 'K':
             conf_print_keys();
             return 0;
+        case 't':
+            test_only = 1;
+            break;
         case 'V':
             printf("sftprelayd %s\n", PACKAGE_VERSION);
             return 0;
@@ -534,6 +538,10 @@ int main(int argc, char **argv)
     if (check_conf(a.c) < 0) {
         conf_free(a.c);
         return 2;
+    }
+    if (test_only) { /* -t: the configuration is valid */
+        conf_free(a.c);
+        return 0;
     }
     if (log_level_parse(a.c->log.level, &level) == 0)
         log_set_level(level);

@@ -35,9 +35,33 @@ assert s["sftp-source"]["depends_on"]["sftp-target"]["condition"] == "service_he
 assert s["airflow-worker"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
 print("compose shape ok")
 '
+# The image's parts that can be checked without a Docker engine: its sshd
+# configuration, and the entrypoint's keys and config roles, whose agent
+# configuration must pass sftprelayd -t.
+: "${abs_top_builddir:=$top/build}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/sftprelay-compose.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+ssh-keygen -q -t ed25519 -N '' -f "$T/hk"
+/usr/sbin/sshd -t -f docker/source/sshd_config -o HostKey="$T/hk" 2>"$T/sshd.err" ||
+    { cat "$T/sshd.err"; echo "docker/source/sshd_config is not valid"; exit 1; }
+sh -n docker/source/entrypoint.sh
+mkdir -p "$T/keys"
+KEYS=$T/keys sh docker/source/entrypoint.sh keys >/dev/null
+[ "$(cut -d' ' -f1 "$T/keys/known_hosts")" = "[sftp-target]:2223" ] ||
+    { echo "known_hosts: $(cat "$T/keys/known_hosts")"; exit 1; }
+[ "$(cut -d' ' -f2,3 "$T/keys/known_hosts")" = "$(cut -d' ' -f1,2 "$T/keys/target_host_ed25519_key.pub")" ] ||
+    { echo "known_hosts does not hold the target's host key"; exit 1; }
+cmp -s "$T/keys/authorized_keys" "$T/keys/relay_ed25519.pub" ||
+    { echo "authorized_keys is not the agent's key"; exit 1; }
+[ "$(stat -c %a "$T/keys/relay_ed25519")" = 600 ] || { echo "key not 0600"; exit 1; }
+KEYS=$T/keys ETC=$T/etc sh docker/source/entrypoint.sh config
+"$abs_top_builddir/sftprelayd" -t -c "$T/etc/sftprelay.conf" ||
+    { echo "the source container's agent configuration is not valid"; exit 1; }
+echo "image parts ok"
+
 # Host keys are never waved through.
 if grep -rn --exclude-dir=.git -i 'StrictHostKeyChecking[= ]*no' docker docker-compose.yml; then
     echo "host-key checking switched off somewhere"
     exit 1
 fi
-echo "3 passed, 0 failed"
+echo "4 passed, 0 failed"

@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
 # The LSB init script, for real: start, status, reload, stop with a
-# pidfile, and the LSB exit codes; the daemon it starts delivers.
+# pidfile, and the LSB exit codes; the daemon it starts delivers to a
+# loopback SFTP target.
 . "$(dirname "$0")/lib.sh"
 
 command -v start-stop-daemon >/dev/null || { echo "SKIP: no start-stop-daemon"; exit 77; }
 initd=$(cd "$(dirname "$0")/../.." && pwd)/contrib/init.d/sftprelayd
-mkdir -p "$T/src" "$T/dst"
-cat >"$T/relay.conf" <<CONF
-source = { path = "$T/src"; settle_ms = 100; };
-target = { type = "local"; path = "$T/dst"; };
-journal = { path = "$T/state/journal.db"; };
-CONF
+start_serve # the loopback SFTP target
+write_conf
 export SFTPRELAYD CONFIG=$T/relay.conf PIDFILE=$T/sftprelayd.pid
 cleanup_daemon() {
     [ -s "$PIDFILE" ] && kill "$(cat "$PIDFILE")" 2>/dev/null || true

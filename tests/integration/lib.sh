@@ -206,6 +206,28 @@ stop_agent() {
     [ "$rc" = 0 ] || fail "sftprelayd exited $rc after SIGTERM"
 }
 
+# The resume offset the journal holds for PATH ("" if no row yet).
+checkpoint_of() {
+    sqlite3 -readonly "$T/state/journal.db" \
+        "SELECT resume_offset FROM files WHERE path = '$1'" 2>/dev/null
+}
+
+# hold_session / release_session: an SFTP session that logs in and then
+# stays idle (sftp reading its batch from a fifo kept open); sets HOLDER.
+hold_session() {
+    rm -f "$T/hold"
+    mkfifo "$T/hold"
+    sftp_batch "$T/hold" >/dev/null 2>&1 &
+    HOLDER=$!
+    PIDS+=("$HOLDER")
+    exec 7>"$T/hold"
+}
+
+release_session() {
+    exec 7>&-
+    wait "$HOLDER" 2>/dev/null || true
+}
+
 relay() {
     "$SFTPRELAY" -c "$T/relay.conf" "$@"
 }

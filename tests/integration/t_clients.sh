@@ -16,16 +16,10 @@ TESTS_RUN=$(grep -c '^ok ' "$T/paramiko.out")
 kill -0 "$TARGET_PID" || fail "the server died"
 
 # An idle session is closed after idle_timeout.
-mkfifo "$T/hold"
-sftp -b "$T/hold" -i "$T/keys/client_ed25519" -o UserKnownHostsFile="$T/known_hosts" \
-    -o BatchMode=yes -P "$TARGET_PORT" "$(id -un)@127.0.0.1" >/dev/null 2>&1 &
-idle=$!
-PIDS+=("$idle")
-exec 7>"$T/hold"
+hold_session
 closed() { grep -q 'idle for 3 s; disconnecting' "$T/serve.log"; }
 wait_for 15 closed || fail "an idle session was not closed"
-exec 7>&-
-wait "$idle" 2>/dev/null || true
+release_session
 ok "an idle session is closed after idle_timeout"
 
 echo "$TESTS_RUN passed, 0 failed"

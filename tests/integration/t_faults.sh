@@ -45,8 +45,7 @@ dropped() { grep -q 'fault injection: dropping the connection' "$T/serve.log"; }
 wait_for 60 dropped || fail "the connection was not dropped"
 target_err() { relay status | grep -q '^target:      unreachable'; }
 wait_for 20 target_err || fail "status does not show the target error: $(relay status)"
-checkpoint=$(sqlite3 -readonly "$T/state/journal.db" \
-    "SELECT resume_offset FROM files WHERE path = 'big.bin'")
+checkpoint=$(checkpoint_of big.bin)
 [ "$checkpoint" -gt 0 ] || fail "no checkpoint before the drop"
 : >"$T/fault"
 wait_for 120 is_delivered big.bin || fail "not delivered after the drop"

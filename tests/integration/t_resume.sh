@@ -11,19 +11,15 @@ size=$((256 * 1024 * 1024))
 head -c "$size" /dev/urandom >"$T/src/big.bin"
 start_agent agent1
 
-offset() {
-    sqlite3 -readonly "$T/state/journal.db" \
-        "SELECT resume_offset FROM files WHERE path = 'big.bin'" 2>/dev/null
-}
 past_first_chunks() {
     local o
-    o=$(offset)
+    o=$(checkpoint_of big.bin)
     [ -n "$o" ] && [ "$o" -ge $((8 * 1048576)) ]
 }
 wait_for 60 past_first_chunks || fail "no checkpoint recorded"
 kill -9 "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null || true
-checkpoint=$(offset)
+checkpoint=$(checkpoint_of big.bin)
 [ "$checkpoint" -lt "$size" ] || fail "the whole file went before the kill"
 [ "$(state_of big.bin)" = sending ] || fail "row not left 'sending'"
 [ ! -e "$T/dst/big.bin" ] || fail "a partial file is at the final name"
@@ -53,13 +49,9 @@ stop_agent
 # SIGTERM in the middle of a file: exit 0 within seconds, checkpoint kept.
 head -c "$size" /dev/urandom >"$T/src/big2.bin"
 start_agent agent3
-offset2() {
-    sqlite3 -readonly "$T/state/journal.db" \
-        "SELECT resume_offset FROM files WHERE path = 'big2.bin'" 2>/dev/null
-}
 started2() {
     local o
-    o=$(offset2)
+    o=$(checkpoint_of big2.bin)
     [ -n "$o" ] && [ "$o" -ge $((4 * 1048576)) ]
 }
 wait_for 60 started2 || fail "big2.bin: no checkpoint recorded"
@@ -68,8 +60,8 @@ stop_agent
 ms=$((($(date +%s%N) - t0) / 1000000))
 [ "$ms" -lt 5000 ] || fail "SIGTERM took $ms ms"
 [ "$(state_of big2.bin)" = queued ] || fail "big2.bin not queued after SIGTERM"
-[ "$(offset2)" -gt 0 ] || fail "big2.bin lost its checkpoint"
-ok "SIGTERM mid-file: exit 0 in $ms ms, row queued at offset $(offset2)"
+[ "$(checkpoint_of big2.bin)" -gt 0 ] || fail "big2.bin lost its checkpoint"
+ok "SIGTERM mid-file: exit 0 in $ms ms, row queued at offset $(checkpoint_of big2.bin)"
 start_agent agent4
 wait_for 120 is_delivered big2.bin || fail "big2.bin not delivered after SIGTERM"
 same_file "$T/src/big2.bin" "$T/dst/big2.bin" || fail "big2.bin differs"

@@ -113,12 +113,7 @@ stop_target
 
 # At most max_sessions at once: the second client is turned away.
 start_serve 0 --max-sessions 1
-mkfifo "$T/hold"
-sftp -b "$T/hold" -i "$T/keys/client_ed25519" -o UserKnownHostsFile="$T/known_hosts" \
-    -o BatchMode=yes -P "$TARGET_PORT" "$(id -un)@127.0.0.1" >/dev/null 2>&1 &
-holder=$!
-PIDS+=("$holder")
-exec 7>"$T/hold"
+hold_session
 holding() { grep -q 'logged in with a key' "$T/serve.log"; }
 : >"$T/serve.log"
 wait_for 10 holding || fail "the first client did not log in"
@@ -126,8 +121,7 @@ if sftp_batch "$T/b2" >/dev/null 2>&1; then
     fail "a second session was accepted with max_sessions 1"
 fi
 grep -q 'already 1 sessions (server.max_sessions)' "$T/serve.log" || fail "refusal not logged"
-exec 7>&-
-wait "$holder" 2>/dev/null || true
+release_session
 ok "max_sessions bounds the sessions at once"
 
 echo "$TESTS_RUN passed, 0 failed"

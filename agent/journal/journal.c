@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "journal_sql.h"
+#include "sql.h"
 #include "sftprelay/journal.h"
 #include "sftprelay/log.h"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The man pages are clean under mandoc -Tlint.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 command -v mandoc >/dev/null || { echo "mandoc missing"; exit 1; }
 n=0
 for page in "$top"/man/*.[158]; do

@@ -3,7 +3,7 @@
 # no Docker engine here, so nothing is run) and has the shape the README
 # promises.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 command -v docker-compose >/dev/null || { echo "docker-compose missing (scripts/deps)"; exit 1; }
 cd "$top"
 docker-compose -f docker-compose.yml --env-file .env.example config -q

@@ -2,16 +2,24 @@
  * The journal on SQLite.  Statements are prepared once at open and reset
  * after each use; SQLite's result codes become errno values in sql_err()
  * and nowhere else.
+ *
+ * No lock of this process guards a connection: each thread has its own,
+ * and writers meet only in SQLite's write lock.  While it is taken the
+ * busy handler below waits in short steps (a tenth of a millisecond at
+ * first, at most 2 ms) for up to BUSY_TIMEOUT_MS, and gives up at once
+ * when the connection's cancel descriptor becomes readable, so that no
+ * thread waits on the journal while the agent stops.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sql.h"
@@ -42,6 +50,7 @@ enum stmt_id {
     ST_AGENT_GET,
     ST_PARTIAL_ADD,
     ST_PARTIAL_CLEAR,
+    ST_SWEEP,
     ST_COUNT,
 };
 
@@ -69,6 +78,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AGENT_GET] = SQL_AGENT_GET,
     [ST_PARTIAL_ADD] = SQL_PARTIAL_ADD,
     [ST_PARTIAL_CLEAR] = SQL_PARTIAL_CLEAR,
+    [ST_SWEEP] = SQL_SWEEP,
 };
 
 /* Statements that write: not prepared on a read-only connection. */
@@ -78,6 +88,7 @@ static const int stmt_writes[ST_COUNT] = {
     [ST_RESTAT] = 1,     [ST_FAIL] = 1,        [ST_RECOVER] = 1,
     [ST_PRUNE] = 1,      [ST_RETRY] = 1,       [ST_RETRY_FAILED] = 1,
     [ST_AGENT_SET] = 1,  [ST_PARTIAL_ADD] = 1, [ST_PARTIAL_CLEAR] = 1,
+    [ST_SWEEP] = 1,
 };
 
 static const char *const state_names[JS_COUNT] = {
@@ -87,19 +98,15 @@ static const char *const state_names[JS_COUNT] = {
     [JS_FAILED] = "failed",
 };
 
+#define BUSY_TIMEOUT_MS 10000
+
 struct journal {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    char *path;
+    int cancel_fd;    /* readable: stop waiting for the write lock; or -1 */
+    int64_t busy_ns;  /* waited so far for the current lock */
 };
-
-/*
- * Writers in this process (the watcher's connection and every worker's)
- * take turns here rather than in SQLite's busy handler, which sleeps for
- * milliseconds at a time.  Recursive: a batch holds it from BEGIN to
- * COMMIT and its statements take it again.  Other processes (the CLI)
- * still meet the busy handler.
- */
-static pthread_mutex_t writer = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 /* SQLite result codes as errno values: the one place they are translated. */
 static int sql_err(int rc)
@@ -204,16 +211,10 @@ void journal_file_clear(struct journal_file *f)
     memset(f, 0, sizeof(*f));
 }
 
+/* Run SQL text; on failure journal_errmsg() says why. */
 static int exec(struct journal *j, const char *sql)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(j->db, sql, NULL, NULL, &msg);
-
-    if (rc != SQLITE_OK) {
-        log_error("journal: %s", msg ? msg : sqlite3_errstr(rc));
-        sqlite3_free(msg);
-    }
-    return sql_err(rc);
+    return sql_err(sqlite3_exec(j->db, sql, NULL, NULL, NULL));
 }
 
 static int user_version(struct journal *j, int *out)
@@ -289,12 +290,109 @@ static int precreate(const char *path)
     return 0;
 }
 
+/*
+ * SQLite's busy handler: called with n = 0, 1, ... while another
+ * connection holds the write lock; returns 1 to try again, 0 to give up
+ * (the statement then fails with SQLITE_BUSY).
+ */
+static int busy_wait(void *arg, int n)
+{
+    struct journal *j = arg;
+    struct pollfd pfd = {.fd = j->cancel_fd, .events = POLLIN};
+    struct timespec ts = {0, 100000};
+
+    if (n == 0)
+        j->busy_ns = 0;
+    if (n >= 4)
+        ts.tv_nsec = n >= 8 ? 2000000 : 500000;
+    if (j->busy_ns >= (int64_t)BUSY_TIMEOUT_MS * 1000000)
+        return 0;
+    j->busy_ns += ts.tv_nsec;
+    if (j->cancel_fd < 0)
+        return nanosleep(&ts, NULL) == 0 || errno == EINTR;
+    return ppoll(&pfd, 1, &ts, NULL) == 0;
+}
+
+/* Open the SQLite database itself into j->db. */
+static int open_db(struct journal *j, const char *path, int rdonly)
+{
+    int oflags, rc, r = 0;
+    char *uri;
+
+    oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI |
+             (rdonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+    uri = sqlite3_mprintf("file:%s%s", path, rdonly ? "?mode=ro" : "");
+    if (uri == NULL)
+        return -ENOMEM;
+    /* A path with URI-special characters is opened as a plain file name. */
+    if (strpbrk(path, "?#%") != NULL)
+        oflags &= ~SQLITE_OPEN_URI;
+    rc = sqlite3_open_v2(oflags & SQLITE_OPEN_URI ? uri : path, &j->db, oflags,
+                         NULL);
+    if (rc != SQLITE_OK) {
+        log_error("journal %s: %s", path,
+                  j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+        r = sql_err(rc);
+    }
+    sqlite3_free(uri);
+    if (r == 0) {
+        sqlite3_busy_handler(j->db, busy_wait, j);
+        sqlite3_extended_result_codes(j->db, 1);
+    }
+    return r;
+}
+
+/* A writer's set-up: pragmas and the schema. */
+static int setup_writer(struct journal *j, const char *path)
+{
+    int one = 1, r;
+
+    /* Keep -wal and -shm after close: read-only readers need them. */
+    sqlite3_file_control(j->db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+    r = exec(j, SQL_PRAGMAS);
+    return r < 0 ? r : migrate(j, path);
+}
+
+/* A reader's set-up: query only, and a schema it understands. */
+static int setup_reader(struct journal *j, const char *path)
+{
+    int v = 0, r;
+
+    r = exec(j, "PRAGMA query_only = ON");
+    if (r == 0)
+        r = user_version(j, &v);
+    if (r < 0)
+        return r;
+    /* Readers only use what version 1 has: an older agent's is fine. */
+    if (v < 1 || v > JOURNAL_SCHEMA_VERSION) {
+        log_error("journal %s: schema version %d, expected 1 to %d", path, v,
+                  JOURNAL_SCHEMA_VERSION);
+        return v == 0 ? -ENOENT : -EPROTO;
+    }
+    return 0;
+}
+
+/* Prepare every statement this connection may run. */
+static int prepare_all(struct journal *j, const char *path, int rdonly)
+{
+    int i, rc;
+
+    for (i = 0; i < ST_COUNT; i++) {
+        if (rdonly && stmt_writes[i])
+            continue;
+        rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL);
+        if (rc != SQLITE_OK)
+            return sql_err(rc);
+    }
+    return 0;
+}
+
 int journal_open(const char *path, int flags, struct journal **out)
 {
     struct journal *j = NULL;
     int rdonly = flags & JOURNAL_RDONLY;
-    int oflags, rc, r, i, one = 1;
-    char *uri = NULL;
+    int r;
 
     *out = NULL;
     if (access(path, F_OK) < 0) {
@@ -307,69 +405,21 @@ int journal_open(const char *path, int flags, struct journal **out)
     j = calloc(1, sizeof(*j));
     if (j == NULL)
         return -ENOMEM;
-    oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI |
-             (rdonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
-    uri = sqlite3_mprintf("file:%s%s", path, rdonly ? "?mode=ro" : "");
-    if (uri == NULL) {
-        r = -ENOMEM;
+    j->cancel_fd = -1;
+    j->path = strdup(path);
+    r = j->path ? open_db(j, path, rdonly) : -ENOMEM;
+    if (r == 0)
+        r = rdonly ? setup_reader(j, path) : setup_writer(j, path);
+    if (r == 0)
+        r = prepare_all(j, path, rdonly);
+    if (r < 0) {
+        if (j->db && r != -EPROTO)
+            log_error("journal %s: %s", path, sqlite3_errmsg(j->db));
         goto out;
-    }
-    /* A path with URI-special characters is opened as a plain file name. */
-    if (strpbrk(path, "?#%") != NULL)
-        oflags &= ~SQLITE_OPEN_URI;
-    rc = sqlite3_open_v2(oflags & SQLITE_OPEN_URI ? uri : path, &j->db, oflags,
-                         NULL);
-    if (rc != SQLITE_OK) {
-        log_error("journal %s: %s", path,
-                  j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
-        r = sql_err(rc);
-        goto out;
-    }
-    sqlite3_busy_timeout(j->db, 10000);
-    sqlite3_extended_result_codes(j->db, 1);
-    if (!rdonly) {
-        /* Keep -wal and -shm after close: read-only readers need them. */
-        sqlite3_file_control(j->db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
-        r = exec(j, SQL_PRAGMAS);
-        if (r < 0)
-            goto out;
-        r = migrate(j, path);
-        if (r < 0)
-            goto out;
-    } else {
-        int v = 0;
-
-        r = exec(j, "PRAGMA query_only = ON");
-        if (r < 0)
-            goto out;
-        r = user_version(j, &v);
-        if (r < 0)
-            goto out;
-        /* Readers only use what version 1 has: an older agent's is fine. */
-        if (v < 1 || v > JOURNAL_SCHEMA_VERSION) {
-            log_error("journal %s: schema version %d, expected 1 to %d", path,
-                      v, JOURNAL_SCHEMA_VERSION);
-            r = v == 0 ? -ENOENT : -EPROTO;
-            goto out;
-        }
-    }
-    for (i = 0; i < ST_COUNT; i++) {
-        if (rdonly && stmt_writes[i])
-            continue;
-        rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1,
-                                SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL);
-        if (rc != SQLITE_OK) {
-            log_error("journal %s: preparing statement %d: %s", path, i,
-                      sqlite3_errmsg(j->db));
-            r = sql_err(rc);
-            goto out;
-        }
     }
     *out = j;
     j = NULL; /* transferred */
-    r = 0;
 out:
-    sqlite3_free(uri);
     journal_close(j);
     return r;
 }
@@ -383,36 +433,41 @@ void journal_close(struct journal *j)
     for (i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(j->st[i]);
     sqlite3_close(j->db);
+    free(j->path);
     free(j);
+}
+
+const char *journal_path(const struct journal *j)
+{
+    return j->path;
+}
+
+void journal_set_cancel(struct journal *j, int fd)
+{
+    j->cancel_fd = fd;
+}
+
+int journal_set_sync(struct journal *j, int full)
+{
+    return exec(j, full ? SQL_SYNC_FULL : SQL_SYNC_NORMAL);
 }
 
 int journal_begin(struct journal *j)
 {
-    int r;
-
-    pthread_mutex_lock(&writer);
-    r = exec(j, "BEGIN IMMEDIATE");
-    if (r < 0)
-        pthread_mutex_unlock(&writer);
-    return r;
-}
-
-static int end_txn(struct journal *j, const char *sql)
-{
-    int r = exec(j, sql);
-
-    pthread_mutex_unlock(&writer);
-    return r;
+    return exec(j, "BEGIN IMMEDIATE");
 }
 
 int journal_commit(struct journal *j)
 {
-    return end_txn(j, "COMMIT");
+    return exec(j, "COMMIT");
 }
 
 int journal_rollback(struct journal *j)
 {
-    return end_txn(j, "ROLLBACK");
+    /* Nothing to roll back if SQLite already did (disk full, I/O error). */
+    if (sqlite3_get_autocommit(j->db))
+        return 0;
+    return exec(j, "ROLLBACK");
 }
 
 /* A prepared statement; NULL for a writer on a read-only connection. */
@@ -421,30 +476,16 @@ static sqlite3_stmt *stmt(struct journal *j, enum stmt_id id)
     return j->st[id];
 }
 
-/* Take the writer lock if st writes; returns whether it was taken. */
-static int lock_if_writer(sqlite3_stmt *st)
-{
-    if (sqlite3_stmt_readonly(st))
-        return 0;
-    pthread_mutex_lock(&writer);
-    return 1;
-}
-
 /* Run a statement that returns no rows; *changes gets the row count. */
 static int run(struct journal *j, sqlite3_stmt *st, int *changes)
 {
-    int locked = lock_if_writer(st);
     int rc = sqlite3_step(st);
     int r = sql_err(rc);
 
-    if (r < 0)
-        log_error("journal: %s", sqlite3_errmsg(j->db));
-    else if (changes)
+    if (r == 0 && changes)
         *changes = sqlite3_changes(j->db);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (locked)
-        pthread_mutex_unlock(&writer);
     return r;
 }
 
@@ -479,7 +520,6 @@ int journal_offer(struct journal *j, const char *path, int64_t size,
 static int one_file(struct journal *j, sqlite3_stmt *st,
                     struct journal_file *out)
 {
-    int locked = lock_if_writer(st);
     int rc = sqlite3_step(st);
     int r;
 
@@ -493,13 +533,10 @@ static int one_file(struct journal *j, sqlite3_stmt *st,
     } else if (rc == SQLITE_DONE) {
         r = -ENOENT;
     } else {
-        log_error("journal: %s", sqlite3_errmsg(j->db));
         r = sql_err(rc);
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (locked)
-        pthread_mutex_unlock(&writer);
     return r;
 }
 
@@ -543,11 +580,7 @@ int journal_delivered(struct journal *j, const struct journal_file *f,
     sqlite3_bind_int64(st, 3, f->id);
     sqlite3_bind_int64(st, 4, f->size);
     sqlite3_bind_int64(st, 5, f->mtime_ns);
-    /* This commit must survive a power cut: sync the WAL for it. */
-    r = exec(j, SQL_SYNC_FULL);
-    if (r == 0)
-        r = run(j, st, &changes);
-    exec(j, SQL_SYNC_NORMAL);
+    r = run(j, st, &changes);
     if (r < 0 || changes > 0)
         return r;
     r = journal_requeue(j, f->id, next_attempt,
@@ -794,4 +827,32 @@ int journal_partial_clear(struct journal *j, const char *path)
         return -EROFS;
     bind_text(st, 1, path);
     return run(j, st, NULL);
+}
+
+int journal_sweep(struct journal *j, int64_t now, int64_t before,
+                  const int64_t *held, size_t n_held, int *count)
+{
+    sqlite3_stmt *st = stmt(j, ST_SWEEP);
+    char *ids = NULL, *next;
+    size_t i;
+    int r;
+
+    if (st == NULL)
+        return -EROFS;
+    ids = sqlite3_mprintf("[");
+    for (i = 0; ids && i < n_held; i++) {
+        next = sqlite3_mprintf("%s%s%lld", ids, i ? "," : "",
+                               (long long)held[i]);
+        sqlite3_free(ids);
+        ids = next;
+    }
+    next = ids ? sqlite3_mprintf("%s]", ids) : NULL;
+    sqlite3_free(ids);
+    if (next == NULL)
+        return -ENOMEM;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_text(st, 3, next, -1, sqlite3_free);
+    r = run(j, st, count);
+    return r;
 }

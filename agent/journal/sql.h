@@ -202,6 +202,15 @@
 
 #define SQL_PARTIAL_CLEAR "DELETE FROM partial WHERE path = ?1"
 
+/*
+ * Rows left 'sending' that no worker holds (a claim whose answer was lost):
+ * queued again.  ?1 now, ?2 claimed before, ?3 ids held, as a JSON array.
+ */
+#define SQL_SWEEP                                                              \
+    "UPDATE files SET state = 'queued', next_attempt = ?1"                     \
+    " WHERE state = 'sending' AND attempted_at < ?2"                           \
+    "   AND id NOT IN (SELECT value FROM json_each(?3))"
+
 #define SQL_AGENT_GET "SELECT value, updated_at FROM agent WHERE key = ?1"
 
 #endif

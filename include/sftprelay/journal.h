@@ -10,11 +10,16 @@
  * file seen again with another size or mtime is queued as a new version.
  * Rows are keyed by the path relative to source.path.
  *
- * One struct journal is one connection: use one per thread.
+ * One struct journal is one connection: use one per thread.  No lock of
+ * this process guards it; in the agent, one thread (the journal writer,
+ * jwriter.h) makes every change but claims, which each worker makes on its
+ * own connection as one statement.  Failures return a negative errno and
+ * leave the SQLite message in journal_errmsg(); nothing is logged here.
  */
 #ifndef SFTPRELAY_JOURNAL_H
 #define SFTPRELAY_JOURNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct journal;
@@ -71,7 +76,26 @@ void journal_close(struct journal *j);
 /* The last SQLite error message of this connection, for logs. */
 const char *journal_errmsg(const struct journal *j);
 
-/* Group many writes into one transaction (one fsync): scans use it. */
+/* The file this connection opened (owned by j). */
+const char *journal_path(const struct journal *j);
+
+/*
+ * While another connection holds the write lock, a statement waits for it
+ * up to 10 s, and fails at once with -EBUSY when fd (borrowed) becomes
+ * readable.  -1: no such descriptor.
+ */
+void journal_set_cancel(struct journal *j, int fd);
+
+/*
+ * Whether the next commits are synced to disk (synchronous = FULL) or only
+ * ordered (NORMAL, the default: a power cut may lose the last ones).
+ */
+int journal_set_sync(struct journal *j, int full);
+
+/*
+ * Group many writes into one transaction (one sync).  journal_rollback()
+ * is harmless when SQLite has already rolled back after an error.
+ */
 int journal_begin(struct journal *j);
 int journal_commit(struct journal *j);
 int journal_rollback(struct journal *j);
@@ -125,6 +149,13 @@ int journal_fail(struct journal *j, int64_t id, const char *error);
 
 /* At start-up: rows a previous run left sending are queued, due now. */
 int journal_recover(struct journal *j, int *count);
+
+/*
+ * Rows left sending that no worker holds: queue again, due at now, those
+ * claimed before `before` whose id is not among held[0..n_held).
+ */
+int journal_sweep(struct journal *j, int64_t now, int64_t before,
+                  const int64_t *held, size_t n_held, int *count);
 
 /* Forget delivered rows delivered before the given time. */
 int journal_prune(struct journal *j, int64_t before, int *count);

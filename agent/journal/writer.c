@@ -1,0 +1,767 @@
+/*
+ * The journal writer (jwriter.h): one thread, one connection, two queues.
+ *
+ * Other threads append operations under `lock` and signal `more`; the
+ * writer takes a batch off the queues, lets go of the lock, applies the
+ * batch in one transaction, and takes the lock again only to account for
+ * it.  A failed batch goes back to the head of its queues, whole and in
+ * order, and is tried again after RETRY_MAX_MS at most.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sftprelay/journal.h"
+#include "sftprelay/jwriter.h"
+#include "sftprelay/log.h"
+
+#define OFFERS_MAX 8192     /* offers queued before jwriter_offer() blocks */
+#define OFFERS_KEEP 100000  /* kept while the journal fails, then dropped */
+#define BATCH_OFFERS 4096   /* offers per transaction */
+#define RETRY_MAX_MS 5000   /* between tries while the journal fails */
+#define REMIND_MS 60000     /* between reminders that it still fails */
+#define STOP_FLUSH_MS 3000  /* how long stopping waits for a failing journal */
+
+enum op_kind {
+    OP_OFFER,
+    OP_PARTIAL,
+    OP_UPLOADED,
+    OP_CHECKPOINT,
+    OP_DELIVERED,
+    OP_REQUEUE,
+    OP_RESTAT,
+    OP_FAIL,
+    OP_AGENT_SET,
+    OP_PRUNE,
+    OP_SWEEP,
+};
+
+#define F_COUNT 0x1   /* requeue: the attempt counts */
+#define F_RESTART 0x2 /* requeue: start over from byte 0 */
+
+struct op {
+    TAILQ_ENTRY(op) link;
+    enum op_kind kind;
+    int flags;
+    int result;  /* of journal_delivered(), for the log after commit */
+    int changes; /* rows a prune or sweep touched */
+    struct journal_file f; /* id, size, mtime_ns; path for logs */
+    int64_t a, b;          /* now, offset, next_attempt, before */
+    char *text;            /* sha256, error, peer, agent value */
+    char *key;             /* agent key */
+    int64_t *held;
+    size_t n_held;
+};
+
+TAILQ_HEAD(opq, op);
+
+struct jwriter {
+    struct journal *j;
+    struct jwriter_cb cb;
+    pthread_t thread;
+    int started;
+    int space_fd; /* readable: offers have room again */
+
+    /* Guarded by lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t more; /* the writer has work, or is to stop */
+    pthread_cond_t idle; /* a batch ended */
+    struct opq results;
+    struct opq offers;
+    size_t n_results, n_offers;
+    int busy;         /* a batch is being applied */
+    int stopping;
+    int failing;      /* the last batch failed */
+    int blocked;      /* an offer waits for room */
+    int lost;         /* offers were dropped while failing */
+    struct jwriter_stats stats;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void op_free(struct op *o)
+{
+    if (o == NULL)
+        return;
+    free(o->f.path);
+    free(o->text);
+    free(o->key);
+    free(o->held);
+    free(o);
+}
+
+static void opq_free(struct opq *q)
+{
+    struct op *o;
+
+    while ((o = TAILQ_FIRST(q)) != NULL) {
+        TAILQ_REMOVE(q, o, link);
+        op_free(o);
+    }
+}
+
+/* A new operation; path and text are copied (either may be NULL). */
+static struct op *op_new(enum op_kind kind, const struct journal_file *f,
+                         const char *path, const char *text)
+{
+    struct op *o = calloc(1, sizeof(*o));
+
+    if (o == NULL)
+        return NULL;
+    o->kind = kind;
+    if (f) {
+        o->f.id = f->id;
+        o->f.size = f->size;
+        o->f.mtime_ns = f->mtime_ns;
+        path = f->path;
+    }
+    if ((path && (o->f.path = strdup(path)) == NULL) ||
+        (text && (o->text = strdup(text)) == NULL)) {
+        op_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Queue a result: never refused but for memory. */
+static int post(struct jwriter *w, struct op *o)
+{
+    if (o == NULL)
+        return -ENOMEM;
+    pthread_mutex_lock(&w->lock);
+    TAILQ_INSERT_TAIL(&w->results, o, link);
+    w->n_results++;
+    pthread_cond_signal(&w->more);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+/* Wait for room among the offers, or for stop_fd.  Lock held. */
+static int wait_room(struct jwriter *w, int stop_fd)
+{
+    struct pollfd p[2] = {{.fd = w->space_fd, .events = POLLIN},
+                          {.fd = stop_fd, .events = POLLIN}};
+    uint64_t n;
+    int r = 0;
+
+    while (r == 0 && w->n_offers >= OFFERS_MAX && !w->failing &&
+           !w->stopping) {
+        w->blocked = 1;
+        pthread_mutex_unlock(&w->lock);
+        if (poll(p, stop_fd >= 0 ? 2 : 1, 1000) > 0) {
+            if (p[1].revents & POLLIN)
+                r = -EINTR;
+            else if (read(w->space_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+                r = -errno;
+        }
+        pthread_mutex_lock(&w->lock);
+    }
+    return r;
+}
+
+int jwriter_offer(struct jwriter *w, enum jwriter_offer_kind kind,
+                  const char *path, int64_t size, int64_t mtime_ns,
+                  int64_t now, const char *peer, int stop_fd)
+{
+    static const enum op_kind kinds[] = {
+        [JW_FOUND] = OP_OFFER,
+        [JW_UPLOADED] = OP_UPLOADED,
+        [JW_UNFINISHED] = OP_PARTIAL,
+    };
+    struct op *o = op_new(kinds[kind], NULL, path, peer);
+    int r;
+
+    if (o == NULL)
+        return -ENOMEM;
+    o->f.size = size;
+    o->f.mtime_ns = mtime_ns;
+    o->a = now;
+    pthread_mutex_lock(&w->lock);
+    r = wait_room(w, stop_fd);
+    if (r == 0 && w->failing && w->n_offers >= OFFERS_KEEP) {
+        w->lost = 1;
+        r = -ENOBUFS;
+    }
+    if (r == 0) {
+        TAILQ_INSERT_TAIL(&w->offers, o, link);
+        w->n_offers++;
+        o = NULL;
+        pthread_cond_signal(&w->more);
+    }
+    pthread_mutex_unlock(&w->lock);
+    op_free(o);
+    return r;
+}
+
+int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
+                       int64_t offset)
+{
+    struct op *o;
+
+    /* A checkpoint still queued for this version is moved forward. */
+    pthread_mutex_lock(&w->lock);
+    TAILQ_FOREACH_REVERSE(o, &w->results, opq, link)
+    {
+        if (o->kind == OP_CHECKPOINT && o->f.id == f->id &&
+            o->f.size == f->size && o->f.mtime_ns == f->mtime_ns) {
+            o->a = offset;
+            pthread_mutex_unlock(&w->lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    o = op_new(OP_CHECKPOINT, f, NULL, NULL);
+    if (o)
+        o->a = offset;
+    return post(w, o);
+}
+
+int jwriter_delivered(struct jwriter *w, const struct journal_file *f,
+                      const char *sha256, int64_t now, int64_t next_attempt)
+{
+    struct op *o = op_new(OP_DELIVERED, f, NULL, sha256);
+
+    if (o) {
+        o->a = now;
+        o->b = next_attempt;
+        o->flags = f->resume_offset > 0;
+    }
+    return post(w, o);
+}
+
+int jwriter_requeue(struct jwriter *w, const struct journal_file *f,
+                    int64_t next_attempt, const char *error, int count_attempt,
+                    int restart)
+{
+    struct op *o = op_new(OP_REQUEUE, f, NULL, error);
+
+    if (o) {
+        o->b = next_attempt;
+        o->flags = (count_attempt ? F_COUNT : 0) | (restart ? F_RESTART : 0);
+    }
+    return post(w, o);
+}
+
+int jwriter_restat(struct jwriter *w, const struct journal_file *f,
+                   int64_t size, int64_t mtime_ns, int64_t next_attempt,
+                   const char *error)
+{
+    struct op *o = op_new(OP_RESTAT, f, NULL, error);
+
+    if (o) {
+        o->f.size = size;
+        o->f.mtime_ns = mtime_ns;
+        o->b = next_attempt;
+    }
+    return post(w, o);
+}
+
+int jwriter_fail(struct jwriter *w, const struct journal_file *f,
+                 const char *error)
+{
+    return post(w, op_new(OP_FAIL, f, NULL, error));
+}
+
+int jwriter_agent_set(struct jwriter *w, const char *key, const char *value,
+                      int64_t now)
+{
+    struct op *o = op_new(OP_AGENT_SET, NULL, NULL, value);
+
+    if (o && (o->key = strdup(key)) == NULL) {
+        op_free(o);
+        o = NULL;
+    }
+    if (o)
+        o->a = now;
+    return post(w, o);
+}
+
+int jwriter_prune(struct jwriter *w, int64_t before)
+{
+    struct op *o = op_new(OP_PRUNE, NULL, NULL, NULL);
+
+    if (o)
+        o->b = before;
+    return post(w, o);
+}
+
+int jwriter_sweep(struct jwriter *w, int64_t now, int64_t before,
+                  const int64_t *held, size_t n_held)
+{
+    struct op *o = op_new(OP_SWEEP, NULL, NULL, NULL);
+
+    if (o && n_held > 0) {
+        o->held = malloc(n_held * sizeof(*held));
+        if (o->held == NULL) {
+            op_free(o);
+            return -ENOMEM;
+        }
+        memcpy(o->held, held, n_held * sizeof(*held));
+        o->n_held = n_held;
+    }
+    if (o) {
+        o->a = now;
+        o->b = before;
+    }
+    return post(w, o);
+}
+
+/* Apply one operation inside the batch's transaction. */
+static int apply(struct journal *j, struct op *o, int *queued)
+{
+    int q = 0, r = 0;
+
+    switch (o->kind) {
+    case OP_UPLOADED:
+        r = journal_partial_clear(j, o->f.path);
+        /* fall through */
+    case OP_OFFER:
+        if (r == 0)
+            r = journal_offer(j, o->f.path, o->f.size, o->f.mtime_ns, o->a,
+                              &q);
+        o->result = q;
+        break;
+    case OP_PARTIAL:
+        return journal_partial_add(j, o->f.path, o->f.size, o->f.mtime_ns,
+                                   o->text, o->a);
+    case OP_CHECKPOINT:
+        return journal_checkpoint(j, &o->f, o->a);
+    case OP_DELIVERED:
+        o->result = journal_delivered(j, &o->f, o->text, o->a, o->b);
+        q = o->result == -ESTALE;
+        r = q ? 0 : o->result;
+        break;
+    case OP_RESTAT:
+        r = journal_restat(j, o->f.id, o->f.size, o->f.mtime_ns);
+        o->flags = F_RESTART;
+        /* fall through */
+    case OP_REQUEUE:
+        if (r == 0)
+            r = journal_requeue(j, o->f.id, o->b, o->text, o->flags & F_COUNT,
+                                o->flags & F_RESTART);
+        q = 1;
+        break;
+    case OP_FAIL:
+        return journal_fail(j, o->f.id, o->text);
+    case OP_AGENT_SET:
+        return journal_agent_set(j, o->key, o->text, o->a);
+    case OP_PRUNE:
+        return journal_prune(j, o->b, &o->changes);
+    case OP_SWEEP:
+        r = journal_sweep(j, o->a, o->b, o->held, o->n_held, &o->changes);
+        q = o->changes;
+        break;
+    }
+    *queued += q;
+    return r;
+}
+
+/* What the log says once a batch is committed. */
+static void report(const struct op *o)
+{
+    switch (o->kind) {
+    case OP_OFFER:
+    case OP_UPLOADED:
+        if (o->result && o->text)
+            log_info("queued %s (%lld bytes, uploaded by %s)", o->f.path,
+                     (long long)o->f.size, o->text);
+        else if (o->result)
+            log_info("queued %s (%lld bytes)", o->f.path,
+                     (long long)o->f.size);
+        break;
+    case OP_DELIVERED:
+        if (o->result == 0)
+            log_info("delivered %s (%lld bytes%s, sha256 %s)", o->f.path,
+                     (long long)o->f.size, o->flags ? ", resumed" : "",
+                     o->text);
+        else
+            log_info("%s changed while it was sent; sending it again",
+                     o->f.path);
+        break;
+    case OP_PRUNE:
+        if (o->changes > 0)
+            log_info("journal: forgot %d files delivered before %lld",
+                     o->changes, (long long)o->b);
+        break;
+    case OP_SWEEP:
+        if (o->changes > 0)
+            log_warn("journal: %d files left sending by no worker are queued "
+                     "again",
+                     o->changes);
+        break;
+    default:
+        break;
+    }
+}
+
+struct batch {
+    struct opq results, offers;
+    size_t n_results, n_offers;
+    int queued;
+    int any_delivered;
+    const struct op *bad; /* the operation that failed */
+};
+
+/* Apply a whole batch in one transaction: 0 or a negative errno. */
+static int apply_batch(struct jwriter *w, struct batch *b)
+{
+    struct opq *qs[2] = {&b->results, &b->offers};
+    struct op *o;
+    int i, r;
+
+    b->queued = 0;
+    b->bad = NULL;
+    r = journal_set_sync(w->j, b->any_delivered);
+    if (r == 0)
+        r = journal_begin(w->j);
+    for (i = 0; r == 0 && i < 2; i++) {
+        TAILQ_FOREACH(o, qs[i], link)
+        {
+            r = apply(w->j, o, &b->queued);
+            if (r < 0) {
+                b->bad = o;
+                break;
+            }
+        }
+    }
+    if (r == 0)
+        r = journal_commit(w->j);
+    if (r < 0)
+        journal_rollback(w->j);
+    return r;
+}
+
+/* Take a batch off the queues.  Lock held. */
+static void take(struct jwriter *w, struct batch *b, int one)
+{
+    struct op *o;
+    size_t max = one ? 1 : BATCH_OFFERS;
+
+    memset(b, 0, sizeof(*b));
+    TAILQ_INIT(&b->results);
+    TAILQ_INIT(&b->offers);
+    while ((o = TAILQ_FIRST(&w->results)) != NULL &&
+           (!one || b->n_results == 0)) {
+        TAILQ_REMOVE(&w->results, o, link);
+        TAILQ_INSERT_TAIL(&b->results, o, link);
+        b->n_results++;
+        b->any_delivered |= o->kind == OP_DELIVERED;
+    }
+    if (one && b->n_results)
+        max = 0;
+    while (b->n_offers < max && (o = TAILQ_FIRST(&w->offers)) != NULL) {
+        TAILQ_REMOVE(&w->offers, o, link);
+        TAILQ_INSERT_TAIL(&b->offers, o, link);
+        b->n_offers++;
+    }
+    w->n_results -= b->n_results;
+    w->n_offers -= b->n_offers;
+}
+
+/* Put a failed batch back at the head of the queues.  Lock held. */
+static void put_back(struct jwriter *w, struct batch *b)
+{
+    TAILQ_CONCAT(&b->results, &w->results, link);
+    TAILQ_CONCAT(&w->results, &b->results, link);
+    TAILQ_CONCAT(&b->offers, &w->offers, link);
+    TAILQ_CONCAT(&w->offers, &b->offers, link);
+    w->n_results += b->n_results;
+    w->n_offers += b->n_offers;
+}
+
+/* What to do about an error: a hint for the log. */
+static const char *advice(int r)
+{
+    switch (r) {
+    case -ENOSPC:
+        return "free space on the filesystem that holds it";
+    case -EROFS:
+    case -EACCES:
+        return "check that the agent's user can write it and its folder";
+    case -EBUSY:
+        return "another process holds its write lock";
+    default:
+        return "check the disk and the file";
+    }
+}
+
+struct fail_log {
+    int64_t since_ms; /* failing since, 0 if not */
+    int64_t said_ms;  /* last said so */
+    int64_t retry_ms; /* next delay */
+};
+
+/* Say that a batch failed: at once the first time, then once a minute. */
+static void say_failed(struct jwriter *w, struct fail_log *fl, int r,
+                       const struct op *bad, size_t waiting)
+{
+    int64_t now = mono_ms();
+    const char *what = bad && bad->f.path ? bad->f.path : "its bookkeeping";
+
+    if (fl->since_ms == 0) {
+        fl->since_ms = now;
+        log_error("journal %s: %s (writing %s); %zu changes kept in memory, "
+                  "retrying every %d s: %s",
+                  journal_path(w->j), journal_errmsg(w->j), what, waiting,
+                  RETRY_MAX_MS / 1000, advice(r));
+        fl->said_ms = now;
+    } else if (now - fl->said_ms >= REMIND_MS) {
+        log_warn("journal %s: still failing after %lld s (%s); %zu changes "
+                 "waiting",
+                 journal_path(w->j), (long long)(now - fl->since_ms) / 1000,
+                 journal_errmsg(w->j), waiting);
+        fl->said_ms = now;
+    }
+}
+
+/* Drop the one operation that fails on its own (a bug, not the disk). */
+static void drop_bad(struct jwriter *w, struct batch *b, int r)
+{
+    struct op *o = (struct op *)b->bad;
+    struct opq *q = o->kind <= OP_UPLOADED ? &b->offers : &b->results;
+
+    log_error("journal %s: %s: %s; this change is dropped (a scan or a "
+              "retry will redo it)",
+              journal_path(w->j), o->f.path ? o->f.path : "bookkeeping",
+              journal_errmsg(w->j));
+    TAILQ_REMOVE(q, o, link);
+    if (q == &b->offers)
+        b->n_offers--;
+    else
+        b->n_results--;
+    op_free(o);
+}
+
+/*
+ * Account for a batch (lock held; logs nothing): a failed one goes back to
+ * the queues.  Returns whether it was committed.
+ */
+static int settle(struct jwriter *w, struct batch *b, int r, int *recovered,
+                  int *lost)
+{
+    uint64_t one = 1;
+
+    *recovered = *lost = 0;
+    if (r < 0) {
+        put_back(w, b);
+        w->failing = 1;
+        return 0;
+    }
+    *recovered = w->failing;
+    w->failing = 0;
+    if (w->lost && w->n_offers == 0) {
+        *lost = 1;
+        w->lost = 0;
+    }
+    w->stats.commits++;
+    w->stats.offers += (int64_t)b->n_offers;
+    if (w->blocked && w->n_offers < OFFERS_MAX) {
+        w->blocked = 0;
+        if (write(w->space_fd, &one, sizeof(one)) < 0)
+            *lost = 1; /* cannot happen with an eventfd; rescan anyway */
+    }
+    return 1;
+}
+
+/* After a committed batch, with no lock held: log, free, call back. */
+static void committed(struct jwriter *w, struct batch *b, int recovered,
+                      int lost, struct fail_log *fl)
+{
+    struct opq *qs[2] = {&b->results, &b->offers};
+    struct op *o;
+    int i;
+
+    if (recovered) {
+        log_info("journal %s: writable again after %lld s",
+                 journal_path(w->j),
+                 (long long)(mono_ms() - fl->since_ms) / 1000);
+        memset(fl, 0, sizeof(*fl));
+    }
+    for (i = 0; i < 2; i++) {
+        TAILQ_FOREACH(o, qs[i], link)
+        {
+            report(o);
+        }
+        opq_free(qs[i]);
+    }
+    if (w->cb.on_commit)
+        w->cb.on_commit(w->cb.arg, b->queued, recovered, lost);
+}
+
+/* Wait for work or a retry.  Lock held; 0 when it is time to stop. */
+static int wait_work(struct jwriter *w, const struct fail_log *fl,
+                     int64_t *stop_by)
+{
+    struct timespec ts;
+    int64_t until;
+
+    for (;;) {
+        if (w->stopping && *stop_by == 0)
+            *stop_by = mono_ms() + STOP_FLUSH_MS;
+        if (w->n_results + w->n_offers == 0) {
+            if (w->stopping)
+                return 0;
+            pthread_cond_wait(&w->more, &w->lock);
+            continue;
+        }
+        if (!w->failing)
+            return 1;
+        if (*stop_by && mono_ms() >= *stop_by)
+            return 0;
+        until = mono_ms() + (fl->retry_ms ? fl->retry_ms : 1);
+        if (*stop_by && until > *stop_by)
+            until = *stop_by;
+        ts.tv_sec = until / 1000;
+        ts.tv_nsec = (until % 1000) * 1000000;
+        pthread_cond_timedwait(&w->more, &w->lock, &ts);
+        if (mono_ms() >= until)
+            return 1;
+    }
+}
+
+/* The next delay between tries of a failing journal. */
+static int64_t next_retry(int64_t ms)
+{
+    if (ms == 0)
+        return 500;
+    return ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ms * 2;
+}
+
+static void *writer_main(void *arg)
+{
+    struct jwriter *w = arg;
+    struct fail_log fl = {0};
+    struct batch b;
+    int64_t stop_by = 0;
+    size_t waiting;
+    int r, isolate = 0, recovered, lost, ok;
+
+    pthread_mutex_lock(&w->lock);
+    while (wait_work(w, &fl, &stop_by)) {
+        take(w, &b, isolate);
+        w->busy = 1;
+        pthread_mutex_unlock(&w->lock);
+        r = apply_batch(w, &b);
+        if (r < 0 && isolate && b.bad && (r == -EEXIST || r == -EINVAL)) {
+            drop_bad(w, &b, r);
+            r = 0;
+        }
+        pthread_mutex_lock(&w->lock);
+        ok = settle(w, &b, r, &recovered, &lost);
+        waiting = w->n_results + w->n_offers;
+        w->busy = 0;
+        pthread_cond_broadcast(&w->idle);
+        pthread_mutex_unlock(&w->lock);
+        /* A change refused on its own is looked for one by one. */
+        isolate = !ok && (r == -EEXIST || r == -EINVAL);
+        fl.retry_ms = ok || isolate ? 0 : next_retry(fl.retry_ms);
+        if (ok)
+            committed(w, &b, recovered, lost, &fl);
+        else
+            say_failed(w, &fl, r, b.bad, waiting);
+        pthread_mutex_lock(&w->lock);
+    }
+    waiting = w->n_results + w->n_offers;
+    pthread_mutex_unlock(&w->lock);
+    if (waiting > 0)
+        log_error("journal %s: stopping with %zu changes not written (%s); "
+                  "files being sent are sent again at the next start, files "
+                  "found are found again by its scan",
+                  journal_path(w->j), waiting, journal_errmsg(w->j));
+    return NULL;
+}
+
+int jwriter_new(const char *path, const struct jwriter_cb *cb,
+                struct jwriter **out)
+{
+    struct jwriter *w;
+    pthread_condattr_t ca;
+    int r;
+
+    *out = NULL;
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    w->cb = *cb;
+    TAILQ_INIT(&w->results);
+    TAILQ_INIT(&w->offers);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->more, &ca);
+    pthread_cond_init(&w->idle, &ca);
+    pthread_condattr_destroy(&ca);
+    w->space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    r = w->space_fd < 0 ? -errno : 0;
+    if (r == 0)
+        r = journal_open(path, JOURNAL_CREATE, &w->j);
+    if (r == 0)
+        r = -pthread_create(&w->thread, NULL, writer_main, w);
+    if (r < 0) {
+        jwriter_free(w);
+        return r;
+    }
+    w->started = 1;
+    *out = w;
+    return 0;
+}
+
+int jwriter_flush(struct jwriter *w, int timeout_ms)
+{
+    int64_t until = mono_ms() + timeout_ms;
+    struct timespec ts = {.tv_sec = until / 1000,
+                          .tv_nsec = (until % 1000) * 1000000};
+    int r = 0;
+
+    pthread_mutex_lock(&w->lock);
+    while (r == 0 && (w->busy || w->n_results + w->n_offers > 0))
+        if (pthread_cond_timedwait(&w->idle, &w->lock, &ts) == ETIMEDOUT)
+            r = -ETIMEDOUT;
+    pthread_mutex_unlock(&w->lock);
+    return r;
+}
+
+void jwriter_stats(struct jwriter *w, struct jwriter_stats *out)
+{
+    pthread_mutex_lock(&w->lock);
+    *out = w->stats;
+    out->waiting = (int64_t)(w->n_results + w->n_offers);
+    out->failing = w->failing;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void jwriter_free(struct jwriter *w)
+{
+    if (w == NULL)
+        return;
+    if (w->started) {
+        pthread_mutex_lock(&w->lock);
+        w->stopping = 1;
+        pthread_cond_signal(&w->more);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+    }
+    opq_free(&w->results);
+    opq_free(&w->offers);
+    journal_close(w->j);
+    if (w->space_fd >= 0)
+        close(w->space_fd);
+    pthread_cond_destroy(&w->idle);
+    pthread_cond_destroy(&w->more);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}

@@ -88,6 +88,8 @@ static const struct conf_key keys[] = {
         "folder on the target the source tree is replicated under"),
     INT("target.timeout", target.timeout, 60, 1, 86400,
         "seconds without progress before the connection is dropped"),
+    INT("target.probe_interval", target.probe_interval, 10, 1, 3600,
+        "while the target is down, longest time between probes, seconds"),
     STR("journal.path", journal.path, "/var/lib/sftprelay/journal.db", 0,
         "SQLite journal file"),
     INT("journal.keep_delivered_days", journal.keep_delivered_days, 30, 0,
@@ -722,7 +724,7 @@ int conf_check_target_keys(const struct conf *c, const char *const *accepted,
 
         if (c->lines[i] == 0 ||
             strncmp(keys[i].key, prefix, strlen(prefix)) != 0 ||
-            strcmp(name, "type") == 0)
+            strcmp(name, "type") == 0 || strcmp(name, "probe_interval") == 0)
             continue;
         for (j = 0; accepted[j]; j++)
             if (strcmp(accepted[j], name) == 0)

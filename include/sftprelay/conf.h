@@ -39,6 +39,7 @@ struct conf {
         char *known_hosts;
         char *path;
         int timeout; /* seconds without progress before a peer is dropped */
+        int probe_interval; /* seconds between probes while it is down */
     } target;
     struct {
         char *path;

@@ -1,9 +1,10 @@
 /*
  * sftprelayd: watch source.path and replicate every new file to the target.
  *
- * The main thread owns the event loop (inotify, signals, timers) and the
- * watcher, and queues what the watcher finds in the journal; the
- * scheduler's workers send.  See sftprelayd(8).
+ * Wiring only: the main thread owns the event loop (inotify, signals,
+ * timers) and the watcher, and hands what the watcher finds to intake;
+ * intake's journal writer records it; the scheduler's workers send.  See
+ * sftprelayd(8) and doc/concurrency.md.
  */
 #include "config.h"
 
@@ -22,7 +23,9 @@
 #include <unistd.h>
 
 #include "sftprelay/conf.h"
+#include "sftprelay/intake.h"
 #include "sftprelay/journal.h"
+#include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
 #include "sftprelay/path.h"
@@ -33,22 +36,20 @@
 #include "sftprelay/transform.h"
 #include "sftprelay/watch.h"
 
-#define BATCH_MAX 500 /* offers per journal transaction */
 #define PRUNE_INTERVAL_MS 3600000
 
 struct agent {
+    const char *file; /* the configuration file */
     struct conf *c;
-    struct journal *j;
+    struct conf *next; /* read on SIGHUP: run() again with it */
+    struct journal *j; /* start-up and the end of --once only */
     struct loop *loop;
     struct sched *sched;
+    struct intake *in;
     struct watch *watch;
     struct server *server;
     struct server_user *users;
-    pthread_key_t ingest_key;  /* a journal connection per session thread */
-    const char *ingest_prefix; /* server.root below source.path, or "" */
-    int in_batch;
-    int batch_n;
-    int queued; /* in the current batch */
+    int sfd; /* the signalfd: also stops intake waiting for room */
     int stopping;
     int to_syslog;
 };
@@ -59,52 +60,40 @@ static void usage(FILE *f)
                "[--once] [-t] [-K] [-V]\n");
 }
 
-static void on_found(void *arg, const char *rel, const struct stat *st)
+static int on_found(void *arg, const char *rel, const struct stat *st)
 {
     struct agent *a = arg;
-    int64_t mtime = source_mtime_ns(st);
-    int queued = 0, r;
 
-    r = journal_offer(a->j, rel, st->st_size, mtime, (int64_t)time(NULL),
-                      &queued);
-    if (r < 0) {
-        log_error("journal: queueing %s: %s", rel, journal_errmsg(a->j));
-        return;
-    }
-    if (queued) {
-        log_info("queued %s (%lld bytes)", rel, (long long)st->st_size);
-        a->queued++;
-    }
-    if (!a->in_batch) {
-        if (queued)
-            sched_notify(a->sched);
-        return;
-    }
-    /* Long scans commit as they go, so workers are not kept waiting. */
-    if (++a->batch_n >= BATCH_MAX) {
-        journal_commit(a->j);
-        journal_begin(a->j);
-        a->batch_n = 0;
-        if (a->queued)
-            sched_notify(a->sched);
-    }
+    return intake_found(a->in, rel, st);
 }
 
-static void on_batch(void *arg, int begin)
+static void on_rescan(struct loop *l, int fd, uint32_t events, void *arg)
 {
     struct agent *a = arg;
 
-    if (begin) {
-        a->in_batch = journal_begin(a->j) == 0;
-        a->batch_n = 0;
-        a->queued = 0;
+    intake_rescan_ack(a->in);
+    watch_scan(a->watch);
+}
+
+static int check_conf(const struct conf *c, char *err, size_t errlen);
+
+/* SIGHUP: reopen the log, read the configuration again, restart with it. */
+static void reload(struct agent *a)
+{
+    char err[CONF_ERR_MAX];
+    struct conf *c = NULL;
+
+    log_init("sftprelayd", a->to_syslog);
+    if (conf_load(a->file, &c, err, sizeof(err)) < 0 ||
+        check_conf(c, err, sizeof(err)) < 0) {
+        log_error("SIGHUP: %s; keeping the configuration in use", err);
+        conf_free(c);
         return;
     }
-    if (a->in_batch && journal_commit(a->j) < 0)
-        log_error("journal: %s", journal_errmsg(a->j));
-    a->in_batch = 0;
-    if (a->queued && a->sched)
-        sched_notify(a->sched);
+    log_info("SIGHUP: %s read again; restarting with it", a->file);
+    conf_free(a->next);
+    a->next = c;
+    loop_stop(a->loop);
 }
 
 static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
@@ -115,8 +104,7 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
     while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGHUP:
-            log_init("sftprelayd", a->to_syslog);
-            log_info("SIGHUP: logs reopened");
+            reload(a);
             break;
         default:
             log_info("signal %d: stopping", (int)si.ssi_signo);
@@ -135,90 +123,31 @@ static void on_done(struct loop *l, int fd, uint32_t events, void *arg)
 static void on_prune(struct loop *l, int fd, uint32_t events, void *arg)
 {
     struct agent *a = arg;
-    int n = 0;
 
     timer_ack(fd);
     if (a->c->journal.keep_delivered_days == 0)
         return;
-    if (journal_prune(a->j,
-                      (int64_t)time(NULL) -
-                          (int64_t)a->c->journal.keep_delivered_days * 86400,
-                      &n) == 0 &&
-        n > 0)
-        log_info("journal: forgot %d files delivered over %d days ago", n,
-                 a->c->journal.keep_delivered_days);
+    jwriter_prune(intake_writer(a->in),
+                  (int64_t)time(NULL) -
+                      (int64_t)a->c->journal.keep_delivered_days * 86400);
 }
 
 /* --- ingest: uploads to the embedded server ------------------------------ */
-
-static void close_journal(void *j)
-{
-    journal_close(j);
-}
-
-/* This session thread's journal connection, opened on first use. */
-static struct journal *ingest_journal(struct agent *a)
-{
-    struct journal *j = pthread_getspecific(a->ingest_key);
-
-    if (j == NULL && journal_open(a->c->journal.path, 0, &j) == 0)
-        pthread_setspecific(a->ingest_key, j);
-    return j;
-}
-
-/* The path under source.path of rel under server.root; *out malloc'd. */
-static int ingest_path(struct agent *a, const char *rel, char **out)
-{
-    if (a->ingest_prefix[0] == '\0') {
-        *out = strdup(rel);
-        return *out ? 0 : -ENOMEM;
-    }
-    return path_join(a->ingest_prefix, rel, out);
-}
 
 static void on_uploaded(void *arg, const char *rel, const struct stat *st,
                         const char *peer)
 {
     struct agent *a = arg;
-    struct journal *j = ingest_journal(a);
-    int64_t mtime = source_mtime_ns(st);
-    char *path = NULL;
-    int queued = 0;
 
-    if (j == NULL || ingest_path(a, rel, &path) < 0)
-        return;
-    if (path_excluded(path_base(path), a->c->source.exclude,
-                      a->c->source.n_exclude)) {
-        free(path);
-        return;
-    }
-    journal_partial_clear(j, path);
-    if (journal_offer(j, path, st->st_size, mtime, (int64_t)time(NULL),
-                      &queued) < 0)
-        log_error("journal: queueing %s: %s", path, journal_errmsg(j));
-    if (queued) {
-        log_info("queued %s (%lld bytes, uploaded by %s)", path,
-                 (long long)st->st_size, peer);
-        sched_notify(a->sched);
-    }
-    free(path);
+    intake_uploaded(a->in, rel, st, peer);
 }
 
 static void on_abandoned(void *arg, const char *rel, const struct stat *st,
                          const char *peer)
 {
     struct agent *a = arg;
-    struct journal *j = ingest_journal(a);
-    int64_t mtime = source_mtime_ns(st);
-    char *path = NULL;
 
-    if (j == NULL || ingest_path(a, rel, &path) < 0)
-        return;
-    if (journal_partial_add(j, path, st->st_size, mtime, peer,
-                            (int64_t)time(NULL)) < 0)
-        log_error("journal: recording %s as unfinished: %s", path,
-                  journal_errmsg(j));
-    free(path);
+    intake_abandoned(a->in, rel, st, peer);
 }
 
 /* Start the embedded server if the configuration has one. */
@@ -239,7 +168,7 @@ static int start_server(struct agent *a)
         .arg = a,
     };
     char fp[128];
-    size_t i, n = strlen(c->source.path);
+    size_t i;
     int generated, r;
 
     if (c->server.listen == NULL)
@@ -260,14 +189,6 @@ static int start_server(struct agent *a)
         a->users[i].authorized_keys = c->server.users[i].authorized_keys;
     }
     so.users = a->users;
-    while (n > 1 && c->source.path[n - 1] == '/')
-        n--;
-    a->ingest_prefix = c->server.root + n;
-    while (*a->ingest_prefix == '/')
-        a->ingest_prefix++;
-    r = -pthread_key_create(&a->ingest_key, close_journal);
-    if (r < 0)
-        return r;
     r = server_new(&so, a->loop, &a->server);
     if (r < 0)
         return r;
@@ -276,39 +197,37 @@ static int start_server(struct agent *a)
     return 0;
 }
 
-/* Whether the configuration names things that exist; exit status 2 if not. */
-static int check_conf(const struct conf *c)
+/*
+ * Whether the configuration names things that exist (exit status 2 if
+ * not); err says what is wrong.
+ */
+static int check_conf(const struct conf *c, char *err, size_t errlen)
 {
     const struct sink_ops *ops = sink_find(c->target.type);
-    char err[CONF_ERR_MAX];
     const char *bad = NULL;
     struct transform_chain *chain = NULL;
 
     if (ops == NULL) {
-        fprintf(stderr,
-                "sftprelayd: %s:%d: target.type: unknown sink \"%s\" "
-                "(known: %s)\n",
-                c->file, conf_line(c, "target.type"), c->target.type,
-                sink_names());
+        snprintf(err, errlen,
+                 "%s:%d: target.type: unknown sink \"%s\" (known: %s)",
+                 c->file, conf_line(c, "target.type"), c->target.type,
+                 sink_names());
         return -EINVAL;
     }
-    if (conf_check_target_keys(c, ops->keys, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sftprelayd: %s\n", err);
+    if (conf_check_target_keys(c, ops->keys, err, errlen) < 0)
         return -EINVAL;
-    }
     if (ops == &sink_local && c->target.path[0] != '/') {
-        fprintf(stderr,
-                "sftprelayd: %s:%d: target.path: \"%s\" is not an "
-                "absolute path\n",
-                c->file, conf_line(c, "target.path"), c->target.path);
+        snprintf(err, errlen, "%s:%d: target.path: \"%s\" is not an "
+                 "absolute path",
+                 c->file, conf_line(c, "target.path"), c->target.path);
         return -EINVAL;
     }
     if (transform_chain_new(c->transfer.transforms, c->transfer.n_transforms,
                             &chain, &bad) < 0) {
-        fprintf(stderr,
-                "sftprelayd: %s:%d: transfer.transforms: unknown "
-                "transform \"%s\"\n",
-                c->file, conf_line(c, "transfer.transforms"), bad ? bad : "?");
+        snprintf(err, errlen,
+                 "%s:%d: transfer.transforms: unknown transform \"%s\"",
+                 c->file, conf_line(c, "transfer.transforms"),
+                 bad ? bad : "?");
         return -EINVAL;
     }
     transform_chain_free(chain);
@@ -380,98 +299,170 @@ static int all_delivered(struct journal *j)
     return ok;
 }
 
-static int run(struct agent *a, int once)
+/* Where server.root is below source.path: uploads' paths start with it. */
+static const char *upload_prefix(const struct conf *c)
 {
-    struct watch_opts wo = {
-        .root = a->c->source.path,
-        .exclude = a->c->source.exclude,
-        .n_exclude = a->c->source.n_exclude,
-        .settle_ms = once ? 0 : a->c->source.settle_ms,
-        .rescan_interval = once ? 0 : a->c->source.rescan_interval,
-    };
-    struct watch_cb cb = {.found = on_found, .batch = on_batch, .arg = a};
-    struct loop_handler h = {.arg = a};
+    size_t n = strlen(c->source.path);
+    const char *p;
+
+    if (c->server.root == NULL || strncmp(c->server.root, c->source.path, n))
+        return "";
+    while (n > 1 && c->source.path[n - 1] == '/')
+        n--;
+    for (p = c->server.root + n; *p == '/'; p++)
+        ;
+    return p;
+}
+
+/* The journal at start-up: rows a previous run left sending, our pid. */
+static int open_journal(struct agent *a)
+{
     char pid[16];
-    sigset_t mask;
-    int sfd = -1, prune_fd = -1, r, n = 0;
+    int r, n = 0;
 
     r = journal_open(a->c->journal.path, JOURNAL_CREATE, &a->j);
     if (r < 0) {
         log_error("journal %s: %s", a->c->journal.path, strerror(-r));
         return r;
     }
-    if (journal_recover(a->j, &n) == 0 && n > 0)
+    r = journal_recover(a->j, &n);
+    if (r == 0 && n > 0)
         log_info("resuming %d files a previous run was sending", n);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    journal_agent_set(a->j, "pid", pid, (int64_t)time(NULL));
+    if (r == 0)
+        r = journal_agent_set(a->j, "pid", pid, (int64_t)time(NULL));
+    if (r < 0)
+        log_error("journal %s: %s", a->c->journal.path, journal_errmsg(a->j));
+    return r;
+}
 
-    /* Signals arrive through the loop; workers inherit the mask. */
+/* The loop, its signals and timers.  Signals arrive through the loop. */
+static int start_loop(struct agent *a, int *prune_fd)
+{
+    struct loop_handler h = {.arg = a};
+    sigset_t mask;
+    int r;
+
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL); /* threads inherit the mask */
     signal(SIGPIPE, SIG_IGN);
-
     r = loop_new(&a->loop);
     if (r < 0)
-        goto out;
-    sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    prune_fd = timer_new();
-    if (sfd < 0 || prune_fd < 0) {
-        r = -errno;
-        goto out;
-    }
+        return r;
+    a->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    *prune_fd = timer_new();
+    if (a->sfd < 0 || *prune_fd < 0)
+        return a->sfd < 0 ? -errno : *prune_fd;
     h.fn = on_signal;
-    loop_add(a->loop, sfd, EPOLLIN, &h);
+    r = loop_add(a->loop, a->sfd, EPOLLIN, &h);
     h.fn = on_prune;
-    loop_add(a->loop, prune_fd, EPOLLIN, &h);
-    timer_arm(prune_fd, 1, PRUNE_INTERVAL_MS);
+    if (r == 0)
+        r = loop_add(a->loop, *prune_fd, EPOLLIN, &h);
+    if (r == 0)
+        r = timer_arm(*prune_fd, 1, PRUNE_INTERVAL_MS);
+    return r;
+}
 
-    r = sched_new(a->c, once, &a->sched);
+/* Intake, the scheduler and the watcher, wired together. */
+static int start_relay(struct agent *a, int once)
+{
+    const struct conf *c = a->c;
+    struct sched_opts so = {.c = c, .once = once,
+                            .sink = sink_find(c->target.type),
+                            .source = &source_local};
+    struct intake_opts io = {.journal = c->journal.path,
+                             .upload_prefix = upload_prefix(c),
+                             .exclude = c->source.exclude,
+                             .n_exclude = c->source.n_exclude,
+                             .stop_fd = a->sfd};
+    struct watch_opts wo = {.root = c->source.path,
+                            .exclude = c->source.exclude,
+                            .n_exclude = c->source.n_exclude,
+                            .settle_ms = once ? 0 : c->source.settle_ms,
+                            .rescan_interval =
+                                once ? 0 : c->source.rescan_interval};
+    struct watch_cb cb = {.found = on_found, .arg = a};
+    struct loop_handler h = {.fn = on_rescan, .arg = a};
+    int r;
+
+    r = sched_new(&so, &a->sched);
+    if (r == 0)
+        r = intake_new(&io, a->sched, &a->in);
+    if (r == 0)
+        r = loop_add(a->loop, intake_rescan_fd(a->in), EPOLLIN, &h);
     if (r < 0)
-        goto out;
+        return r;
     r = watch_new(&wo, a->loop, &cb, &a->watch);
     if (r < 0) {
-        log_error("source.path %s: %s", a->c->source.path, strerror(-r));
-        goto out;
+        log_error("source.path %s: %s", c->source.path, strerror(-r));
+        return r;
     }
-    log_info("watching %s, sending to %s %s", a->c->source.path,
-             a->c->target.type,
-             strcmp(a->c->target.type, "local") ? a->c->target.host
-                                                : a->c->target.path);
+    log_info("watching %s, sending to %s %s", c->source.path, c->target.type,
+             c->target.host ? c->target.host : c->target.path);
     watch_scan(a->watch);
-    r = sched_start(a->sched);
-    if (r < 0) {
+    /* --once tries what the scan found: it must be in the journal first. */
+    if (once && jwriter_flush(intake_writer(a->in), 600000) < 0)
+        log_error("journal %s: the files found could not be queued",
+                  c->journal.path);
+    r = sched_start(a->sched, intake_writer(a->in));
+    if (r < 0)
         log_error("starting workers: %s", strerror(-r));
-        goto out;
-    }
-    if (!once) {
-        r = start_server(a);
-        if (r < 0) {
-            log_error("embedded SFTP server: %s", strerror(-r));
-            goto out;
-        }
-    }
-    h.fn = on_done;
-    loop_add(a->loop, sched_done_fd(a->sched), EPOLLIN, &h);
-    r = loop_run(a->loop);
-    server_free(a->server); /* no new uploads while the workers stop */
+    return r;
+}
+
+/*
+ * Stop in order: no new uploads, workers cancelled (their last results
+ * queued), the writer's queue written, then the rest.
+ */
+static void stop_all(struct agent *a)
+{
+    server_free(a->server);
     a->server = NULL;
     sched_stop(a->sched);
+    intake_free(a->in); /* writes what is queued */
+    a->in = NULL;
+    free(a->users);
+    a->users = NULL;
+    watch_free(a->watch);
+    a->watch = NULL;
+    sched_free(a->sched);
+    a->sched = NULL;
+}
+
+static int run(struct agent *a, int once)
+{
+    struct loop_handler h = {.fn = on_done, .arg = a};
+    int prune_fd = -1, r;
+
+    a->sfd = -1;
+    r = open_journal(a);
+    if (r == 0)
+        r = start_loop(a, &prune_fd);
+    if (r == 0)
+        r = start_relay(a, once);
+    if (r == 0 && !once) {
+        r = start_server(a);
+        if (r < 0)
+            log_error("embedded SFTP server: %s", strerror(-r));
+    }
+    if (r == 0)
+        r = loop_add(a->loop, sched_done_fd(a->sched), EPOLLIN, &h);
+    if (r == 0)
+        r = loop_run(a->loop);
+    stop_all(a);
     if (r == 0 && once && !a->stopping)
         r = all_delivered(a->j) ? 0 : -EAGAIN;
-out:
-    server_free(a->server);
-    free(a->users);
-    watch_free(a->watch);
-    sched_free(a->sched);
     loop_free(a->loop);
-    if (sfd >= 0)
-        close(sfd);
+    a->loop = NULL;
+    if (a->sfd >= 0)
+        close(a->sfd);
     if (prune_fd >= 0)
         close(prune_fd);
     journal_close(a->j);
+    a->j = NULL;
     return r;
 }
 
@@ -535,7 +526,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sftprelayd: %s\n", err);
         return 2;
     }
-    if (check_conf(a.c) < 0) {
+    if (check_conf(a.c, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sftprelayd: %s\n", err);
         conf_free(a.c);
         return 2;
     }
@@ -564,7 +556,15 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    r = run(&a, once);
+    a.file = file;
+    while ((r = run(&a, once)) == 0 && a.next && !a.stopping) {
+        conf_free(a.c); /* SIGHUP: again, with what it read */
+        a.c = a.next;
+        a.next = NULL;
+        if (log_level_parse(a.c->log.level, &level) == 0)
+            log_set_level(level);
+    }
+    conf_free(a.next);
     if (pidfile)
         unlink(pidfile);
     conf_free(a.c);

@@ -1,8 +1,14 @@
 /*
- * Worker threads.  Claims are serialised by one mutex; everything else a
- * worker does is its own.  Idle workers sleep on a condition variable
- * until notified, until the next row is due, or for IDLE_POLL_MS at most,
- * so that a "sftprelay retry" written by another process is seen soon.
+ * Worker threads (sched.h).
+ *
+ * A worker's round: take sched's lock only to read what it needs (are we
+ * stopping, is the target down, the wake-up count), let go, claim a row on
+ * its own journal connection, send it, hand the result to the journal
+ * writer, and mark the row no longer held.  An idle worker sleeps on the
+ * condition variable until sched_notify(), until the next row is due, or
+ * IDLE_POLL_MS at most (so that a "sftprelay retry" written by another
+ * process is seen soon); it sleeps only if no sched_notify() came since it
+ * let go of the lock, so no wake-up is lost.
  */
 #include "config.h"
 
@@ -19,6 +25,7 @@
 #include "sftprelay/backoff.h"
 #include "sftprelay/conf.h"
 #include "sftprelay/journal.h"
+#include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
 #include "sftprelay/sched.h"
 #include "sftprelay/sink.h"
@@ -27,36 +34,45 @@
 #include "sftprelay/xfer.h"
 
 #define IDLE_POLL_MS 2000
+#define SWEEP_EVERY_S 60   /* look for rows left sending by no worker */
+#define ERROR_REMIND_MS 60000
 
 struct worker {
     struct sched *s;
     int id;
     pthread_t thread;
     int started;
-    struct journal *j;
+    struct journal *j; /* claims only */
     struct sink *sink;
     struct source *src;
     struct transform_chain *chain;
     void *buf;
     const struct journal_file *cur; /* being sent */
+    int64_t error_said_ms;          /* last claim error logged */
+    int64_t held;                   /* id of the row being sent; s->lock */
 };
 
 struct sched {
+    struct sched_opts o;
     const struct conf *c;
-    const struct sink_ops *sink_ops;
-    int once;
+    struct jwriter *jw;
     int cancel_fd; /* readable once stopping: wakes every wait */
     int done_fd;   /* readable once every worker has returned */
+    struct worker *w;
+    int n;
+
+    /* Guarded by lock. */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int stopping;
-    int running; /* workers not yet returned */
+    int running;      /* workers not yet returned */
+    uint64_t wakeups; /* sched_notify() calls */
     int64_t once_cursor;
-    int64_t paused_until_ms; /* monotonic; target paused until then */
-    int64_t target_failures; /* in a row */
     int target_down;
-    struct worker *w;
-    int n;
+    int probing;          /* a worker is probing the target */
+    int64_t probes;       /* failed in a row */
+    int64_t probe_at_ms;  /* monotonic: the next probe */
+    int64_t sweep_at_ms;  /* monotonic: the next sweep */
 };
 
 static int64_t mono_ms(void)
@@ -72,8 +88,9 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-int sched_new(const struct conf *c, int once, struct sched **out)
+int sched_new(const struct sched_opts *o, struct sched **out)
 {
+    const struct conf *c = o->c;
     struct sched *s;
     pthread_condattr_t ca;
     const char *bad = NULL;
@@ -81,29 +98,19 @@ int sched_new(const struct conf *c, int once, struct sched **out)
     int r;
 
     *out = NULL;
-    s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return -ENOMEM;
-    s->c = c;
-    s->once = once;
-    s->once_cursor = 0;
-    s->cancel_fd = s->done_fd = -1;
-    s->sink_ops = sink_find(c->target.type);
-    if (s->sink_ops == NULL) {
-        log_error("%s: target.type: unknown sink \"%s\" (known: %s)", c->file,
-                  c->target.type, sink_names());
-        free(s);
-        return -ENOENT;
-    }
     r = transform_chain_new(c->transfer.transforms, c->transfer.n_transforms,
                             &probe, &bad);
     transform_chain_free(probe);
     if (r < 0) {
         log_error("%s: transfer.transforms: unknown transform \"%s\"", c->file,
                   bad ? bad : "?");
-        free(s);
         return r;
     }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->o = *o;
+    s->c = c;
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -117,6 +124,7 @@ int sched_new(const struct conf *c, int once, struct sched **out)
         sched_free(s);
         return -ENOMEM;
     }
+    s->sweep_at_ms = mono_ms() + SWEEP_EVERY_S * 1000;
     *out = s;
     return 0;
 }
@@ -129,6 +137,7 @@ int sched_done_fd(const struct sched *s)
 void sched_notify(struct sched *s)
 {
     pthread_mutex_lock(&s->lock);
+    s->wakeups++;
     pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->lock);
 }
@@ -145,58 +154,152 @@ static void sleep_locked(struct sched *s, int64_t ms)
         pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 }
 
+/* The delay before the next probe of a target that is down.  Lock held. */
+static int64_t probe_delay(struct sched *s)
+{
+    return backoff_ms(s->probes, s->c->transfer.backoff_initial,
+                      s->c->target.probe_interval, backoff_rnd());
+}
+
+/* Connect again: 0 if the target answers.  No lock held. */
+static int probe(struct worker *w)
+{
+    int r;
+
+    sink_disconnect(w->sink);
+    r = sink_connect(w->sink);
+    if (r == 0) {
+        log_info("target reachable again");
+        jwriter_agent_set(w->s->jw, "target_error", "", now_s());
+    } else if (r != -ECANCELED) {
+        log_debug("target probe: %s", sink_error(w->sink));
+    }
+    return r;
+}
+
+/*
+ * While the target is down, wait; the first worker due probes it.  (With
+ * --once, each file is tried once whatever the target does.)  Lock held
+ * (let go while probing).  -ENOENT when stopping.
+ */
+static int wait_target(struct worker *w)
+{
+    struct sched *s = w->s;
+    int64_t now;
+    int r;
+
+    while (!s->stopping && s->target_down && !s->o.once) {
+        now = mono_ms();
+        if (s->probing || now < s->probe_at_ms) {
+            sleep_locked(s, s->probing ? IDLE_POLL_MS : s->probe_at_ms - now);
+            continue;
+        }
+        s->probing = 1;
+        pthread_mutex_unlock(&s->lock);
+        r = probe(w);
+        pthread_mutex_lock(&s->lock);
+        s->probing = 0;
+        if (r == 0) {
+            s->target_down = 0;
+            s->probes = 0;
+            s->wakeups++;
+            pthread_cond_broadcast(&s->wake);
+        } else {
+            s->probes++;
+            s->probe_at_ms = mono_ms() + probe_delay(s);
+        }
+    }
+    return s->stopping ? -ENOENT : 0;
+}
+
+/* Every so often, queue again rows left sending by no worker. */
+static void sweep(struct worker *w)
+{
+    struct sched *s = w->s;
+    int64_t held[64];
+    size_t n = 0;
+    int i;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->o.once || mono_ms() < s->sweep_at_ms) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    s->sweep_at_ms = mono_ms() + SWEEP_EVERY_S * 1000;
+    for (i = 0; i < s->n && n < 64; i++)
+        if (s->w[i].held)
+            held[n++] = s->w[i].held;
+    pthread_mutex_unlock(&s->lock);
+    jwriter_sweep(s->jw, now_s(), now_s() - SWEEP_EVERY_S, held, n);
+}
+
+/* How long an idle worker may sleep after claim() found nothing (r). */
+static int64_t idle_ms(struct worker *w, int r)
+{
+    int64_t due, wait = IDLE_POLL_MS, now = mono_ms();
+
+    if (r != -ENOENT && r != -EBUSY) {
+        if (now - w->error_said_ms >= ERROR_REMIND_MS) {
+            log_error("journal %s: claiming the next file: %s; trying again",
+                      journal_path(w->j), journal_errmsg(w->j));
+            w->error_said_ms = now;
+        }
+        return wait;
+    }
+    if (r == -ENOENT && journal_next_due(w->j, &due) == 0 &&
+        (due - now_s()) * 1000 < wait)
+        wait = (due - now_s()) * 1000;
+    return wait;
+}
+
 /*
  * The next row to send, or -ENOENT when the worker should stop (once mode
- * with nothing left, or stopping).  Waits while the target is paused or
+ * with nothing left, or stopping).  Waits while the target is down or
  * nothing is due.
  */
 static int claim(struct worker *w, struct journal_file *f)
 {
     struct sched *s = w->s;
-    int64_t due, wait;
+    uint64_t seen;
+    int64_t cursor, wait;
     int r;
 
-    pthread_mutex_lock(&s->lock);
     for (;;) {
-        if (s->stopping) {
-            r = -ENOENT;
-            break;
-        }
-        wait = s->paused_until_ms - mono_ms();
-        if (wait > 0) {
-            sleep_locked(s, wait);
-            continue;
-        }
-        r = journal_claim(w->j, now_s(), s->once ? s->once_cursor : -1, f);
+        pthread_mutex_lock(&s->lock);
+        r = wait_target(w);
+        seen = s->wakeups;
+        cursor = s->o.once ? s->once_cursor : -1;
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+            return r;
+        r = journal_claim(w->j, now_s(), cursor, f);
         if (r == 0) {
-            if (s->once)
+            pthread_mutex_lock(&s->lock);
+            w->held = f->id;
+            if (s->o.once && f->id > s->once_cursor)
                 s->once_cursor = f->id;
-            break;
+            pthread_mutex_unlock(&s->lock);
+            return 0;
         }
-        if (r != -ENOENT && r != -EBUSY) {
-            log_error("journal: claiming the next file: %s",
-                      journal_errmsg(w->j));
-            sleep_locked(s, IDLE_POLL_MS);
-            continue;
-        }
-        if (r == -ENOENT && s->once)
-            break;
-        wait = IDLE_POLL_MS;
-        if (journal_next_due(w->j, &due) == 0 && (due - now_s()) * 1000 < wait)
-            wait = (due - now_s()) * 1000;
-        sleep_locked(s, wait);
+        if (r == -ENOENT && s->o.once)
+            return r;
+        wait = idle_ms(w, r);
+        sweep(w);
+        pthread_mutex_lock(&s->lock);
+        if (s->wakeups == seen)
+            sleep_locked(s, wait);
+        pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
 }
 
 static int checkpoint(void *arg, int64_t offset)
 {
     struct worker *w = arg;
 
-    return journal_checkpoint(w->j, w->cur, offset);
+    return jwriter_checkpoint(w->s->jw, w->cur, offset);
 }
 
+/* A transfer went through: the target is up, if it was thought down. */
 static void target_up(struct worker *w)
 {
     struct sched *s = w->s;
@@ -204,76 +307,54 @@ static void target_up(struct worker *w)
 
     pthread_mutex_lock(&s->lock);
     was_down = s->target_down;
-    s->target_failures = 0;
     s->target_down = 0;
+    s->probes = 0;
+    if (was_down) {
+        s->wakeups++;
+        pthread_cond_broadcast(&s->wake);
+    }
     pthread_mutex_unlock(&s->lock);
     if (was_down) {
         log_info("target reachable again");
-        journal_agent_set(w->j, "target_error", "", now_s());
+        jwriter_agent_set(s->jw, "target_error", "", now_s());
     }
 }
 
-/* Pause every worker; returns the delay in seconds for the file's row. */
-static int64_t target_down(struct worker *w, const char *err)
+/* The target failed as a whole: every worker waits for a probe. */
+static void target_down(struct worker *w, const char *err)
 {
     struct sched *s = w->s;
-    int64_t ms, n;
+    int64_t ms = 0;
+    int was_down;
 
     pthread_mutex_lock(&s->lock);
-    n = ++s->target_failures;
-    ms = backoff_ms(n, s->c->transfer.backoff_initial,
-                    s->c->transfer.backoff_max, backoff_rnd());
-    if (s->paused_until_ms < mono_ms() + ms)
-        s->paused_until_ms = mono_ms() + ms;
-    s->target_down = 1;
+    was_down = s->target_down;
+    if (!was_down) {
+        s->target_down = 1;
+        s->probes = 1;
+        ms = probe_delay(s);
+        s->probe_at_ms = mono_ms() + ms;
+    }
     pthread_mutex_unlock(&s->lock);
-    log_warn("target: %s; next try in %.1f s", err, (double)ms / 1000);
-    journal_agent_set(w->j, "target_error", err, now_s());
-    return (ms + 999) / 1000;
+    if (was_down)
+        return;
+    log_warn("target: %s; probing it every %d s at most", err,
+             s->c->target.probe_interval);
+    jwriter_agent_set(s->jw, "target_error", err, now_s());
 }
 
-static void record(struct worker *w, const struct journal_file *f,
-                   const struct xfer_result *res, int r)
+/* A failed attempt of one file: back off, or give up. */
+static void file_failed(struct worker *w, const struct journal_file *f,
+                        const struct xfer_result *res)
 {
     const struct conf *c = w->s->c;
-    int64_t settle = (c->source.settle_ms + 999) / 1000, delay;
-    int q;
+    int64_t delay;
 
-    switch (r) {
-    case 0:
-        q = journal_delivered(w->j, f, res->sha256, now_s(), now_s() + settle);
-        if (q == 0)
-            log_info("delivered %s (%lld bytes%s, sha256 %s)", f->path,
-                     (long long)f->size, res->resumed_at ? ", resumed" : "",
-                     res->sha256);
-        else if (q == -ESTALE)
-            log_info("%s changed while it was sent; sending it again", f->path);
-        target_up(w);
-        return;
-    case -ECANCELED:
-        journal_requeue(w->j, f->id, 0, NULL, 0, 0);
-        return;
-    case -ESTALE:
-        log_info("%s: %s; sending it again once it settles", f->path, res->err);
-        journal_restat(w->j, f->id, res->now.size, res->now.mtime_ns);
-        journal_requeue(w->j, f->id, now_s() + settle, res->err, 0, 1);
-        return;
-    case -ENOENT:
-        log_warn("%s: %s", f->path, res->err);
-        journal_fail(w->j, f->id, res->err);
-        return;
-    }
-    if (res->target) {
-        delay = target_down(w, res->err);
-        journal_requeue(w->j, f->id, now_s() + delay, res->err, 0, 0);
-        return;
-    }
-    target_up(w);
     if (c->transfer.max_attempts > 0 &&
         f->attempts + 1 >= c->transfer.max_attempts) {
         log_error("%s: %s; giving up after %lld attempts", f->path, res->err,
                   (long long)f->attempts + 1);
-        journal_fail(w->j, f->id, res->err);
+        jwriter_fail(w->s->jw, f, res->err);
         return;
     }
     delay = (backoff_ms(f->attempts + 1, c->transfer.backoff_initial,
@@ -281,7 +362,41 @@ static void record(struct worker *w, const struct journal_file *f,
              999) /
             1000;
     log_warn("%s: %s; next try in %lld s", f->path, res->err, (long long)delay);
-    journal_requeue(w->j, f->id, now_s() + delay, res->err, 1, 0);
+    jwriter_requeue(w->s->jw, f, now_s() + delay, res->err, 1, 0);
+}
+
+/* Hand the result of a transfer to the journal writer. */
+static void record(struct worker *w, const struct journal_file *f,
+                   const struct xfer_result *res, int r)
+{
+    struct jwriter *jw = w->s->jw;
+    int64_t settle = (w->s->c->source.settle_ms + 999) / 1000;
+
+    switch (r) {
+    case 0:
+        jwriter_delivered(jw, f, res->sha256, now_s(), now_s() + settle);
+        target_up(w);
+        return;
+    case -ECANCELED:
+        jwriter_requeue(jw, f, 0, NULL, 0, 0);
+        return;
+    case -ESTALE:
+        log_info("%s: %s; sending it again once it settles", f->path, res->err);
+        jwriter_restat(jw, f, res->now.size, res->now.mtime_ns,
+                       now_s() + settle, res->err);
+        return;
+    case -ENOENT:
+        log_warn("%s: %s", f->path, res->err);
+        jwriter_fail(jw, f, res->err);
+        return;
+    }
+    if (res->target) {
+        target_down(w, res->err);
+        jwriter_requeue(jw, f, now_s(), res->err, 0, 0);
+        return;
+    }
+    target_up(w);
+    file_failed(w, f, res);
 }
 
 static void *worker_main(void *arg)
@@ -317,6 +432,9 @@ static void *worker_main(void *arg)
         r = xfer_run(&env, &job, &res);
         record(w, &f, &res, r);
         w->cur = NULL;
+        pthread_mutex_lock(&s->lock);
+        w->held = 0;
+        pthread_mutex_unlock(&s->lock);
         journal_file_clear(&f);
     }
     sink_disconnect(w->sink);
@@ -339,10 +457,11 @@ static int worker_init(struct sched *s, struct worker *w, int id)
         log_error("journal %s: %s", c->journal.path, strerror(-r));
         return r;
     }
-    r = s->sink_ops->create(c, s->cancel_fd, &w->sink);
+    journal_set_cancel(w->j, s->cancel_fd);
+    r = s->o.sink->create(c, s->cancel_fd, &w->sink);
     if (r < 0)
         return r;
-    r = source_local.create(c->source.path, &w->src);
+    r = s->o.source->create(c->source.path, &w->src);
     if (r < 0) {
         log_error("source.path %s: %s", c->source.path, strerror(-r));
         return r;
@@ -355,10 +474,11 @@ static int worker_init(struct sched *s, struct worker *w, int id)
     return w->buf ? 0 : -ENOMEM;
 }
 
-int sched_start(struct sched *s)
+int sched_start(struct sched *s, struct jwriter *jw)
 {
     int i, r;
 
+    s->jw = jw;
     for (i = 0; i < s->n; i++) {
         r = worker_init(s, &s->w[i], i);
         if (r < 0)

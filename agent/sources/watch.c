@@ -165,8 +165,11 @@ static void touch(struct watch *w, const char *rel)
         arm_settle(w);
 }
 
-/* A regular file found: report it, or let it settle if it is fresh. */
-static void consider(struct watch *w, const char *rel, int fresh_ok)
+/*
+ * A regular file found: report it, or let it settle if it is fresh.
+ * Returns 0, or found()'s error.
+ */
+static int consider(struct watch *w, const char *rel, int fresh_ok)
 {
     char full[PATH_MAX];
     struct stat st;
@@ -175,24 +178,24 @@ static void consider(struct watch *w, const char *rel, int fresh_ok)
 
     if (full_path(w, rel, full) < 0) {
         log_warn("%s: path longer than PATH_MAX, skipped", rel);
-        return;
+        return 0;
     }
     if (lstat(full, &st) < 0)
-        return; /* gone meanwhile */
+        return 0; /* gone meanwhile */
     if (S_ISLNK(st.st_mode)) {
         report_link_once(w, rel);
-        return;
+        return 0;
     }
     if (!S_ISREG(st.st_mode))
-        return;
+        return 0;
     clock_gettime(CLOCK_REALTIME, &now);
     age_ms = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000 +
              (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
     if (!fresh_ok && age_ms < w->o.settle_ms) {
         touch(w, rel);
-        return;
+        return 0;
     }
-    w->cb.found(w->cb.arg, rel, &st);
+    return w->cb.found(w->cb.arg, rel, &st);
 }
 
 static void note_unwatched(struct watch *w, const char *rel)
@@ -268,68 +271,70 @@ nomem:
     return -ENOMEM;
 }
 
-/* Watch and scan the folder rel and everything under it. */
-static void scan_dir(struct watch *w, const char *rel)
+/* The type of a directory entry, with lstat(2) where readdir() did not say. */
+static unsigned char entry_type(const struct watch *w, const struct dirent *de,
+                                const char *child)
+{
+    struct stat st;
+    char cf[PATH_MAX];
+
+    if (de->d_type != DT_UNKNOWN)
+        return de->d_type;
+    if (full_path(w, child, cf) < 0 || lstat(cf, &st) < 0)
+        return DT_UNKNOWN;
+    return S_ISDIR(st.st_mode)   ? DT_DIR
+           : S_ISLNK(st.st_mode) ? DT_LNK
+           : S_ISREG(st.st_mode) ? DT_REG
+                                 : DT_UNKNOWN;
+}
+
+/*
+ * Watch and scan the folder rel and everything under it.  Returns 0, or
+ * found()'s error, which stops the scan.
+ */
+static int scan_dir(struct watch *w, const char *rel)
 {
     char full[PATH_MAX];
     DIR *d;
     struct dirent *de;
-    int fd;
+    int fd, r = 0;
 
     add_watch(w, rel);
     if (full_path(w, rel, full) < 0) {
         log_warn("%s: path longer than PATH_MAX, skipped", rel);
-        return;
+        return 0;
     }
     fd = open(full, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return;
+        return 0;
     d = fdopendir(fd);
     if (d == NULL) {
         close(fd);
-        return;
+        return 0;
     }
-    while ((de = readdir(d)) != NULL) {
+    while (r == 0 && (de = readdir(d)) != NULL) {
         char *child = NULL;
-        unsigned char type = de->d_type;
+        unsigned char type;
 
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-            excluded(w, de->d_name))
+            excluded(w, de->d_name) || join_rel(rel, de->d_name, &child) < 0)
             continue;
-        if (join_rel(rel, de->d_name, &child) < 0)
-            continue;
-        if (type == DT_UNKNOWN) {
-            struct stat st;
-            char cf[PATH_MAX];
-
-            if (full_path(w, child, cf) == 0 && lstat(cf, &st) == 0)
-                type = S_ISDIR(st.st_mode)   ? DT_DIR
-                       : S_ISLNK(st.st_mode) ? DT_LNK
-                       : S_ISREG(st.st_mode) ? DT_REG
-                                             : DT_UNKNOWN;
-        }
+        type = entry_type(w, de, child);
         if (type == DT_DIR)
-            scan_dir(w, child);
+            r = scan_dir(w, child);
         else if (type == DT_LNK)
             report_link_once(w, child);
         else if (type == DT_REG)
-            consider(w, child, 0);
+            r = consider(w, child, 0);
         free(child);
     }
     closedir(d);
-}
-
-static void scan_tree(struct watch *w, const char *rel)
-{
-    w->cb.batch(w->cb.arg, 1);
-    scan_dir(w, rel);
-    w->cb.batch(w->cb.arg, 0);
+    return r;
 }
 
 int watch_scan(struct watch *w)
 {
-    scan_tree(w, "");
-    return 0;
+    return scan_dir(w, "");
 }
 
 struct prefix_walk {
@@ -419,7 +424,7 @@ static void handle_event(struct watch *w, const struct inotify_event *ev)
         if (ev->mask & IN_MOVED_FROM)
             unwatch_tree(w, rel);
         else if (ev->mask & (IN_CREATE | IN_MOVED_TO))
-            scan_tree(w, rel);
+            scan_dir(w, rel);
     } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
         touch(w, rel);
     } else if (ev->mask & IN_MODIFY) {
@@ -460,20 +465,17 @@ static void on_settle(struct loop *l, int fd, uint32_t events, void *arg)
     struct watch *w = arg;
     struct pend *p;
     int64_t now = mono_ms();
-    int batch = 0;
+    int r = 0;
 
     timer_ack(fd);
-    while ((p = TAILQ_FIRST(&w->queue)) != NULL && p->due_ms <= now) {
+    while (r == 0 && (p = TAILQ_FIRST(&w->queue)) != NULL &&
+           p->due_ms <= now) {
         TAILQ_REMOVE(&w->queue, p, link);
         tdelete(p, &w->pendings, cmp_pend);
-        if (!batch++)
-            w->cb.batch(w->cb.arg, 1);
-        consider(w, p->rel, 1);
+        r = consider(w, p->rel, 1);
         free(p->rel);
         free(p);
     }
-    if (batch)
-        w->cb.batch(w->cb.arg, 0);
     arm_settle(w);
 }
 
@@ -497,7 +499,7 @@ static void on_fallback(struct loop *l, int fd, uint32_t events, void *arg)
     w->n_unwatched = 0;
     timer_arm(w->fallback_fd, 0, 0);
     for (i = 0; i < n; i++) {
-        scan_tree(w, v[i]);
+        scan_dir(w, v[i]);
         free(v[i]);
     }
     free(v);

@@ -30,10 +30,12 @@ struct watch_opts {
 };
 
 struct watch_cb {
-    /* rel (relative to root) is ready; st is its lstat(2). */
-    void (*found)(void *arg, const char *rel, const struct stat *st);
-    /* Around a burst of found() calls: begin = 1, then 0. */
-    void (*batch)(void *arg, int begin);
+    /*
+     * rel (relative to root) is ready; st is its lstat(2).  Returns 0, or
+     * a negative errno to stop the scan under way (the agent is stopping;
+     * what was not reported is found by the next scan).
+     */
+    int (*found)(void *arg, const char *rel, const struct stat *st);
     void *arg;
 };
 
@@ -44,7 +46,10 @@ struct watch_cb {
 int watch_new(const struct watch_opts *o, struct loop *l,
               const struct watch_cb *cb, struct watch **out);
 
-/* Scan the whole tree now, adding watches as it goes. */
+/*
+ * Scan the whole tree now, adding watches as it goes.  Returns 0, or what
+ * found() returned to stop it.
+ */
 int watch_scan(struct watch *w);
 
 void watch_free(struct watch *w);

@@ -19,6 +19,20 @@ grep -q "host key $T/keys/ingest_host (generated): SHA256:" "$T/agent.log" ||
 echo "[127.0.0.1]:$ingest_port $(cut -d' ' -f1,2 "$T/keys/ingest_host.pub")" >"$T/ingest_kh"
 ok "sftprelayd serves SFTP on its own port, host key generated"
 
+# looked_again NAME: write NAME into the source by hand and wait until it is
+# delivered, and until two periodic scans began after it was written.
+# Then whatever inotify saw before NAME has settled (its settle time ended
+# first) and a whole rescan has passed over the tree.
+scans() { grep -c 'periodic scan of ' "$T/agent.log" || true; }
+looked_again() {
+    local s0
+    s0=$(scans)
+    echo "written beside the uploads" >"$T/src/$1"
+    wait_for 20 is_delivered "$1" || fail "$1 not delivered"
+    scanned_twice() { [ "$(scans)" -ge $((s0 + 2)) ]; }
+    wait_for 20 scanned_twice || fail "no periodic scans (rescan_interval 2)"
+}
+
 upload() { # upload BATCHFILE: OpenSSH sftp into sftprelayd's server
     sftp -b "$1" -i "$T/keys/client_ed25519" -o UserKnownHostsFile="$T/ingest_kh" \
         -o BatchMode=yes -P "$ingest_port" "$(id -un)@127.0.0.1"
@@ -38,7 +52,7 @@ ok "an upload is queued when the client closes it ($ms ms, settle is 3 s)"
 
 wait_for 20 is_delivered a/b/c/file_1.txt || fail "not delivered"
 same_file "$T/up/file_1.txt" "$T/dst/a/b/c/file_1.txt" || fail "differs on the target"
-sleep 4 # settle and a rescan pass over it
+looked_again marker1.txt
 [ "$(grep -c 'queued a/b/c/file_1.txt' "$T/agent.log")" = 1 ] || fail "queued twice"
 relay --json show a/b/c/file_1.txt | python3 -c '
 import json, sys
@@ -69,7 +83,7 @@ kill -9 -- "-$client" 2>/dev/null || kill -9 "$client"
 wait "$client" 2>/dev/null || true
 unfinished() { grep -q 'left big.bin unfinished' "$T/agent.log"; }
 wait_for 10 unfinished || fail "the server did not notice the client vanished"
-sleep 5 # past settle_ms and two rescans
+looked_again marker2.txt
 [ -z "$(state_of big.bin)" ] || fail "a half-written upload was queued: $(relay show big.bin)"
 [ "$(sqlite3 -readonly "$T/state/journal.db" "SELECT count(*) FROM partial WHERE path = 'big.bin'")" = 1 ] ||
     fail "no partial record"

@@ -78,6 +78,20 @@ wait_for() {
     return 1
 }
 
+# alive PID: the process exists and is neither a zombie (Z) nor dead (X).
+# kill -0 succeeds on a zombie, and in a container without an init that
+# reaps, a stopped daemon stays one.  The state is the field after the
+# command name, which is in parentheses and may itself hold ") ".
+alive() {
+    local stat
+    [[ ${1:-} =~ ^[0-9]+$ ]] || return 1
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat=${stat##*) }
+    case ${stat%% *} in
+    Z | X | "") return 1 ;;
+    esac
+}
+
 port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }

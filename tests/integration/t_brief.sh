@@ -26,25 +26,50 @@ sha=$(sha256sum "$T/src/a/blob.bin" | cut -d' ' -f1)
     fail "journal sha256 is not the file's"
 ok "10 MiB binary byte-identical, journal holds its SHA-256"
 
+# Deleting on the source and making a file on the target, then a later
+# file in the same folder: once the agent has delivered it, it has seen the
+# deletion (inotify reports in order) and written into the target folder
+# beside the target's own file.
+cp "$T/src/a/b/c/file_1.txt" "$T/file_1.orig"
+row_before=$(relay --json show a/b/c/file_1.txt)
 rm "$T/src/a/b/c/file_1.txt"
-sleep 0.5
-[ -f "$T/dst/a/b/c/file_1.txt" ] || fail "deleting on the source deleted on the target"
-ok "deleted on the source, kept on the target"
-
 echo "made on the target" >"$T/dst/a/b/c/target_only.txt"
-sleep 0.5
+cp "$T/dst/a/b/c/target_only.txt" "$T/target_only.orig"
+echo "written after the deletion" >"$T/src/a/b/c/file_4.txt"
+wait_for 20 is_delivered a/b/c/file_4.txt || fail "file_4.txt not delivered"
+same_file "$T/src/a/b/c/file_4.txt" "$T/dst/a/b/c/file_4.txt" || fail "file_4.txt differs"
+
+same_file "$T/file_1.orig" "$T/dst/a/b/c/file_1.txt" ||
+    fail "deleting on the source changed or deleted file_1.txt on the target"
+[ "$(relay --json show a/b/c/file_1.txt)" = "$row_before" ] ||
+    fail "the journal row of the deleted file changed: $(relay show a/b/c/file_1.txt)"
+ok "deleted on the source, kept on the target, its journal row unchanged"
+
 [ ! -e "$T/src/a/b/c/target_only.txt" ] || fail "a target file reached the source"
-ok "a file made on the target never reaches the source"
+[ -z "$(state_of a/b/c/target_only.txt)" ] || fail "a target file is in the journal"
+same_file "$T/target_only.orig" "$T/dst/a/b/c/target_only.txt" ||
+    fail "the target's own file was changed"
+ok "a file made on the target never reaches the source nor the journal, and is left as is"
 
-# No temporary files are left behind on the target.
-leftover=$(find "$T/dst" -name '*.sftprelay-tmp' | wc -l)
-[ "$leftover" = 0 ] || fail "temporary files left on the target"
-ok "no temporary files left on the target"
+# The target holds exactly the delivered files and its own: no temporary
+# files, nothing else.
+expected=$(printf '%s\n' a/blob.bin a/b/c/file_1.txt a/b/c/file_2.txt \
+    a/b/c/file_3.txt a/b/c/file_4.txt a/b/c/target_only.txt | sort)
+got=$(cd "$T/dst" && find . -type f | sed 's|^\./||' | sort)
+[ "$got" = "$expected" ] || fail "target tree: $got"
+ok "the target holds the delivered files and its own, no temporary files"
 
+relay --json status | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+want = {"queued": 0, "sending": 0, "delivered": 5, "failed": 0}
+assert {k: s["counts"].get(k) for k in want} == want, s["counts"]
+assert s["target_error"] is None and s["last_error"] is None, s' ||
+    fail "status: $(relay status)"
 out=$(relay status)
-echo "$out" | grep -q '^delivered    4$' || fail "status: $out"
-echo "$out" | grep -q '^target:      ok$' || fail "status: $out"
-ok "sftprelay status counts 4 delivered, target ok"
+echo "$out" | grep -qx 'delivered    5' || fail "status: $out"
+echo "$out" | grep -qx 'target:      ok' || fail "status: $out"
+ok "sftprelay status: 5 delivered, none queued or failed, target ok"
 
 stop_agent
 echo "$TESTS_RUN passed, 0 failed"

@@ -89,13 +89,17 @@ start_sshd "$TARGET_PORT"
 wait_for 10 test -s "$T/agent.pid" || fail "no pidfile"
 dpid=$(cat "$T/agent.pid")
 PIDS+=("$dpid")
-kill -0 "$dpid" || fail "daemon $dpid not running"
+alive "$dpid" || fail "daemon $dpid not running"
 wait_for 30 is_delivered twice.txt || fail "daemon did not deliver twice.txt"
 kill -HUP "$dpid"
-sleep 0.2
-kill -0 "$dpid" || fail "daemon died on SIGHUP"
+# A file written after the SIGHUP is delivered: the daemon took the signal
+# and carried on.
+echo "after SIGHUP" >"$T/src/after-hup.txt"
+wait_for 30 is_delivered after-hup.txt || fail "nothing delivered after SIGHUP"
+same_file "$T/src/after-hup.txt" "$T/dst/after-hup.txt" || fail "after-hup.txt differs"
+alive "$dpid" || fail "daemon died on SIGHUP"
 kill "$dpid"
-gone() { ! kill -0 "$dpid" 2>/dev/null; }
+gone() { ! alive "$dpid"; }
 wait_for 10 gone || fail "daemon still running 10 s after SIGTERM"
 [ ! -e "$T/agent.pid" ] || fail "pidfile left behind"
 ok "--daemon writes its pidfile, survives SIGHUP, stops on SIGTERM"

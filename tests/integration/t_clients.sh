@@ -13,7 +13,7 @@ start_serve 0 --idle-timeout 3
     >"$T/paramiko.out" 2>&1 || fail "paramiko: $(cat "$T/paramiko.out")"
 grep '^ok ' "$T/paramiko.out"
 TESTS_RUN=$(grep -c '^ok ' "$T/paramiko.out")
-kill -0 "$TARGET_PID" || fail "the server died"
+alive "$TARGET_PID" || fail "the server died"
 
 # An idle session is closed after idle_timeout.
 hold_session

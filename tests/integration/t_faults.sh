@@ -11,8 +11,11 @@ start_serve 0 --fault-file "$T/fault"
 WORKERS=1 CHUNK=1048576 BACKOFF_MAX=2 write_conf
 start_agent
 
-attempts_of() {
-    relay --json show "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["attempts"])'
+# "attempts|next_attempt|attempted_at" of PATH while it waits in the queue
+# ("" while it is being sent).
+queued_row() {
+    sqlite3 -readonly "$T/state/journal.db" "SELECT attempts, next_attempt,
+        attempted_at FROM files WHERE path = '$1' AND state = 'queued'" 2>/dev/null
 }
 
 for fault in "ENOSPC:no space left on the target" "EACCES:Permission denied"; do
@@ -23,11 +26,18 @@ for fault in "ENOSPC:no space left on the target" "EACCES:Permission denied"; do
     shows() { relay status | grep -q "$text"; }
     wait_for 20 shows || fail "$code: status does not show '$text': $(relay status)"
     [ "$(state_of "$f")" = queued ] || fail "$code: not queued for a retry"
-    a1=$(attempts_of "$f")
-    sleep 3
-    a2=$(attempts_of "$f")
-    [ "$a2" -gt "$a1" ] || fail "$code: not retried ($a1 then $a2 attempts)"
-    [ "$a2" -le $((a1 + 4)) ] || fail "$code: $a1 then $a2 attempts in 3 s: no backoff"
+    IFS='|' read -r a1 n1 t1 <<<"$(queued_row "$f")"
+    [ "${a1:-0}" -ge 1 ] || fail "$code: no attempt counted: $(relay show "$f")"
+    [ "$n1" -ge $((t1 + 1)) ] ||
+        fail "$code: tried at $t1, next try at $n1: no backoff"
+    retried() {
+        local a
+        IFS='|' read -r a _ _ <<<"$(queued_row "$f")"
+        [ "${a:-0}" -gt "$a1" ]
+    }
+    wait_for 20 retried || fail "$code: not retried: $(relay show "$f")"
+    IFS='|' read -r a2 n2 t2 <<<"$(queued_row "$f")"
+    [ "$t2" -ge "$n1" ] || fail "$code: retried at $t2, before its time $n1"
     : >"$T/fault"
     wait_for 30 is_delivered "$f" || fail "$code: not delivered once the fault cleared"
     same_file "$T/src/$f" "$T/dst/$f" || fail "$code: differs"

@@ -18,7 +18,7 @@ rc=0; "$initd" status >/dev/null || rc=$?
 [ "$rc" = 3 ] || fail "status before start: $rc, expected 3"
 "$initd" start || fail "start failed"
 pid=$(cat "$PIDFILE")
-kill -0 "$pid" || fail "no daemon behind the pidfile"
+alive "$pid" || fail "no daemon behind the pidfile"
 "$initd" start >/dev/null || fail "a second start is not 0"
 [ "$(cat "$PIDFILE")" = "$pid" ] || fail "a second start started another daemon"
 "$initd" status >/dev/null || fail "status while running is not 0"
@@ -31,17 +31,17 @@ ok "the daemon it started delivers"
 
 "$initd" reload >/dev/null || fail "reload with a valid configuration failed"
 pid2=$(cat "$PIDFILE")
-kill -0 "$pid2" || fail "not running after reload"
+alive "$pid2" || fail "not running after reload"
 cp "$CONFIG" "$T/good.conf"
 echo 'source = { oops = 1; };' >>"$CONFIG"
 rc=0; "$initd" reload >/dev/null 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "reload with a broken configuration: $rc, expected 1"
-kill -0 "$pid2" || fail "a broken configuration stopped the running agent"
+alive "$pid2" || fail "a broken configuration stopped the running agent"
 cp "$T/good.conf" "$CONFIG"
 ok "reload checks the configuration first: a broken one leaves the agent running"
 
 "$initd" stop || fail "stop failed"
-gone() { ! kill -0 "$pid2" 2>/dev/null; }
+gone() { ! alive "$pid2"; }
 wait_for 10 gone || fail "still running after stop"
 [ ! -e "$PIDFILE" ] || fail "pidfile left behind"
 rc=0; "$initd" status >/dev/null || rc=$?

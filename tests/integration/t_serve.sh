@@ -92,7 +92,7 @@ printf '\x7f\xff\xff\xff' | ssh -i "$T/keys/client_ed25519" \
     -o UserKnownHostsFile="$T/known_hosts" -o BatchMode=yes -p "$TARGET_PORT" \
     -s "$(id -un)@127.0.0.1" sftp >/dev/null 2>&1 || true
 sftp_batch "$T/b2" >/dev/null 2>&1 || fail "the server did not survive malformed requests"
-kill -0 "$TARGET_PID" || fail "the server died"
+alive "$TARGET_PID" || fail "the server died"
 ok "malformed and oversized requests end that session only"
 
 # The agent pushes through it.

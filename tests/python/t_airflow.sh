@@ -39,21 +39,38 @@ for t in test_journal test_sensors; do
 done
 # As in docker-compose.yml: a reader with another uid and group 0 (Airflow
 # runs as 50000:0) reads the agent's 0640 root:root journal, WAL and all,
-# without write access to any of it.
+# without write access to any of it.  That uid may not reach the checkout
+# or the build folder (a clone in /root, mode 0700), so it gets copies of
+# what it runs in a folder of its own.
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    other() { setpriv --reuid=65534 --regid=0 --clear-groups "$@"; }
     chmod 711 "$T"
-    setpriv --reuid=65534 --regid=0 --clear-groups /usr/bin/python3 -c "
-import sys
-sys.path.insert(0, '$here/../../airflow/plugins')
+    O=$(mktemp -d "${TMPDIR:-/tmp}/sftprelay-py-other.XXXXXX")
+    trap 'rm -rf "$T" "$O"' EXIT
+    cp -R "$here/../../airflow/plugins/sftprelay_airflow" "$here/airflow_stub" \
+        "$abs_top_builddir/sftprelay" "$O/"
+    chmod -R u+w,go=rX "$O" # a read-only source tree (distcheck) copies 0444
+    other test -r "$T/journal.db" ||
+        { echo "FAIL: uid 65534 cannot reach $T (set TMPDIR to a folder it can)"; exit 1; }
+    [ -e "$T/journal.db-wal" ] || { echo "FAIL: no WAL file beside the journal"; exit 1; }
+    other test ! -w "$T/journal.db" -a ! -w "$T/journal.db-wal" ||
+        { echo "FAIL: uid 65534 in group 0 may write the journal"; exit 1; }
+    PYTHONDONTWRITEBYTECODE=1 JOURNAL=$T/journal.db \
+        other /usr/bin/python3 -c '
+import os, sys
+sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "airflow_stub")]
 from sftprelay_airflow.journal import Journal, delivered_decision
-d = delivered_decision(Journal('$T/journal.db'), pattern='a/b/c/*')
+from sftprelay_airflow.sensors import SftpRelayDeliveredSensor
+d = delivered_decision(Journal(os.environ["JOURNAL"]), pattern="a/b/c/*")
 assert d.done and len(d.files) == 3, d
-" || { echo "FAIL: another uid in group 0 cannot read the journal"; exit 1; }
-    setpriv --reuid=65534 --regid=0 --clear-groups \
-        "$abs_top_builddir/sftprelay" -j "$T/journal.db" status >"$T/status" ||
+r = SftpRelayDeliveredSensor(task_id="t", journal_path=os.environ["JOURNAL"],
+                             path="a/b/c/file_2.txt").poke({})
+assert r.is_done, r
+' "$O" || { echo "FAIL: another uid in group 0 cannot read the journal"; exit 1; }
+    other "$O/sftprelay" -j "$T/journal.db" status >"$T/status" ||
         { echo "FAIL: sftprelay status as another uid"; exit 1; }
     grep -q '^delivered    4$' "$T/status" || { cat "$T/status"; exit 1; }
-    echo "ok - another uid in group 0 reads the journal (Python and CLI)"
+    echo "ok - another uid in group 0 reads the journal (Python, sensor and CLI)"
     total=$((total + 1))
 fi
 echo "$total passed, 0 failed"

@@ -255,6 +255,8 @@ static int migrate(struct journal *j, const char *path)
         r = exec(j, SQL_SCHEMA_V1);
     if (r == 0 && v < 2)
         r = exec(j, SQL_SCHEMA_V2 "PRAGMA user_version = 2;");
+    if (r == 0 && v < 3)
+        r = exec(j, SQL_SCHEMA_V3 "PRAGMA user_version = 3;");
     if (r < 0) {
         exec(j, "ROLLBACK");
         return r;

@@ -6,7 +6,7 @@
 #ifndef SFTPRELAY_JOURNAL_SQL_H
 #define SFTPRELAY_JOURNAL_SQL_H
 
-#define JOURNAL_SCHEMA_VERSION 2
+#define JOURNAL_SCHEMA_VERSION 3
 
 /*
  * Bookkeeping commits at NORMAL: losing the last ones to a power cut only
@@ -62,6 +62,17 @@
     "  peer        TEXT,"                                                      \
     "  recorded_at INTEGER NOT NULL"                                           \
     ");"
+
+/*
+ * Version 3: what `sftprelay status`, the status endpoint and the Airflow
+ * sensor ask for, answered from small partial indexes instead of a scan of
+ * every row (100,000 queued files took 0.5 s to count and sort).
+ */
+#define SQL_SCHEMA_V3                                                          \
+    "CREATE INDEX IF NOT EXISTS files_pending ON files (detected_at)"          \
+    "  WHERE state IN ('queued', 'sending');"                                  \
+    "CREATE INDEX IF NOT EXISTS files_errors ON files (attempted_at)"          \
+    "  WHERE last_error IS NOT NULL AND state != 'delivered';"
 
 #define FILE_COLUMNS                                                           \
     "id, path, size, mtime_ns, state, attempts, next_attempt, "                \
@@ -177,9 +188,11 @@
 
 #define SQL_COUNTS "SELECT state, count(*) FROM files GROUP BY state"
 
+/* likely(): without statistics the planner would take files_due and read
+ * every pending row rather than the first entry of files_pending. */
 #define SQL_OLDEST_PENDING                                                     \
     "SELECT min(detected_at) FROM files"                                       \
-    " WHERE state IN ('queued', 'sending')"
+    " WHERE likely(state IN ('queued', 'sending'))"
 
 #define SQL_LAST_ERROR                                                         \
     "SELECT path, last_error, attempted_at FROM files"                         \

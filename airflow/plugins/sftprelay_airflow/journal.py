@@ -131,7 +131,7 @@ class Journal:
         with self._connect() as con:
             (oldest,) = con.execute(
                 "SELECT min(detected_at) FROM files"
-                " WHERE state IN ('queued', 'sending')"
+                " WHERE likely(state IN ('queued', 'sending'))"
             ).fetchone()
         if oldest is None:
             return None

@@ -73,12 +73,20 @@ def wait_go(a):
         return float(f.read())
 
 
+def after_done(path):
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
+
+
 def cmd_poll(a):
     """Run "sftprelay -c CONF status --json" every 50 ms (or back to back
     when a call takes longer), timing each call.  journaled = rows in any
     state, delivered = rows delivered (the journal is fresh for the run).
     A moment is the end of the first poll that saw it: an upper bound.
-    Ends when N are delivered (exit 0), or on timeout: no progress for
+    Ends when N are delivered and the file AFTER, if given, is not empty
+    (exit 0), or on timeout: no progress for
     STALL seconds, or TIMEOUT seconds in all (exit 3)."""
     a.t0 = wait_go(a)
     res = {"n": a.n, "t0": a.t0, "status_ms": [], "status_errors": 0,
@@ -105,8 +113,9 @@ def cmd_poll(a):
         delivered = counts.get("delivered", 0)
         if res["journaled_s"] is None and journaled >= a.n:
             res["journaled_s"] = e - a.t0
-        if delivered >= a.n:
+        if delivered >= a.n and res["delivered_s"] is None:
             res["delivered_s"] = e - a.t0
+        if delivered >= a.n and (not a.after or after_done(a.after)):
             break
         if (journaled, delivered) != last:
             last, last_change = (journaled, delivered), e
@@ -125,10 +134,7 @@ def cmd_poll(a):
     res["counts"] = counts
     res["polls"] = len(res["status_ms"])
     save(a.out, {**load(a.out), **res})
-    if res["timed_out"]:
-        print(res["timeout_msg"], file=sys.stderr)
-        return 3
-    return 0
+    return 3 if res["timed_out"] else 0
 
 
 def cmd_sensor(a):
@@ -209,7 +215,7 @@ def cmd_report(a):
     def f(v, fmt):
         return "-" if v is None else fmt % v
 
-    hdr = ("%-9s %-6s %12s %12s %8s %7s %8s %17s %17s  %s" % (
+    hdr = ("%-9s  %-6s  %11s  %11s  %7s  %6s  %7s  %17s  %17s  %s" % (
         "scenario", "target", "journaled/s", "delivered/s", "drain s",
         "scan s", "RSS MiB", "status max/med ms", "sensor max/med ms",
         "check"))
@@ -224,7 +230,7 @@ def cmd_report(a):
         r["status_med_ms"], r["status_max_ms"] = med_max(r.get("status_ms", []))
         r["sensor_med_ms"], r["sensor_max_ms"] = med_max(r.get("sensor_ms", []))
         rss = r.get("vmhwm_kib")
-        rows.append("%-9s %-6s %12s %12s %8s %7s %8s %17s %17s  %s" % (
+        rows.append("%-9s  %-6s  %11s  %11s  %7s  %6s  %7s  %17s  %17s  %s" % (
             r["scenario"], r["target"], f(r["journaled_per_s"], "%d"),
             f(r["delivered_per_s"], "%d"), f(ds, "%.2f"),
             f(r.get("scan_s"), "%.2f"), f(rss and rss / 1024, "%.1f"),
@@ -267,13 +273,18 @@ def cmd_report(a):
     goal("nothing re-sent on rescan", clean == targets,
          "%d of %d targets' rescans checked clean" % (len(clean), len(targets)))
 
+    loadavg = os.getloadavg()
+    rows.append("load average at the end: %.1f %.1f %.1f on %d CPUs%s" % (
+        *loadavg, os.cpu_count(),
+        "  (other jobs ran: the figures are skewed)"
+        if loadavg[2] > os.cpu_count() else ""))
     out = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "n": a.n,
-           "cpus": os.cpu_count(), "runs": runs,
+           "cpus": os.cpu_count(), "loadavg": loadavg, "runs": runs,
            "goals": {g: ok for g, ok in goals}}
     with open(a.out, "w") as fh:
         json.dump(out, fh, indent=1)
     print("\n".join(rows))
-    return 0 if all(ok for _, ok in goals) else 1
+    return 0 if all(ok for _, ok in goals) else 4  # 1 is a crash
 
 
 def main():
@@ -288,6 +299,7 @@ def main():
     for k in ("sftprelay", "conf", "out", "ready", "go"):
         s.add_argument("--" + k, required=True)
     s.add_argument("--n", type=int, required=True)
+    s.add_argument("--after")
     for k in ("timeout", "stall"):
         s.add_argument("--" + k, type=float, required=True)
     s = sub.add_parser("sensor")

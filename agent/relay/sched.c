@@ -343,6 +343,18 @@ static void target_down(struct worker *w, const char *err)
     jwriter_agent_set(s->jw, "target_error", err, now_s());
 }
 
+/*
+ * A result the journal writer could not take (out of memory): the row
+ * stays sending, and the sweep queues it again within two minutes.
+ */
+static void posted(const struct journal_file *f, int r)
+{
+    if (r < 0)
+        log_error("%s: recording the result: %s; it is sent again within "
+                  "%d s",
+                  f->path, strerror(-r), 2 * SWEEP_EVERY_S);
+}
+
 /* A failed attempt of one file: back off, or give up. */
 static void file_failed(struct worker *w, const struct journal_file *f,
                         const struct xfer_result *res)
@@ -354,7 +366,7 @@ static void file_failed(struct worker *w, const struct journal_file *f,
         f->attempts + 1 >= c->transfer.max_attempts) {
         log_error("%s: %s; giving up after %lld attempts", f->path, res->err,
                   (long long)f->attempts + 1);
-        jwriter_fail(w->s->jw, f, res->err);
+        posted(f, jwriter_fail(w->s->jw, f, res->err));
         return;
     }
     delay = (backoff_ms(f->attempts + 1, c->transfer.backoff_initial,
@@ -362,7 +374,7 @@ static void file_failed(struct worker *w, const struct journal_file *f,
              999) /
             1000;
     log_warn("%s: %s; next try in %lld s", f->path, res->err, (long long)delay);
-    jwriter_requeue(w->s->jw, f, now_s() + delay, res->err, 1, 0);
+    posted(f, jwriter_requeue(w->s->jw, f, now_s() + delay, res->err, 1, 0));
 }
 
 /* Hand the result of a transfer to the journal writer. */
@@ -374,25 +386,26 @@ static void record(struct worker *w, const struct journal_file *f,
 
     switch (r) {
     case 0:
-        jwriter_delivered(jw, f, res->sha256, now_s(), now_s() + settle);
+        posted(f,
+               jwriter_delivered(jw, f, res->sha256, now_s(), now_s() + settle));
         target_up(w);
         return;
     case -ECANCELED:
-        jwriter_requeue(jw, f, 0, NULL, 0, 0);
+        posted(f, jwriter_requeue(jw, f, 0, NULL, 0, 0));
         return;
     case -ESTALE:
         log_info("%s: %s; sending it again once it settles", f->path, res->err);
-        jwriter_restat(jw, f, res->now.size, res->now.mtime_ns,
-                       now_s() + settle, res->err);
+        posted(f, jwriter_restat(jw, f, res->now.size, res->now.mtime_ns,
+                                 now_s() + settle, res->err));
         return;
     case -ENOENT:
         log_warn("%s: %s", f->path, res->err);
-        jwriter_fail(jw, f, res->err);
+        posted(f, jwriter_fail(jw, f, res->err));
         return;
     }
     if (res->target) {
         target_down(w, res->err);
-        jwriter_requeue(jw, f, now_s(), res->err, 0, 0);
+        posted(f, jwriter_requeue(jw, f, now_s(), res->err, 0, 0));
         return;
     }
     target_up(w);

@@ -1,8 +1,13 @@
 """sftprelay_airflow.journal against a journal the real agent wrote
 (t_airflow.sh makes it; JOURNAL and SRC name it and the source folder)."""
+import fnmatch
 import hashlib
 import os
+import random
+import shutil
+import sqlite3
 import sys
+import tempfile
 import time
 import unittest
 
@@ -13,6 +18,30 @@ from sftprelay_airflow import journal as J  # noqa: E402
 JOURNAL = os.environ["JOURNAL"]
 SRC = os.environ["SRC"]
 BRIEF = ["a/b/c/file_1.txt", "a/b/c/file_2.txt", "a/b/c/file_3.txt"]
+
+
+def copy_journal(dst):
+    """A writable copy of the agent's journal, its schema and all, with no
+    rows in files."""
+    src = sqlite3.connect("file:" + JOURNAL + "?mode=ro", uri=True)
+    out = sqlite3.connect(dst)
+    src.backup(out)
+    src.close()
+    out.execute("DELETE FROM files")
+    out.commit()
+    return out
+
+
+def add_rows(con, rows):
+    """rows: (name as bytes, state, detected_at)."""
+    con.executemany(
+        "INSERT INTO files (path, size, mtime_ns, state, detected_at,"
+        " next_attempt, sha256, delivered_at, last_error)"
+        " VALUES (CAST(? AS TEXT), 1, 0, ?, ?, ?, ?, ?, ?)",
+        [(name, st, at, at, "0" * 64 if st == "delivered" else None,
+          at if st == "delivered" else None,
+          "boom" if st == "failed" else None) for name, st, at in rows])
+    con.commit()
 
 
 def sha256(rel):
@@ -140,6 +169,200 @@ class Decisions(unittest.TestCase):
         late = J.backlog_decision(self.j, 10, now=time.time() + 3600)
         self.assertFalse(late.done)
         self.assertIn("has waited", late.reason)
+
+
+# Names: bytes that are not UTF-8 (lone, truncated, overlong, encoded
+# surrogates), U+FFFF (SQLite reads it as U+FFFD), and each of the
+# characters fnmatch or GLOB treat specially.
+NAME_PIECES = [b"a", b"b", b"z", b"/", b".", b"-", b"]", b"[", b"^", b"!",
+               b"*", b"?", b"\\", b"\xff", b"\x80", b"\xc3", b"\xa9",
+               b"\xc3\xa9", b"\xe2\x82", b"\xef\xbf\xbf", b"\xef\xbf\xbd",
+               b"\xed\xa0\x80", b"\xc0\xaf", b"\x01", b"\x7f", b" "]
+PATTERN_PIECES = ["a", "b", "z", "/", ".", "-", "]", "[", "^", "!", "\\",
+                  "*", "?", "**", "\udcff", "\udc80", "\udcc3", "\xe9",
+                  "\uffff", "\ufffd", "\ud800", "\x00", "\x7f", "[!a]",
+                  "[^a]", "[]a]", "[!]a]", "[a-c]", "[z-a]", "[--/]", "[a-]",
+                  "[-a]", "[]-^]", "[!]", "[]", "[\\]", "[/]", "[!/]", "[a-c-z]",
+                  "[^]", "[*?]", "[\udcff]", "[!\udcff]", "[\x00-\uffff]",
+                  "[a-\udcff]", "[!-]", "[-]", "[]]"]
+
+
+def random_names(rnd, n):
+    names = set()
+    while len(names) < n:
+        names.add(b"".join(rnd.choice(NAME_PIECES)
+                           for _ in range(rnd.randint(1, 6))))
+    return sorted(names)  # byte order, the journal's order
+
+
+def random_pattern(rnd, names):
+    if rnd.random() < 0.5:  # one made from a name, so that it matches some
+        out = []
+        for ch in os.fsdecode(rnd.choice(names)):
+            r = rnd.random()
+            out.append("?" if r < 0.15 else "*" if r < 0.25 else
+                       "[%s%s]" % ("!" * (rnd.random() < 0.2), ch) if r < 0.35
+                       else ch)
+        return "".join(out)
+    return "".join(rnd.choice(PATTERN_PIECES)
+                   for _ in range(rnd.randint(1, 5)))
+
+
+class PatternInSql(unittest.TestCase):
+    """The pattern pushed into SQL (a range on path, GLOB for ASCII names,
+    fnmatch in SQL for the others) against fnmatch.fnmatchcase."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp()
+        cls.path = os.path.join(cls.dir, "journal.db")
+        rnd = random.Random(5)
+        cls.names = random_names(rnd, 1500)
+        con = copy_journal(cls.path)
+        add_rows(con, [(n, "queued", 0) for n in cls.names])
+        con.close()
+        cls.patterns = [random_pattern(rnd, cls.names) for _ in range(3000)]
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir)
+
+    def expected(self, pattern):
+        return [n for n in self.names
+                if fnmatch.fnmatchcase(os.fsdecode(n), pattern)]
+
+    def test_match_is_fnmatch(self):
+        con = sqlite3.connect(self.path)
+        matched = 0
+        for p in self.patterns:
+            m = J._Match(pattern=p)
+            m.install(con)
+            got = [r[0] for r in con.execute(
+                "SELECT CAST(path AS BLOB) FROM files WHERE " + m.sql +
+                " ORDER BY path", m.args)]
+            self.assertEqual(got, self.expected(p), repr(p))
+            matched += bool(got)
+        self.assertGreater(matched, len(self.patterns) // 4)
+        con.close()
+
+    def test_glob_is_fnmatch_on_ascii_names(self):
+        # GLOB alone, no fnmatch in SQL: every name of bytes 0x01-0x7f
+        con = sqlite3.connect(self.path)
+        ascii_names = [n for n in self.names if max(n) < 0x80]
+        self.assertGreater(len(ascii_names), 200)
+        for p in self.patterns:
+            g = J.glob_for_ascii(p)
+            got = [] if g is None else [r[0] for r in con.execute(
+                "SELECT CAST(path AS BLOB) FROM files WHERE path GLOB"
+                " CAST(? AS TEXT) AND NOT " + J._NOT_ASCII + " ORDER BY path",
+                (os.fsencode(g),))]
+            want = [n for n in ascii_names
+                    if fnmatch.fnmatchcase(os.fsdecode(n), p)]
+            self.assertEqual(got, want, (p, g))
+        con.close()
+
+    def test_files_and_decision(self):
+        j = J.Journal(self.path)
+        for p in self.patterns[:200]:
+            want = self.expected(p)
+            self.assertEqual([os.fsencode(f.path) for f in j.files(pattern=p)],
+                             want, repr(p))
+            d = J.delivered_decision(j, pattern=p)
+            self.assertFalse(d.done)
+            if want:
+                self.assertEqual(d.reason, ", ".join(
+                    os.fsdecode(n) + " is queued" for n in want[:5]))
+            else:
+                self.assertEqual(d.reason, "no file matching %s yet" % p)
+
+    def test_range_bounds(self):
+        self.assertEqual(J._upper_bound(b"ab"), b"ac")
+        self.assertEqual(J._upper_bound(b"a\xff\xff"), b"b")
+        self.assertIsNone(J._upper_bound(b"\xff"))
+        self.assertIsNone(J._upper_bound(b""))
+
+
+class HundredThousand(unittest.TestCase):
+    """Decisions over 100,000 rows, in the agent's own schema.  Only that
+    they are right: how fast they are is bench/run intake's business."""
+
+    N = 100000
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp()
+        cls.path = os.path.join(cls.dir, "journal.db")
+        cls.con = copy_journal(cls.path)
+        rnd = random.Random(7)
+        cls.rows = []
+        for i in range(cls.N):
+            r = rnd.random()
+            st = "queued" if r < 0.6 else "sending" if r < 0.62 else "delivered"
+            cls.rows.append((b"batch/d%02d/f%06d" % (i % 40, i), st, 1000 + i % 1000))
+        # delivered elsewhere: a folder of their own, and one odd name
+        cls.rows += [(b"done/f%04d" % i, "delivered", 500) for i in range(3000)]
+        cls.rows.append((b"done/\xff-odd", "delivered", 500))
+        add_rows(cls.con, cls.rows)
+        cls.j = J.Journal(cls.path)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.con.close()
+        shutil.rmtree(cls.dir)
+
+    def set_state(self, name, state):
+        self.con.execute("UPDATE files SET state = ?, last_error = ?"
+                         " WHERE path = CAST(? AS TEXT)",
+                         (state, "boom" if state == "failed" else None, name))
+        self.con.commit()
+
+    def waiting(self, pattern, newer_than=-1):
+        return [(n, st) for n, st, at in sorted(self.rows)
+                if fnmatch.fnmatchcase(os.fsdecode(n), pattern)
+                and st != "delivered" and at >= newer_than]
+
+    def test_waiting(self):
+        for p in ("batch/*", "batch/d1?/*", "batch/d07/*", "*/f00001?",
+                  "*[!0-8]"):
+            d = J.delivered_decision(self.j, pattern=p)
+            self.assertFalse(d.done)
+            self.assertEqual(d.files, [])
+            self.assertEqual(d.reason, ", ".join(
+                "%s is %s" % (os.fsdecode(n), st)
+                for n, st in self.waiting(p)[:5]), p)
+
+    def test_newer_than(self):
+        d = J.delivered_decision(self.j, pattern="batch/*", newer_than=1999)
+        self.assertEqual(d.reason, ", ".join(
+            "%s is %s" % (os.fsdecode(n), st)
+            for n, st in self.waiting("batch/*", 1999)[:5]))
+        d = J.delivered_decision(self.j, pattern="batch/*", newer_than=2000)
+        self.assertEqual(d.reason, "no file matching batch/* yet")
+
+    def test_done_carries_every_row(self):
+        for p, n in (("done/*", 3001), ("*/f000?", 10), ("done/\udcff*", 1)):
+            d = J.delivered_decision(self.j, pattern=p)
+            self.assertTrue(d.done, p)
+            self.assertEqual(d.reason, "%d delivered" % n)
+            self.assertEqual([f.path for f in d.files],
+                             sorted((f.path for f in d.files), key=os.fsencode))
+            self.assertEqual(len(d.files), n)
+        self.assertEqual(d.files[0].path, os.fsdecode(b"done/\xff-odd"))
+
+    def test_failed(self):
+        names = [b"batch/d39/f099999", b"batch/d00/f000040"]
+        for n in names:
+            self.set_state(n, "failed")
+        try:
+            d = J.delivered_decision(self.j, pattern="batch/*")
+            self.assertFalse(d.done)
+            self.assertEqual([f.path for f in d.failed],
+                             [os.fsdecode(n) for n in sorted(names)])
+            self.assertEqual(d.reason, "; ".join(
+                "%s: failed: boom" % os.fsdecode(n) for n in sorted(names)))
+        finally:
+            for n in names:
+                self.set_state(n, "queued")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import sqlite3
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 STATES = ("queued", "sending", "delivered", "failed")
 
@@ -33,6 +33,184 @@ def _text(s: str) -> bytes:
     """A path as the bytes the journal holds; bound as CAST(? AS TEXT) so
     names that are not UTF-8 match byte for byte."""
     return s.encode("utf-8", "surrogateescape")
+
+
+# fnmatch's metacharacters; a pattern's literal prefix ends at the first.
+_META = "*?["
+# Names made of these code points only (every byte 0x01-0x7f) are matched
+# in SQL with GLOB; GLOB then agrees with fnmatch.fnmatchcase exactly.
+_ASCII = [chr(c) for c in range(1, 128)]
+# True for a name with a byte outside 0x01-0x7f.  SQLite decodes a name's
+# bytes as UTF-8 for GLOB, and every such byte, valid UTF-8 or not, gives a
+# character at or above 0x80.
+_NOT_ASCII = "path GLOB '*[^\x01-\x7f]*'"
+
+
+def _upper_bound(prefix: bytes) -> Optional[bytes]:
+    """The least byte string above every string that starts with prefix,
+    or None when there is none (prefix empty or all 0xff)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def _glob_class(members: List[str]) -> str:
+    """A GLOB [...] that matches exactly these characters (1-127), written
+    so that none of GLOB's own rules applies by accident: "]" only first,
+    "-" only last, "^" never first, no range ending on one of the three."""
+    special = [c for c in "]^-" if c in members]
+    codes = sorted(ord(c) for c in members if c not in "]^-")
+    runs: List[List[int]] = []
+    for c in codes:
+        if runs and runs[-1][1] == c - 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    body = "".join(
+        chr(a) if a == b else chr(a) + chr(b) if b == a + 1 else f"{chr(a)}-{chr(b)}"
+        for a, b in runs
+    )
+    if "]" in special:
+        body = "]" + body
+    if "^" in special:
+        body += "^"
+    if "-" in special:
+        body += "-"
+    if body.startswith("^"):  # no "]" and nothing else but "-"
+        return "^" if body == "^" else "[-^]"  # "^" outside brackets is "^"
+    return f"[{body}]"
+
+
+def _literal_glob(c: str) -> str:
+    return f"[{c}]" if c in _META else c
+
+
+def glob_for_ascii(pattern: str) -> Optional[str]:
+    """A SQLite GLOB that matches a name made of characters 1-127 exactly
+    when fnmatch.fnmatchcase(name, pattern) does, or None when no such name
+    can match.  How the two differ, and how this bridges them:
+
+    - fnmatch's "[!...]" is GLOB's "[^...]", and fnmatch's "[^...]" is a
+      class that holds "^"; ranges, "]" first, "-" first or last and empty
+      ranges have rules of their own in each.  So each class is parsed as
+      fnmatch parses it, asked of fnmatch itself for each of the 127
+      characters, and written back as a GLOB class of its members.
+    - An unclosed "[" is a literal in fnmatch but makes GLOB match nothing:
+      it is written "[[]".  "*", "?" as literals likewise.
+    - Neither has escapes: a backslash is a literal in both.
+    - "*" crosses "/" in both, and "?" matches "/" in both.
+    - GLOB reads a NUL as the end of the pattern: a name holds no NUL, so a
+      literal NUL (or any character above 127) makes the pattern match no
+      name made of characters 1-127.
+    Names with other bytes are not GLOB's: SQLite decodes them as UTF-8,
+    one character for a truncated sequence, U+FFFD for several different
+    invalid bytes, and for U+FFFE and U+FFFF, where surrogateescape gives
+    one character per byte.  Those names go through fnmatch itself."""
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            if not out or out[-1] != "*":
+                out.append("*")
+        elif c == "?":
+            out.append("?")
+        elif c == "[":
+            # where fnmatch.translate() ends the class
+            j = i
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("[[]")
+                continue
+            cls = pattern[i - 1 : j + 1]
+            i = j + 1
+            members = [a for a in _ASCII if fnmatch.fnmatchcase(a, cls)]
+            if not members:
+                return None
+            out.append(_literal_glob(members[0]) if len(members) == 1 else _glob_class(members))
+        elif "\x01" <= c <= "\x7f":
+            out.append(_literal_glob(c))
+        else:
+            return None
+    return "".join(out)
+
+
+class _Match:
+    """A WHERE clause for the rows a path (exact) or a pattern (fnmatch)
+    names, and the function it needs on the connection."""
+
+    def __init__(self, path: Optional[str] = None, pattern: Optional[str] = None):
+        self.pattern = pattern
+        if pattern is None:
+            self.sql = "path = CAST(? AS TEXT)"
+            self.args: tuple = (_text(path),)
+            self.range: Optional[tuple] = None
+            return
+        # The literal prefix as an index range on path (BINARY: memcmp
+        # order).  A name that starts with the prefix (as text) starts with
+        # its bytes, so the range holds every match.
+        prefix = b""
+        for c in pattern:
+            if c in _META:
+                break
+            try:
+                prefix += _text(c)
+            except UnicodeEncodeError:  # a lone surrogate no name holds
+                break
+        conds, args = [], []
+        if prefix:
+            conds.append("path >= CAST(? AS TEXT)")
+            args.append(prefix)
+            upper = _upper_bound(prefix)
+            if upper is not None:
+                conds.append("path < CAST(? AS TEXT)")
+                args.append(upper)
+        glob = glob_for_ascii(pattern)
+        conds.append(
+            f"CASE WHEN {_NOT_ASCII} THEN sftprelay_fnmatch(CAST(path AS BLOB))"
+            + (" ELSE path GLOB CAST(? AS TEXT) END" if glob is not None else " ELSE 0 END")
+        )
+        if glob is not None:
+            args.append(_text(glob))
+        self.range = (conds[:-1], tuple(args[: len(conds) - 1])) if prefix else None
+        self.sql = " AND ".join(conds)
+        self.args = tuple(args)
+
+    def selective(self, con: sqlite3.Connection) -> bool:
+        """Whether reading the rows through the index on path beats a scan
+        of the table: each row found that way costs a look-up in the table
+        in path order, several times what a row of a scan costs.  With no
+        statistics (a reader cannot ANALYZE) the planner takes the index
+        for any range, and a range over most of the table took 0.4-0.7 s
+        for 100,000 rows where a scan took 0.1 s; so count the range's
+        entries in the index (cheap, it holds path) against the table's."""
+        if self.pattern is None:
+            return True
+        if self.range is None:
+            return False
+        conds, args = self.range
+        (k,) = con.execute(
+            "SELECT count(*) FROM files WHERE " + " AND ".join(conds), args
+        ).fetchone()
+        (n,) = con.execute("SELECT count(*) FROM files").fetchone()
+        return 4 * k < n
+
+    def install(self, con: sqlite3.Connection) -> None:
+        if self.pattern is None:
+            return
+        pattern = self.pattern
+
+        def match(name: bytes) -> bool:
+            return fnmatch.fnmatchcase(name.decode("utf-8", "surrogateescape"), pattern)
+
+        con.create_function("sftprelay_fnmatch", 1, match, deterministic=True)
 
 
 class JournalUnavailable(Exception):
@@ -93,6 +271,25 @@ class Journal:
         with self._connect() as con:
             return [FileState(*row) for row in con.execute(sql, args)]
 
+    @contextlib.contextmanager
+    def selection(
+        self,
+        path: Optional[str] = None,
+        pattern: Optional[str] = None,
+        newer_than: Optional[float] = None,
+    ) -> Iterator["Selection"]:
+        """The rows named by path (exact) or pattern (as files() reads it),
+        detected at or after newer_than if given, read in one snapshot."""
+        m = _Match(path, pattern)
+        with self._connect() as con:
+            m.install(con)
+            con.execute("BEGIN")  # one read transaction: one snapshot
+            where, args = m.sql, m.args
+            if newer_than is not None:
+                where += " AND detected_at >= ?"
+                args += (newer_than,)
+            yield Selection(con, where, args, m.selective(con))
+
     def state(self, path: str) -> Optional[FileState]:
         """The row for path, or None if the agent has not seen it."""
         rows = self._rows(
@@ -106,17 +303,23 @@ class Journal:
     ) -> List[FileState]:
         """Rows under a folder prefix ("a/b/") and/or matching a glob
         (fnmatch: "*" also crosses "/"), ordered by path."""
-        sql = f"SELECT {_COLUMNS} FROM files"
-        args: tuple = ()
+        conds, args = [], ()
         if prefix:
             # GLOB with the prefix's own metacharacters escaped as classes
             escaped = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
-            sql += " WHERE path GLOB CAST(? AS TEXT)"
+            conds.append("path GLOB CAST(? AS TEXT)")
             args = (_text(escaped + "*"),)
-        rows = self._rows(sql + " ORDER BY path", args)
-        if pattern is not None:
-            rows = [r for r in rows if fnmatch.fnmatchcase(r.path, pattern)]
-        return rows
+        m = _Match(pattern=pattern) if pattern is not None else None
+        if m is not None:
+            conds.append(m.sql)
+            args += m.args
+        sql = f"SELECT {_COLUMNS} FROM files"
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        with self._connect() as con:
+            if m is not None:
+                m.install(con)
+            return [FileState(*r) for r in con.execute(sql + " ORDER BY path", args)]
 
     def delivered_since(self, since: float) -> List[FileState]:
         """Files delivered at or after since, oldest first."""
@@ -138,9 +341,61 @@ class Journal:
         return max(0.0, (time.time() if now is None else now) - oldest)
 
 
+class Selection:
+    """Queries over the rows a Journal.selection() names.  When they are
+    many, counts() scans the table and waiting() goes through the pending
+    rows (files_pending or files_due) rather than the index on path."""
+
+    def __init__(self, con: sqlite3.Connection, where: str, args: tuple, selective: bool):
+        self._con, self._where, self._args = con, where, args
+        self._selective = selective
+
+    def _rows(self, sql: str, args: tuple) -> List[FileState]:
+        return [FileState(*r) for r in self._con.execute(sql, args)]
+
+    def counts(self) -> Dict[str, int]:
+        """How many rows are in each state (states with none left out)."""
+        table = "files" if self._selective else "files NOT INDEXED"
+        return dict(
+            self._con.execute(
+                f"SELECT state, count(*) FROM {table} WHERE {self._where}"
+                " GROUP BY state",
+                self._args,
+            )
+        )
+
+    def failed(self) -> List[FileState]:
+        """The failed rows, ordered by path."""
+        return self._rows(
+            f"SELECT {_COLUMNS} FROM files WHERE {self._where}"
+            " AND state = 'failed' ORDER BY path",
+            self._args,
+        )
+
+    def waiting(self, limit: int) -> List[FileState]:
+        """The first limit queued or sending rows, ordered by path."""
+        order = "path" if self._selective else "+path"  # +: not by its index
+        return self._rows(
+            f"SELECT {_COLUMNS} FROM files WHERE {self._where}"
+            f" AND state IN ('queued', 'sending') ORDER BY {order} LIMIT ?",
+            self._args + (limit,),
+        )
+
+    def all(self) -> List[FileState]:
+        """Every row, ordered by path (when they are many, a scan and a
+        sort beat reading them in the index's order: 0.9 s, not 1.35 s, for
+        100,000 rows)."""
+        table = "files" if self._selective else "files NOT INDEXED"
+        return self._rows(
+            f"SELECT {_COLUMNS} FROM {table} WHERE {self._where} ORDER BY path",
+            self._args,
+        )
+
+
 @dataclass
 class Decision:
-    """What a sensor should do now."""
+    """What a sensor should do now.  files holds every file named when
+    done; while not done it is empty (the failed files are in failed)."""
 
     done: bool
     files: List[FileState] = field(default_factory=list)
@@ -158,36 +413,34 @@ def delivered_decision(
     delivered.  With newer_than (Unix seconds), a file counts only in a
     version detected at or after that time: an older delivery of the same
     name is still waiting for its new version.  A failed file makes the
-    decision fail at once (it stays failed until "sftprelay retry")."""
+    decision fail at once (it stays failed until "sftprelay retry").
+
+    It counts the rows by state first, and reads rows only for what it
+    says: the failed ones, the first 5 waiting ones, or all when done."""
     if (path is None) == (pattern is None):
         raise ValueError("give exactly one of path and pattern")
     try:
-        if path is not None:
-            row = journal.state(path)
-            rows = [row] if row else []
-        else:
-            rows = journal.files(pattern=pattern)
+        with journal.selection(path, pattern, newer_than) as sel:
+            counts = sel.counts()
+            if counts.get("failed"):
+                failed = sel.failed()
+                return Decision(
+                    False,
+                    failed=failed,
+                    reason="; ".join(f"{r.path}: failed: {r.last_error}" for r in failed),
+                )
+            if not counts:
+                return Decision(False, reason=f"no file matching {path or pattern} yet")
+            if sum(counts.values()) > counts.get("delivered", 0):
+                # no failed row: the others are queued or sending
+                waiting = sel.waiting(5)
+                return Decision(
+                    False,
+                    reason=", ".join(f"{r.path} is {r.state}" for r in waiting),
+                )
+            rows = sel.all()
     except JournalUnavailable as e:
         return Decision(False, reason=str(e))
-    if newer_than is not None:
-        rows = [r for r in rows if r.detected_at >= newer_than]
-    failed = [r for r in rows if r.state == "failed"]
-    if failed:
-        return Decision(
-            False,
-            rows,
-            failed,
-            "; ".join(f"{r.path}: failed: {r.last_error}" for r in failed),
-        )
-    if not rows:
-        return Decision(False, reason=f"no file matching {path or pattern} yet")
-    waiting = [r for r in rows if r.state != "delivered"]
-    if waiting:
-        return Decision(
-            False,
-            rows,
-            reason=", ".join(f"{r.path} is {r.state}" for r in waiting[:5]),
-        )
     return Decision(True, rows, reason=f"{len(rows)} delivered")
 
 

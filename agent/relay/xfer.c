@@ -78,7 +78,10 @@ static int sink_err(struct xfer *x, int r)
 {
     snprintf(x->res->err, sizeof(x->res->err), "%s", sink_error(x->env->sink));
     x->res->target = sink_error_is_target(r);
-    return r;
+    /* -ENOENT says the source file is gone (xfer.h), and the scheduler
+     * gives up on it; a "no such file" on the target (a folder removed
+     * under an upload) is an error of this attempt, tried again. */
+    return r == -ENOENT ? -EIO : r;
 }
 
 static int step_connect(struct xfer *x)

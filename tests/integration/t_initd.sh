@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The LSB init script, for real: start, status, reload (SIGHUP to the same
-# process), restart, stop with a pidfile, and the LSB exit codes; the daemon it starts delivers to a
-# loopback SFTP target.
+# process), restart, stop with a pidfile, and the LSB exit codes; the
+# daemon it starts delivers to a loopback SFTP target.
 . "$(dirname "$0")/lib.sh"
 
 command -v start-stop-daemon >/dev/null || { echo "SKIP: no start-stop-daemon"; exit 77; }

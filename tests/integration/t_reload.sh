@@ -65,5 +65,38 @@ same_file "$T/src/three.txt" "$T/dst2/three.txt" || fail "three.txt not in dst2"
 [ -z "$(state_of y.skip)" ] && [ ! -e "$T/dst2/y.skip" ] || fail "y.skip was sent"
 ok "and still delivers with the configuration in use (dst2, *.skip excluded)"
 
+# A SIGHUP in the middle of the start-up scan, with an invalid file: the
+# agent keeps its configuration and still finds every file of the tree.
+stop_agent
+python3 - "$T/src" <<'PY'
+import os, sys
+for d in range(50):
+    p = os.path.join(sys.argv[1], "many", "d%02d" % d)
+    os.makedirs(p)
+    for i in range(1000):
+        open(os.path.join(p, "f%04d" % i), "w").close()
+PY
+start_agent agent2
+pid=$AGENT_PID
+started() { grep -q '^.* watching ' "$T/agent2.log"; }
+wait_for 20 started || fail "agent2 did not start"
+sed -i 's/backoff_initial = 1;/backoff_initiel = 1;/' "$T/relay.conf"
+rows() {
+    sqlite3 -readonly "$T/state/journal.db" \
+        "SELECT count(*) FROM files WHERE path LIKE 'many/%'" 2>/dev/null
+}
+some() { [ "$(rows)" -ge 1000 ]; }
+wait_for 20 some || fail "the scan queued nothing"
+kill -HUP "$pid"
+n=$(rows)
+refused() { grep -qF "transfer.backoff_initiel: unknown key; keeping" "$T/agent2.log"; }
+wait_for 20 refused || fail "agent2 did not refuse the invalid file"
+cp "$T/good.conf" "$T/relay.conf"
+[ "$n" -lt 50000 ] || fail "the scan was over ($n rows) before the SIGHUP"
+all() { [ "$(rows)" = 50000 ]; }
+wait_for 30 all || fail "$(rows) of 50000 files queued: the SIGHUP cut the scan"
+alive "$pid" || fail "agent2 died"
+ok "a refused SIGHUP mid-scan (at $n of 50000 files): the scan still finds them all"
+
 stop_agent
 echo "$TESTS_RUN passed, 0 failed"

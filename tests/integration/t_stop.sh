@@ -20,8 +20,8 @@ log = { level = "debug"; };
 CONF
 }
 
-# run NAME [LOG]: sftprelayd with $T/NAME/relay.conf; sets AGENT_PID.
-run() {
+# run_agent NAME [LOG]: sftprelayd with $T/NAME/relay.conf; sets AGENT_PID.
+run_agent() {
     "$SFTPRELAYD" -c "$T/$1/relay.conf" >>"$T/agent-${2:-$1}.log" 2>&1 &
     AGENT_PID=$!
     PIDS+=("$AGENT_PID")
@@ -62,7 +62,7 @@ for i in range(3000):
     with open(os.path.join(sys.argv[1], "f%04d" % i), "w") as f:
         f.write("file %d\n" % i)
 PY
-run deep
+run_agent deep
 deep() {
     [ "$(sql deep "SELECT count(*) FROM files")" = 3000 ] &&
         [ "$(sql deep "SELECT count(*) FROM files WHERE state = 'delivered'")" -ge 20 ]
@@ -73,7 +73,7 @@ left=$(sql deep "SELECT count(*) FROM files WHERE state = 'queued'")
 [ "$left" -ge 1000 ] || fail "deep: only $left files queued at the stop: not a deep queue"
 consistent deep 3000
 ok "(a) deep queue: gone in $MS ms, exit 0, 3000 rows ($left queued), none sending"
-run deep deep2
+run_agent deep deep2
 all_deep() {
     [ "$(sql deep "SELECT count(*) FROM files WHERE state = 'delivered'")" = 3000 ]
 }
@@ -95,7 +95,7 @@ for d in range(50):
     for i in range(1000):
         open(os.path.join(p, "f%04d" % i), "w").close()
 PY
-run scan
+run_agent scan
 scanning() {
     local n
     n=$(sql scan "SELECT count(*) FROM files")
@@ -107,7 +107,7 @@ n=$(sql scan "SELECT count(*) FROM files")
 [ "$n" -lt 50000 ] || fail "scan: the scan had finished ($n rows): not mid-scan"
 consistent scan "$n"
 ok "(b) mid-scan: gone in $MS ms, exit 0, $n of 50000 files queued, none sending"
-run scan scan2
+run_agent scan scan2
 scanned() { [ "$(sql scan "SELECT count(*) FROM files")" = 50000 ]; }
 wait_for 60 scanned || fail "scan: the restart's scan did not queue all 50000"
 term

@@ -49,7 +49,7 @@ struct agent {
     struct watch *watch;
     struct server *server;
     struct server_user *users;
-    int sfd; /* the signalfd: also stops intake waiting for room */
+    int sfd;      /* the signalfd: also stops intake waiting for room */
     int scan_cut; /* a scan stopped short for a signal: scan again */
     int stopping;
     int to_syslog;

@@ -49,7 +49,8 @@ struct agent {
     struct watch *watch;
     struct server *server;
     struct server_user *users;
-    int sfd; /* the signalfd: also stops intake waiting for room */
+    int sfd;      /* the signalfd: also stops intake waiting for room */
+    int scan_cut; /* a scan stopped short for a signal: scan again */
     int stopping;
     int to_syslog;
 };
@@ -60,11 +61,18 @@ static void usage(FILE *f)
                "[--once] [-t] [-K] [-V]\n");
 }
 
+/*
+ * A signal waiting stops a scan (-EINTR) so that SIGTERM is taken at once;
+ * on_signal() scans again if the agent goes on with the same relay.
+ */
 static int on_found(void *arg, const char *rel, const struct stat *st)
 {
     struct agent *a = arg;
+    int r = intake_found(a->in, rel, st);
 
-    return intake_found(a->in, rel, st);
+    if (r == -EINTR)
+        a->scan_cut = 1;
+    return r;
 }
 
 static void on_rescan(struct loop *l, int fd, uint32_t events, void *arg)
@@ -111,6 +119,13 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
             a->stopping = 1;
             loop_stop(l);
         }
+    }
+    /* Going on as we were (a SIGHUP refused): finish the scan cut short. */
+    if (a->scan_cut && !a->stopping && a->next == NULL) {
+        a->scan_cut = 0;
+        log_info("a signal cut the scan of %s short; scanning it again",
+                 a->c->source.path);
+        watch_scan(a->watch);
     }
 }
 
@@ -402,6 +417,7 @@ static int start_relay(struct agent *a, int once)
     }
     log_info("watching %s, sending to %s %s", c->source.path, c->target.type,
              c->target.host ? c->target.host : c->target.path);
+    a->scan_cut = 0;
     watch_scan(a->watch);
     /* --once tries what the scan found: it must be in the journal first. */
     if (once && jwriter_flush(intake_writer(a->in), 600000) < 0)

@@ -48,7 +48,6 @@ struct worker {
     struct transform_chain *chain;
     void *buf;
     const struct journal_file *cur; /* being sent */
-    int64_t error_said_ms;          /* last claim error logged */
     int64_t held;                   /* id of the row being sent; s->lock */
 };
 
@@ -73,6 +72,7 @@ struct sched {
     int64_t probes;       /* failed in a row */
     int64_t probe_at_ms;  /* monotonic: the next probe */
     int64_t sweep_at_ms;  /* monotonic: the next sweep */
+    int64_t error_said_ms; /* monotonic: a claim error last logged */
 };
 
 static int64_t mono_ms(void)
@@ -233,23 +233,74 @@ static void sweep(struct worker *w)
     jwriter_sweep(s->jw, now_s(), now_s() - SWEEP_EVERY_S, held, n);
 }
 
+/*
+ * A result the journal writer could not take (out of memory): the row
+ * stays sending, and the sweep queues it again within two minutes.
+ */
+static void posted(const struct journal_file *f, int r)
+{
+    if (r < 0)
+        log_error("%s: recording the result: %s; it is sent again within "
+                  "%d s",
+                  f->path, strerror(-r), 2 * SWEEP_EVERY_S);
+}
+
+/* Whether a claim error is to be logged now: once a minute, all workers. */
+static int say_claim_error(struct sched *s)
+{
+    int64_t now = mono_ms();
+    int say;
+
+    pthread_mutex_lock(&s->lock);
+    say = s->error_said_ms == 0 || now - s->error_said_ms >= ERROR_REMIND_MS;
+    if (say)
+        s->error_said_ms = now;
+    pthread_mutex_unlock(&s->lock);
+    return say;
+}
+
 /* How long an idle worker may sleep after claim() found nothing (r). */
 static int64_t idle_ms(struct worker *w, int r)
 {
-    int64_t due, wait = IDLE_POLL_MS, now = mono_ms();
+    int64_t due, wait = IDLE_POLL_MS;
 
     if (r != -ENOENT && r != -EBUSY) {
-        if (now - w->error_said_ms >= ERROR_REMIND_MS) {
+        if (say_claim_error(w->s))
             log_error("journal %s: claiming the next file: %s; trying again",
                       journal_path(w->j), journal_errmsg(w->j));
-            w->error_said_ms = now;
-        }
         return wait;
     }
     if (r == -ENOENT && journal_next_due(w->j, &due) == 0 &&
         (due - now_s()) * 1000 < wait)
         wait = (due - now_s()) * 1000;
     return wait;
+}
+
+/*
+ * Take a claimed row, or (--once) give back one this run already tried:
+ * another worker may have tried it and queued it again after this one
+ * read the cursor.  Every queued row at or below the cursor was claimed
+ * in this run, since claims go in id order.
+ */
+static int claimed(struct worker *w, struct journal_file *f)
+{
+    struct sched *s = w->s;
+    int tried;
+
+    pthread_mutex_lock(&s->lock);
+    tried = s->o.once && f->id <= s->once_cursor;
+    if (!tried) {
+        w->held = f->id;
+        if (s->o.once)
+            s->once_cursor = f->id;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (tried) {
+        posted(f, jwriter_requeue(s->jw, f, f->next_attempt, f->last_error, 0,
+                                  0));
+        journal_file_clear(f);
+    }
+    return !tried;
 }
 
 /*
@@ -273,14 +324,10 @@ static int claim(struct worker *w, struct journal_file *f)
         if (r < 0)
             return r;
         r = journal_claim(w->j, now_s(), cursor, f);
-        if (r == 0) {
-            pthread_mutex_lock(&s->lock);
-            w->held = f->id;
-            if (s->o.once && f->id > s->once_cursor)
-                s->once_cursor = f->id;
-            pthread_mutex_unlock(&s->lock);
+        if (r == 0 && claimed(w, f))
             return 0;
-        }
+        if (r == 0)
+            continue;
         if (r == -ENOENT && s->o.once)
             return r;
         wait = idle_ms(w, r);
@@ -341,18 +388,6 @@ static void target_down(struct worker *w, const char *err)
     log_warn("target: %s; probing it every %d s at most", err,
              s->c->target.probe_interval);
     jwriter_agent_set(s->jw, "target_error", err, now_s());
-}
-
-/*
- * A result the journal writer could not take (out of memory): the row
- * stays sending, and the sweep queues it again within two minutes.
- */
-static void posted(const struct journal_file *f, int r)
-{
-    if (r < 0)
-        log_error("%s: recording the result: %s; it is sent again within "
-                  "%d s",
-                  f->path, strerror(-r), 2 * SWEEP_EVERY_S);
 }
 
 /* A failed attempt of one file: back off, or give up. */

@@ -510,12 +510,12 @@ static void say_failed(struct jwriter *w, struct fail_log *fl, int r,
                        const struct op *bad, size_t waiting)
 {
     int64_t now = mono_ms();
-    const char *what = bad && bad->f.path ? bad->f.path : "its bookkeeping";
+    const char *what = bad && bad->f.path ? bad->f.path : "bookkeeping";
 
     if (fl->since_ms == 0) {
         fl->since_ms = now;
         log_error("journal %s: %s (writing %s); %zu changes kept in memory, "
-                  "retrying every %d s: %s",
+                  "retrying every %d s at most: %s",
                   journal_path(w->j), journal_errmsg(w->j), what, waiting,
                   RETRY_MAX_MS / 1000, advice(r));
         fl->said_ms = now;
@@ -525,6 +525,9 @@ static void say_failed(struct jwriter *w, struct fail_log *fl, int r,
                  journal_path(w->j), (long long)(now - fl->since_ms) / 1000,
                  journal_errmsg(w->j), waiting);
         fl->said_ms = now;
+    } else {
+        log_debug("journal %s: still failing (%s); %zu changes waiting",
+                  journal_path(w->j), journal_errmsg(w->j), waiting);
     }
 }
 
@@ -646,6 +649,7 @@ static void *writer_main(void *arg)
     struct jwriter *w = arg;
     struct fail_log fl = {0};
     struct batch b;
+    const struct op *culprit;
     int64_t stop_by = 0;
     size_t waiting;
     int r, isolate = 0, recovered, lost, ok;
@@ -660,6 +664,10 @@ static void *writer_main(void *arg)
             drop_bad(w, &b, r);
             r = 0;
         }
+        /* The change to name if it failed: valid while it waits again. */
+        culprit = b.bad ? b.bad : TAILQ_FIRST(&b.results);
+        if (culprit == NULL)
+            culprit = TAILQ_FIRST(&b.offers);
         pthread_mutex_lock(&w->lock);
         ok = settle(w, &b, r, &recovered, &lost);
         waiting = w->n_results + w->n_offers;
@@ -672,7 +680,7 @@ static void *writer_main(void *arg)
         if (ok)
             committed(w, &b, recovered, lost, &fl);
         else
-            say_failed(w, &fl, r, b.bad, waiting);
+            say_failed(w, &fl, r, culprit, waiting);
         pthread_mutex_lock(&w->lock);
     }
     waiting = w->n_results + w->n_offers;

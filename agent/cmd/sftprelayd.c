@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +31,6 @@
 #include "sftprelay/server.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
-#include "sftprelay/transform.h"
 #include "sftprelay/watch.h"
 
 #define BATCH_MAX 500 /* offers per journal transaction */
@@ -43,7 +43,6 @@ struct agent {
     struct sched *sched;
     struct watch *watch;
     struct server *server;
-    struct server_user *users;
     pthread_key_t ingest_key;  /* a journal connection per session thread */
     const char *ingest_prefix; /* server.root below source.path, or "" */
     int in_batch;
@@ -51,6 +50,12 @@ struct agent {
     int queued; /* in the current batch */
     int stopping;
     int to_syslog;
+};
+
+/* The tables of the modules beyond the core and the plugins. */
+static const struct conf_table *const conf_tables[] = {
+    &server_conf_table,
+    NULL,
 };
 
 static void usage(FILE *f)
@@ -225,15 +230,17 @@ static void on_abandoned(void *arg, const char *rel, const struct stat *st,
 static int start_server(struct agent *a)
 {
     const struct conf *c = a->c;
+    const struct server_conf *sc = conf_settings(c, &server_conf_table);
     struct server_opts so = {
-        .listen = c->server.listen,
-        .host_keys = (const char *const *)c->server.host_keys,
-        .n_host_keys = c->server.n_host_keys,
-        .root = c->server.root,
-        .max_sessions = c->server.max_sessions,
-        .idle_timeout = c->server.idle_timeout,
+        .listen = sc->listen,
+        .host_keys = (const char *const *)sc->host_keys,
+        .n_host_keys = sc->n_host_keys,
+        .root = sc->root,
+        .max_sessions = sc->max_sessions,
+        .idle_timeout = sc->idle_timeout,
         .login_grace = 60,
-        .n_users = c->server.n_users,
+        .users = sc->users,
+        .n_users = sc->n_users,
         .uploaded = on_uploaded,
         .abandoned = on_abandoned,
         .arg = a,
@@ -242,27 +249,18 @@ static int start_server(struct agent *a)
     size_t i, n = strlen(c->source.path);
     int generated, r;
 
-    if (c->server.listen == NULL)
+    if (sc->listen == NULL)
         return 0;
-    for (i = 0; i < c->server.n_host_keys; i++) {
-        r = server_host_key(c->server.host_keys[i], fp, sizeof(fp), &generated);
+    for (i = 0; i < sc->n_host_keys; i++) {
+        r = server_host_key(sc->host_keys[i], fp, sizeof(fp), &generated);
         if (r < 0)
             return r;
-        log_info("host key %s%s: %s", c->server.host_keys[i],
+        log_info("host key %s%s: %s", sc->host_keys[i],
                  generated ? " (generated)" : "", fp);
     }
-    a->users = calloc(c->server.n_users, sizeof(*a->users));
-    if (a->users == NULL)
-        return -ENOMEM;
-    for (i = 0; i < c->server.n_users; i++) {
-        a->users[i].name = c->server.users[i].name;
-        a->users[i].password_hash = c->server.users[i].password_hash;
-        a->users[i].authorized_keys = c->server.users[i].authorized_keys;
-    }
-    so.users = a->users;
     while (n > 1 && c->source.path[n - 1] == '/')
         n--;
-    a->ingest_prefix = c->server.root + n;
+    a->ingest_prefix = sc->root + n;
     while (*a->ingest_prefix == '/')
         a->ingest_prefix++;
     r = -pthread_key_create(&a->ingest_key, close_journal);
@@ -272,46 +270,7 @@ static int start_server(struct agent *a)
     if (r < 0)
         return r;
     log_info("serving SFTP on %s, root %s", server_address(a->server),
-             c->server.root);
-    return 0;
-}
-
-/* Whether the configuration names things that exist; exit status 2 if not. */
-static int check_conf(const struct conf *c)
-{
-    const struct sink_ops *ops = sink_find(c->target.type);
-    char err[CONF_ERR_MAX];
-    const char *bad = NULL;
-    struct transform_chain *chain = NULL;
-
-    if (ops == NULL) {
-        fprintf(stderr,
-                "sftprelayd: %s:%d: target.type: unknown sink \"%s\" "
-                "(known: %s)\n",
-                c->file, conf_line(c, "target.type"), c->target.type,
-                sink_names());
-        return -EINVAL;
-    }
-    if (conf_check_target_keys(c, ops->keys, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sftprelayd: %s\n", err);
-        return -EINVAL;
-    }
-    if (ops == &sink_local && c->target.path[0] != '/') {
-        fprintf(stderr,
-                "sftprelayd: %s:%d: target.path: \"%s\" is not an "
-                "absolute path\n",
-                c->file, conf_line(c, "target.path"), c->target.path);
-        return -EINVAL;
-    }
-    if (transform_chain_new(c->transfer.transforms, c->transfer.n_transforms,
-                            &chain, &bad) < 0) {
-        fprintf(stderr,
-                "sftprelayd: %s:%d: transfer.transforms: unknown "
-                "transform \"%s\"\n",
-                c->file, conf_line(c, "transfer.transforms"), bad ? bad : "?");
-        return -EINVAL;
-    }
-    transform_chain_free(chain);
+             sc->root);
     return 0;
 }
 
@@ -391,7 +350,7 @@ static int run(struct agent *a, int once)
     };
     struct watch_cb cb = {.found = on_found, .batch = on_batch, .arg = a};
     struct loop_handler h = {.arg = a};
-    char pid[16];
+    char pid[16], where[PATH_MAX + 300];
     sigset_t mask;
     int sfd = -1, prune_fd = -1, r, n = 0;
 
@@ -436,10 +395,9 @@ static int run(struct agent *a, int once)
         log_error("source.path %s: %s", a->c->source.path, strerror(-r));
         goto out;
     }
+    a->c->target.ops->describe(a->c->target.settings, where, sizeof(where));
     log_info("watching %s, sending to %s %s", a->c->source.path,
-             a->c->target.type,
-             strcmp(a->c->target.type, "local") ? a->c->target.host
-                                                : a->c->target.path);
+             a->c->target.type, where);
     watch_scan(a->watch);
     r = sched_start(a->sched);
     if (r < 0) {
@@ -463,7 +421,6 @@ static int run(struct agent *a, int once)
         r = all_delivered(a->j) ? 0 : -EAGAIN;
 out:
     server_free(a->server);
-    free(a->users);
     watch_free(a->watch);
     sched_free(a->sched);
     loop_free(a->loop);
@@ -509,7 +466,7 @@ int main(int argc, char **argv)
             once = 1;
             break;
         case 'K':
-            conf_print_keys();
+            conf_print_keys(conf_tables);
             return 0;
         case 't':
             test_only = 1;
@@ -530,13 +487,9 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("sftprelayd", 0);
-    r = conf_load(file, &a.c, err, sizeof(err));
+    r = conf_load(file, conf_tables, &a.c, err, sizeof(err));
     if (r < 0) {
         fprintf(stderr, "sftprelayd: %s\n", err);
-        return 2;
-    }
-    if (check_conf(a.c) < 0) {
-        conf_free(a.c);
         return 2;
     }
     if (test_only) { /* -t: the configuration is valid */

@@ -95,8 +95,9 @@ int sched_new(const struct conf *c, int once, struct sched **out)
         free(s);
         return -ENOENT;
     }
-    r = transform_chain_new(c->transfer.transforms, c->transfer.n_transforms,
-                            &probe, &bad);
+    r = transform_chain_new(c->transfer.transforms,
+                            c->transfer.transform_settings,
+                            c->transfer.n_transforms, &probe, &bad);
     transform_chain_free(probe);
     if (r < 0) {
         log_error("%s: transfer.transforms: unknown transform \"%s\"", c->file,
@@ -339,16 +340,17 @@ static int worker_init(struct sched *s, struct worker *w, int id)
         log_error("journal %s: %s", c->journal.path, strerror(-r));
         return r;
     }
-    r = s->sink_ops->create(c, s->cancel_fd, &w->sink);
+    r = s->sink_ops->create(c->target.settings, s->cancel_fd, &w->sink);
     if (r < 0)
         return r;
-    r = source_local.create(c->source.path, &w->src);
+    r = c->source.ops->create(c->source.path, c->source.settings, &w->src);
     if (r < 0) {
         log_error("source.path %s: %s", c->source.path, strerror(-r));
         return r;
     }
-    r = transform_chain_new(c->transfer.transforms, c->transfer.n_transforms,
-                            &w->chain, NULL);
+    r = transform_chain_new(c->transfer.transforms,
+                            c->transfer.transform_settings,
+                            c->transfer.n_transforms, &w->chain, NULL);
     if (r < 0)
         return r;
     w->buf = malloc((size_t)c->transfer.chunk_size);

@@ -204,12 +204,49 @@ static void init_libssh2(void)
 
 /*
  * libssh2 and SFTP status codes as errno values: the one place they are
- * translated.  EAGAIN here means a wait gave up, for the reason it kept.
+ * translated (ssh2_errno, and fx_errno for the SFTP status it needs).
+ * EAGAIN here means a wait gave up, for the reason it kept.
  */
+static int fx_errno(unsigned long fx)
+{
+    switch (fx) {
+    case LIBSSH2_FX_NO_SUCH_FILE:
+    case LIBSSH2_FX_NO_SUCH_PATH:
+        return -ENOENT;
+    case LIBSSH2_FX_PERMISSION_DENIED:
+    case LIBSSH2_FX_WRITE_PROTECT:
+        return -EACCES;
+    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
+    case LIBSSH2_FX_QUOTA_EXCEEDED:
+        return -ENOSPC;
+    case LIBSSH2_FX_FILE_ALREADY_EXISTS:
+        return -EEXIST;
+    case LIBSSH2_FX_NOT_A_DIRECTORY:
+        return -ENOTDIR;
+    case LIBSSH2_FX_DIR_NOT_EMPTY:
+        return -ENOTEMPTY;
+    case LIBSSH2_FX_NO_CONNECTION:
+    case LIBSSH2_FX_CONNECTION_LOST:
+        return -ECONNRESET;
+    case LIBSSH2_FX_OP_UNSUPPORTED:
+        return -EOPNOTSUPP;
+    case LIBSSH2_FX_INVALID_HANDLE:
+        return -EBADF;
+    case LIBSSH2_FX_LOCK_CONFLICT:
+        return -EBUSY;
+    case LIBSSH2_FX_INVALID_FILENAME:
+        return -EINVAL;
+    case LIBSSH2_FX_LINK_LOOP:
+        return -ELOOP;
+    case LIBSSH2_FX_BAD_MESSAGE:
+        return -EBADMSG;
+    default:
+        return -EIO; /* SSH_FX_FAILURE: the server says no more */
+    }
+}
+
 static int ssh2_errno(struct sftp_sink *s, int rc)
 {
-    unsigned long fx;
-
     switch (rc) {
     case 0:
         return 0;
@@ -247,44 +284,10 @@ static int ssh2_errno(struct sftp_sink *s, int rc)
     case LIBSSH2_ERROR_KEY_EXCHANGE_FAILURE:
         return -EPROTO;
     case LIBSSH2_ERROR_SFTP_PROTOCOL:
-        break;
+        return fx_errno(s->sftp ? libssh2_sftp_last_error(s->sftp)
+                                : LIBSSH2_FX_FAILURE);
     default:
         return -EIO;
-    }
-    fx = s->sftp ? libssh2_sftp_last_error(s->sftp) : LIBSSH2_FX_FAILURE;
-    switch (fx) {
-    case LIBSSH2_FX_NO_SUCH_FILE:
-    case LIBSSH2_FX_NO_SUCH_PATH:
-        return -ENOENT;
-    case LIBSSH2_FX_PERMISSION_DENIED:
-    case LIBSSH2_FX_WRITE_PROTECT:
-        return -EACCES;
-    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
-    case LIBSSH2_FX_QUOTA_EXCEEDED:
-        return -ENOSPC;
-    case LIBSSH2_FX_FILE_ALREADY_EXISTS:
-        return -EEXIST;
-    case LIBSSH2_FX_NOT_A_DIRECTORY:
-        return -ENOTDIR;
-    case LIBSSH2_FX_DIR_NOT_EMPTY:
-        return -ENOTEMPTY;
-    case LIBSSH2_FX_NO_CONNECTION:
-    case LIBSSH2_FX_CONNECTION_LOST:
-        return -ECONNRESET;
-    case LIBSSH2_FX_OP_UNSUPPORTED:
-        return -EOPNOTSUPP;
-    case LIBSSH2_FX_INVALID_HANDLE:
-        return -EBADF;
-    case LIBSSH2_FX_LOCK_CONFLICT:
-        return -EBUSY;
-    case LIBSSH2_FX_INVALID_FILENAME:
-        return -EINVAL;
-    case LIBSSH2_FX_LINK_LOOP:
-        return -ELOOP;
-    case LIBSSH2_FX_BAD_MESSAGE:
-        return -EBADMSG;
-    default:
-        return -EIO; /* SSH_FX_FAILURE: the server says no more */
     }
 }
 
@@ -442,62 +445,65 @@ static void sftp_disconnect(struct sink *base)
     drop((struct sftp_sink *)base);
 }
 
+/*
+ * Wait for a non-blocking connect() on fd to finish, for at most the
+ * timeout: 0 connected, -ECANCELED, -ETIMEDOUT or the connect error.
+ */
+static int connect_wait(struct sftp_sink *s, int fd)
+{
+    struct pollfd p[2] = {
+        {.fd = fd, .events = POLLOUT},
+        {.fd = s->cancel_fd, .events = POLLIN},
+    };
+    socklen_t len = sizeof(int);
+    int n, err;
+
+    do {
+        n = poll(p, 2, s->timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0 && p[1].revents)
+        return -ECANCELED;
+    if (n <= 0)
+        return n == 0 ? -ETIMEDOUT : -errno;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    return -err;
+}
+
+/* A connected non-blocking socket to ai in *fd, or a negative errno. */
+static int connect_one(struct sftp_sink *s, const struct addrinfo *ai, int *fd)
+{
+    int r;
+
+    *fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                 ai->ai_protocol);
+    if (*fd < 0)
+        return -errno;
+    if (connect(*fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+        r = -errno;
+    else
+        r = connect_wait(s, *fd);
+    if (r < 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return r;
+}
+
 /* A non-blocking TCP connection to target.host:target.port. */
 static int tcp_connect(struct sftp_sink *s)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
     char port[16];
     int fd = -1, r = -EHOSTUNREACH, err, one = 1;
-    socklen_t len;
 
     snprintf(port, sizeof(port), "%d", s->cf->port);
     err = getaddrinfo(s->cf->host, port, &hints, &res);
     if (err != 0)
         return sink_fail(&s->base, -EHOSTUNREACH, "%s: resolving: %s", s->peer,
                          gai_strerror(err));
-    for (ai = res; ai; ai = ai->ai_next) {
-        struct pollfd p[2];
-        int n;
-
-        fd = socket(ai->ai_family,
-                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            r = -errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
-            errno != EINPROGRESS) {
-            r = -errno;
-            goto next;
-        }
-        p[0].fd = fd;
-        p[0].events = POLLOUT;
-        p[1].fd = s->cancel_fd;
-        p[1].events = POLLIN;
-        do {
-            n = poll(p, 2, s->timeout_ms);
-        } while (n < 0 && errno == EINTR);
-        if (n > 0 && p[1].revents) {
-            r = -ECANCELED;
-            close(fd);
-            fd = -1;
-            break;
-        }
-        if (n <= 0) {
-            r = n == 0 ? -ETIMEDOUT : -errno;
-            goto next;
-        }
-        len = sizeof(err);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
-        if (err == 0)
-            break;
-        r = -err;
-    next:
-        close(fd);
-        fd = -1;
-    }
+    for (ai = res; ai && fd < 0 && r != -ECANCELED; ai = ai->ai_next)
+        r = connect_one(s, ai, &fd);
     freeaddrinfo(res);
     if (fd < 0)
         return sink_fail(&s->base, r, "%s: connect: %s", s->peer, strerror(-r));

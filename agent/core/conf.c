@@ -602,8 +602,8 @@ static int other_plugin_has(const char *section, const char *key)
  * The name the file gives key ("target.type"), if it is a string, into
  * *value (a core string, replaced); *line receives its line or 0.
  */
-static int selector(struct conf *c, const config_t *cfg, const char *key,
-                    char **value, int *line)
+static int selector(const config_t *cfg, const char *key, char **value,
+                    int *line)
 {
     const config_setting_t *s = config_lookup(cfg, key);
     char *v;
@@ -639,14 +639,14 @@ static int find_sink_source(struct conf *c, const config_t *cfg, char *err,
 {
     int line, r;
 
-    r = selector(c, cfg, "source.type", &c->source.type, &line);
+    r = selector(cfg, "source.type", &c->source.type, &line);
     if (r < 0)
         return r;
     c->source.ops = source_find(c->source.type);
     if (c->source.ops == NULL)
         return unknown(c, "source.type", line, "source", c->source.type,
                        source_names(), err, errlen);
-    r = selector(c, cfg, "target.type", &c->target.type, &line);
+    r = selector(cfg, "target.type", &c->target.type, &line);
     if (r < 0)
         return r;
     c->target.ops = sink_find(c->target.type);

@@ -245,6 +245,13 @@ static const struct bad_case bad_cases[] = {
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n"
      " type = 3; };\n",
      "DIR/sftprelay.conf:3: target.type: expected a string"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "identity = { };\n",
+     "DIR/sftprelay.conf:3: identity: not in transfer.transforms"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transfer = { transforms = [ \"identity\" ]; };\n"
+     "identity = {\n level = 9; };\n",
+     "DIR/sftprelay.conf:5: identity.level: unknown key"},
 };
 
 START_TEST(test_bad)

@@ -16,6 +16,7 @@
 #include "sftprelay/journal.h"
 #include "sftprelay/log.h"
 #include "sftprelay/serve.h"
+#include "sftprelay/server.h"
 #include "sftprelay/text.h"
 
 struct cli {
@@ -425,7 +426,12 @@ int main(int argc, char **argv)
     log_init("sftprelay", 0);
     log_set_level(LOG_LVL_WARN);
     if (c.journal_path == NULL) {
-        r = conf_load(file ? file : CONF_DEFAULT_FILE, &conf, err, sizeof(err));
+        /* The whole file is checked: the server's keys are allowed too. */
+        static const struct conf_table *const tables[] = {&server_conf_table,
+                                                          NULL};
+
+        r = conf_load(file ? file : CONF_DEFAULT_FILE, tables, &conf, err,
+                      sizeof(err));
         if (r < 0) {
             fprintf(stderr, "sftprelay: %s\n", err);
             return 2;

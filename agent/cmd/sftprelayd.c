@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,7 +34,6 @@
 #include "sftprelay/server.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
-#include "sftprelay/transform.h"
 #include "sftprelay/watch.h"
 
 #define PRUNE_INTERVAL_MS 3600000
@@ -48,11 +48,16 @@ struct agent {
     struct intake *in;
     struct watch *watch;
     struct server *server;
-    struct server_user *users;
     int sfd;      /* the signalfd: also stops intake waiting for room */
     int scan_cut; /* a scan stopped short for a signal: scan again */
     int stopping;
     int to_syslog;
+};
+
+/* The tables of the modules beyond the core and the plugins. */
+static const struct conf_table *const conf_tables[] = {
+    &server_conf_table,
+    NULL,
 };
 
 static void usage(FILE *f)
@@ -83,8 +88,6 @@ static void on_rescan(struct loop *l, int fd, uint32_t events, void *arg)
     watch_scan(a->watch);
 }
 
-static int check_conf(const struct conf *c, char *err, size_t errlen);
-
 /* SIGHUP: reopen the log, read the configuration again, restart with it. */
 static void reload(struct agent *a)
 {
@@ -92,8 +95,7 @@ static void reload(struct agent *a)
     struct conf *c = NULL;
 
     log_init("sftprelayd", a->to_syslog);
-    if (conf_load(a->file, &c, err, sizeof(err)) < 0 ||
-        check_conf(c, err, sizeof(err)) < 0) {
+    if (conf_load(a->file, conf_tables, &c, err, sizeof(err)) < 0) {
         log_error("SIGHUP: %s; keeping the configuration in use", err);
         conf_free(c);
         return;
@@ -169,15 +171,17 @@ static void on_abandoned(void *arg, const char *rel, const struct stat *st,
 static int start_server(struct agent *a)
 {
     const struct conf *c = a->c;
+    const struct server_conf *sc = conf_settings(c, &server_conf_table);
     struct server_opts so = {
-        .listen = c->server.listen,
-        .host_keys = (const char *const *)c->server.host_keys,
-        .n_host_keys = c->server.n_host_keys,
-        .root = c->server.root,
-        .max_sessions = c->server.max_sessions,
-        .idle_timeout = c->server.idle_timeout,
+        .listen = sc->listen,
+        .host_keys = (const char *const *)sc->host_keys,
+        .n_host_keys = sc->n_host_keys,
+        .root = sc->root,
+        .max_sessions = sc->max_sessions,
+        .idle_timeout = sc->idle_timeout,
         .login_grace = 60,
-        .n_users = c->server.n_users,
+        .users = sc->users,
+        .n_users = sc->n_users,
         .uploaded = on_uploaded,
         .abandoned = on_abandoned,
         .arg = a,
@@ -186,66 +190,20 @@ static int start_server(struct agent *a)
     size_t i;
     int generated, r;
 
-    if (c->server.listen == NULL)
+    if (sc->listen == NULL)
         return 0;
-    for (i = 0; i < c->server.n_host_keys; i++) {
-        r = server_host_key(c->server.host_keys[i], fp, sizeof(fp), &generated);
+    for (i = 0; i < sc->n_host_keys; i++) {
+        r = server_host_key(sc->host_keys[i], fp, sizeof(fp), &generated);
         if (r < 0)
             return r;
-        log_info("host key %s%s: %s", c->server.host_keys[i],
+        log_info("host key %s%s: %s", sc->host_keys[i],
                  generated ? " (generated)" : "", fp);
     }
-    a->users = calloc(c->server.n_users, sizeof(*a->users));
-    if (a->users == NULL)
-        return -ENOMEM;
-    for (i = 0; i < c->server.n_users; i++) {
-        a->users[i].name = c->server.users[i].name;
-        a->users[i].password_hash = c->server.users[i].password_hash;
-        a->users[i].authorized_keys = c->server.users[i].authorized_keys;
-    }
-    so.users = a->users;
     r = server_new(&so, a->loop, &a->server);
     if (r < 0)
         return r;
     log_info("serving SFTP on %s, root %s", server_address(a->server),
-             c->server.root);
-    return 0;
-}
-
-/*
- * Whether the configuration names things that exist (exit status 2 if
- * not); err says what is wrong.
- */
-static int check_conf(const struct conf *c, char *err, size_t errlen)
-{
-    const struct sink_ops *ops = sink_find(c->target.type);
-    const char *bad = NULL;
-    struct transform_chain *chain = NULL;
-
-    if (ops == NULL) {
-        snprintf(err, errlen,
-                 "%s:%d: target.type: unknown sink \"%s\" (known: %s)",
-                 c->file, conf_line(c, "target.type"), c->target.type,
-                 sink_names());
-        return -EINVAL;
-    }
-    if (conf_check_target_keys(c, ops->keys, err, errlen) < 0)
-        return -EINVAL;
-    if (ops == &sink_local && c->target.path[0] != '/') {
-        snprintf(err, errlen, "%s:%d: target.path: \"%s\" is not an "
-                 "absolute path",
-                 c->file, conf_line(c, "target.path"), c->target.path);
-        return -EINVAL;
-    }
-    if (transform_chain_new(c->transfer.transforms, c->transfer.n_transforms,
-                            &chain, &bad) < 0) {
-        snprintf(err, errlen,
-                 "%s:%d: transfer.transforms: unknown transform \"%s\"",
-                 c->file, conf_line(c, "transfer.transforms"),
-                 bad ? bad : "?");
-        return -EINVAL;
-    }
-    transform_chain_free(chain);
+             sc->root);
     return 0;
 }
 
@@ -317,14 +275,15 @@ static int all_delivered(struct journal *j)
 /* Where server.root is below source.path: uploads' paths start with it. */
 static const char *upload_prefix(const struct conf *c)
 {
+    const struct server_conf *sc = conf_settings(c, &server_conf_table);
     size_t n = strlen(c->source.path);
     const char *p;
 
-    if (c->server.root == NULL || strncmp(c->server.root, c->source.path, n))
+    if (sc->root == NULL || strncmp(sc->root, c->source.path, n))
         return "";
     while (n > 1 && c->source.path[n - 1] == '/')
         n--;
-    for (p = c->server.root + n; *p == '/'; p++)
+    for (p = sc->root + n; *p == '/'; p++)
         ;
     return p;
 }
@@ -386,8 +345,8 @@ static int start_relay(struct agent *a, int once)
 {
     const struct conf *c = a->c;
     struct sched_opts so = {.c = c, .once = once,
-                            .sink = sink_find(c->target.type),
-                            .source = &source_local};
+                            .sink = c->target.ops,
+                            .source = c->source.ops};
     struct intake_opts io = {.journal = c->journal.path,
                              .upload_prefix = upload_prefix(c),
                              .exclude = c->source.exclude,
@@ -401,6 +360,7 @@ static int start_relay(struct agent *a, int once)
                                 once ? 0 : c->source.rescan_interval};
     struct watch_cb cb = {.found = on_found, .arg = a};
     struct loop_handler h = {.fn = on_rescan, .arg = a};
+    char where[PATH_MAX + 300];
     int r;
 
     r = sched_new(&so, &a->sched);
@@ -415,8 +375,9 @@ static int start_relay(struct agent *a, int once)
         log_error("source.path %s: %s", c->source.path, strerror(-r));
         return r;
     }
+    c->target.ops->describe(c->target.settings, where, sizeof(where));
     log_info("watching %s, sending to %s %s", c->source.path, c->target.type,
-             c->target.host ? c->target.host : c->target.path);
+             where);
     a->scan_cut = 0;
     watch_scan(a->watch);
     /* --once tries what the scan found: it must be in the journal first. */
@@ -440,8 +401,6 @@ static void stop_all(struct agent *a)
     sched_stop(a->sched);
     intake_free(a->in); /* writes what is queued */
     a->in = NULL;
-    free(a->users);
-    a->users = NULL;
     watch_free(a->watch);
     a->watch = NULL;
     sched_free(a->sched);
@@ -516,7 +475,7 @@ int main(int argc, char **argv)
             once = 1;
             break;
         case 'K':
-            conf_print_keys();
+            conf_print_keys(conf_tables);
             return 0;
         case 't':
             test_only = 1;
@@ -537,14 +496,9 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("sftprelayd", 0);
-    r = conf_load(file, &a.c, err, sizeof(err));
+    r = conf_load(file, conf_tables, &a.c, err, sizeof(err));
     if (r < 0) {
         fprintf(stderr, "sftprelayd: %s\n", err);
-        return 2;
-    }
-    if (check_conf(a.c, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sftprelayd: %s\n", err);
-        conf_free(a.c);
         return 2;
     }
     if (test_only) { /* -t: the configuration is valid */

@@ -1,173 +1,227 @@
 /*
- * sftprelay.conf(5): one table of keys, read with libconfig.
+ * sftprelay.conf(5): a generic reader of key tables, with libconfig.
  *
- * Reading is two passes: first every setting in the file is checked
- * against the table (unknown keys and wrong types are errors), then every
- * row of the table takes its value from the file or its default.
+ * Every table (struct conf_table) belongs to the module that declares it:
+ * the core's are below, a plugin's hangs off its ops, other modules' are
+ * handed in by the program.  Reading goes in steps:
+ *   1. the core's tables take their defaults;
+ *   2. the plugins the file names (source.type, target.type,
+ *      transfer.transforms) are found by name in their tables, and their
+ *      tables take their defaults;
+ *   3. every setting in the file must be a key of an applied table, of
+ *      its type (a key of another plugin is "not used by target.type");
+ *   4. every applied table takes its values from the file (bounds,
+ *      required keys);
+ *   5. every table's check hook runs, in the same order.
+ * Each applied table is a struct conf_section: its settings struct (struct
+ * conf itself for the core's) and the line each key was set on.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <libconfig.h>
-#include <limits.h>
-#include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "sftprelay/conf.h"
-#include "sftprelay/server.h"
+#include "sftprelay/sink.h"
+#include "sftprelay/source.h"
+#include "sftprelay/transform.h"
 
-enum conf_type {
-    CT_STRING,
-    CT_INT,
-    CT_INT64,
-    CT_STRV,
-    CT_USERS, /* a list of { name; password_hash; authorized_keys; } */
+struct conf_section {
+    const struct conf_table *t;
+    void *settings; /* struct conf for the core's tables, else owned */
+    int *lines;     /* per key: the line it was set on, 0 if defaulted */
+    int line;       /* of the section in the file, 0 if absent */
 };
 
-#define CK_REQUIRED 0x1 /* no default: the file must set it */
-
-struct conf_key {
-    const char *key;
-    enum conf_type type;
-    size_t offset;       /* of the value in struct conf */
-    size_t count_offset; /* CT_STRV: of the size_t count */
-    const char *def_str; /* CT_STRING; CT_STRV: "|"-separated list */
-    long long def_int;
-    long long min, max;
-    unsigned flags;
-    const char *desc;
-};
-
-#define OFF(f) offsetof(struct conf, f)
-#define STR(k, f, d, fl, desc)                                                 \
-    {                                                                          \
-        k, CT_STRING, OFF(f), 0, d, 0, 0, 0, fl, desc                          \
-    }
-#define INT(k, f, d, lo, hi, desc)                                             \
-    {                                                                          \
-        k, CT_INT, OFF(f), 0, NULL, d, lo, hi, 0, desc                         \
-    }
-#define I64(k, f, d, lo, hi, desc)                                             \
-    {                                                                          \
-        k, CT_INT64, OFF(f), 0, NULL, d, lo, hi, 0, desc                       \
-    }
-#define STRV(k, f, n, d, desc)                                                 \
-    {                                                                          \
-        k, CT_STRV, OFF(f), OFF(n), d, 0, 0, 0, 0, desc                        \
-    }
-#define USERS(k, f, n, desc)                                                   \
-    {                                                                          \
-        k, CT_USERS, OFF(f), OFF(n), NULL, 0, 0, 0, 0, desc                    \
-    }
-
-static const struct conf_key keys[] = {
-    STR("source.path", source.path, NULL, CK_REQUIRED,
-        "folder watched for new files"),
-    STRV("source.exclude", source.exclude, source.n_exclude,
-         "*.part|*.filepart", "base-name globs never sent"),
-    INT("source.settle_ms", source.settle_ms, 200, 0, 3600000,
-        "quiet time after a close before a file is queued"),
-    INT("source.rescan_interval", source.rescan_interval, 3600, 0, 31536000,
-        "seconds between full scans of the source (0: never)"),
-    STR("target.type", target.type, "sftp", 0, "sink: sftp or local"),
-    STR("target.host", target.host, NULL, 0, "SFTP server name or address"),
-    INT("target.port", target.port, 22, 1, 65535, "SFTP server port"),
-    STR("target.user", target.user, NULL, 0,
-        "login name (default: the user running the agent)"),
-    STR("target.identity", target.identity, "", 0, "private key file"),
-    STR("target.passphrase_file", target.passphrase_file, "", 0,
-        "file holding the identity's passphrase"),
-    STR("target.password_file", target.password_file, "", 0,
-        "file holding the login password"),
-    STR("target.known_hosts", target.known_hosts, "/etc/sftprelay/known_hosts",
-        0, "known_hosts file the target's host key must be in"),
-    STR("target.path", target.path, ".", 0,
-        "folder on the target the source tree is replicated under"),
-    INT("target.timeout", target.timeout, 60, 1, 86400,
-        "seconds without progress before the connection is dropped"),
-    INT("target.probe_interval", target.probe_interval, 10, 1, 3600,
-        "while the target is down, longest time between probes, seconds"),
-    STR("journal.path", journal.path, "/var/lib/sftprelay/journal.db", 0,
-        "SQLite journal file"),
-    INT("journal.keep_delivered_days", journal.keep_delivered_days, 30, 0,
-        36500, "days delivered rows are kept (0: forever)"),
-    INT("transfer.workers", transfer.workers, 4, 1, 64,
-        "files sent at once, each on its own connection"),
-    I64("transfer.chunk_size", transfer.chunk_size, 4194304, 32768, 268435456,
-        "bytes read and written per step; resume granularity"),
-    INT("transfer.max_attempts", transfer.max_attempts, 0, 0, 1000000,
-        "attempts before a file is marked failed (0: never)"),
-    INT("transfer.backoff_initial", transfer.backoff_initial, 1, 1, 86400,
-        "first retry delay, seconds"),
-    INT("transfer.backoff_max", transfer.backoff_max, 300, 1, 86400,
-        "longest retry delay, seconds"),
-    STRV("transfer.transforms", transfer.transforms, transfer.n_transforms, "",
-         "transforms applied before upload, in order"),
-    STR("log.level", log.level, "info", 0, "error, warn, info or debug"),
-    STR("server.listen", server.listen, NULL, 0,
-        "ADDRESS:PORT of the embedded SFTP server (none: no server)"),
-    STRV("server.host_keys", server.host_keys, server.n_host_keys,
-         "/etc/sftprelay/ssh_host_ed25519_key",
-         "host key files (generated if missing)"),
-    STR("server.root", server.root, NULL, 0,
-        "folder clients see as / (default: source.path)"),
-    INT("server.max_sessions", server.max_sessions, 64, 1, 10000,
-        "sessions at once"),
-    INT("server.idle_timeout", server.idle_timeout, 600, 1, 86400,
-        "seconds an idle session is kept"),
-    USERS("server.users", server.users, server.n_users,
-          "logins: { name; password_hash; authorized_keys; }"),
-};
-
-#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
-
-_Static_assert(N_KEYS <= sizeof(((struct conf *)0)->lines) / sizeof(int),
-               "struct conf lines[] too small");
+/* --- the core's keys ------------------------------------------------------ */
 
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 
-static void *field(struct conf *c, size_t off)
+static int check_source(void *settings, const struct conf_scope *s, char *err,
+                        size_t errlen)
 {
-    return (char *)c + off;
+    const struct conf *c = settings;
+
+    if (c->source.path[0] != '/')
+        return conf_fail(s, conf_scope_line(s, "path"), "path", err, errlen,
+                         "\"%s\" is not an absolute path", c->source.path);
+    return 0;
 }
 
-static const struct conf_key *find_key(const char *name)
+static int check_transfer(void *settings, const struct conf_scope *s, char *err,
+                          size_t errlen)
+{
+    const struct conf *c = settings;
+
+    if (c->transfer.backoff_max < c->transfer.backoff_initial)
+        return conf_fail(s, conf_scope_line(s, "backoff_max"), "backoff_max",
+                         err, errlen,
+                         "%d is less than transfer.backoff_initial (%d)",
+                         c->transfer.backoff_max, c->transfer.backoff_initial);
+    return 0;
+}
+
+static int check_log(void *settings, const struct conf_scope *s, char *err,
+                     size_t errlen)
+{
+    const struct conf *c = settings;
+    size_t i;
+
+    for (i = 0; levels[i]; i++)
+        if (strcmp(c->log.level, levels[i]) == 0)
+            return 0;
+    return conf_fail(s, conf_scope_line(s, "level"), "level", err, errlen,
+                     "\"%s\" is not error, warn, info or debug", c->log.level);
+}
+
+#define C struct conf
+static const struct conf_key source_keys[] = {
+    {
+        .name = "type",
+        .type = CONF_STRING,
+        .offset = offsetof(C, source.type),
+        .def_fn = source_default,
+        .doc = "where files come from, by name (see below)",
+    },
+    CONF_KEY_STR(C, source.path, "path", NULL, CONF_REQUIRED,
+                 "folder watched for new files"),
+    CONF_KEY_STRV(C, source.exclude, source.n_exclude, "exclude",
+                  "*.part|*.filepart", "base-name globs never sent"),
+    CONF_KEY_INT(C, source.settle_ms, "settle_ms", 200, 0, 3600000,
+                 "quiet time after a close before a file is queued"),
+    CONF_KEY_INT(C, source.rescan_interval, "rescan_interval", 3600, 0,
+                 31536000,
+                 "seconds between full scans of the source (0: never)"),
+};
+
+static const struct conf_key target_keys[] = {
+    {
+        .name = "type",
+        .type = CONF_STRING,
+        .offset = offsetof(C, target.type),
+        .def_fn = sink_default,
+        .doc = "where files are delivered: a sink, by name (see below)",
+    },
+    CONF_KEY_INT(C, target.probe_interval, "probe_interval", 10, 1, 3600,
+                 "while the target is down, how often a cheap reachability "
+                 "probe runs (jittered)"),
+};
+
+static const struct conf_key journal_keys[] = {
+    CONF_KEY_STR(C, journal.path, "path", "/var/lib/sftprelay/journal.db", 0,
+                 "SQLite journal file"),
+    CONF_KEY_INT(C, journal.keep_delivered_days, "keep_delivered_days", 30, 0,
+                 36500, "days delivered rows are kept (0: forever)"),
+};
+
+static const struct conf_key transfer_keys[] = {
+    CONF_KEY_INT(C, transfer.workers, "workers", 4, 1, 64,
+                 "files sent at once, each on its own connection"),
+    CONF_KEY_I64(C, transfer.chunk_size, "chunk_size", 4194304, 32768,
+                 268435456,
+                 "bytes read and written per step; resume granularity"),
+    CONF_KEY_INT(C, transfer.max_attempts, "max_attempts", 0, 0, 1000000,
+                 "attempts before a file is marked failed (0: never)"),
+    CONF_KEY_INT(C, transfer.backoff_initial, "backoff_initial", 1, 1, 86400,
+                 "first retry delay, seconds"),
+    CONF_KEY_INT(C, transfer.backoff_max, "backoff_max", 300, 1, 86400,
+                 "longest retry delay, seconds"),
+    CONF_KEY_STRV(C, transfer.transforms, transfer.n_transforms, "transforms",
+                  "", "transforms applied before upload, in order"),
+};
+
+static const struct conf_key log_keys[] = {
+    CONF_KEY_STR(C, log.level, "level", "info", 0,
+                 "error, warn, info or debug"),
+};
+#undef C
+
+#define CORE(s, k, chk)                                                        \
+    {                                                                          \
+        .section = (s), .title = "core", .keys = (k),                          \
+        .n_keys = CONF_N_KEYS(k), .check = (chk)                               \
+    }
+static const struct conf_table core[] = {
+    CORE("source", source_keys, check_source),
+    CORE("target", target_keys, NULL),
+    CORE("journal", journal_keys, NULL),
+    CORE("transfer", transfer_keys, check_transfer),
+    CORE("log", log_keys, check_log),
+};
+#undef CORE
+
+#define N_CORE (sizeof(core) / sizeof(core[0]))
+
+/* --- values --------------------------------------------------------------- */
+
+static void *field(void *base, size_t off)
+{
+    return (char *)base + off;
+}
+
+static const struct conf_key *find_key(const struct conf_table *t,
+                                       const char *name, size_t *idx)
 {
     size_t i;
 
-    for (i = 0; i < N_KEYS; i++)
-        if (strcmp(keys[i].key, name) == 0)
-            return &keys[i];
+    for (i = 0; i < t->n_keys; i++) {
+        if (strcmp(t->keys[i].name, name) == 0) {
+            if (idx)
+                *idx = i;
+            return &t->keys[i];
+        }
+    }
     return NULL;
-}
-
-static int is_section(const char *name)
-{
-    size_t i, n = strlen(name);
-
-    for (i = 0; i < N_KEYS; i++)
-        if (strncmp(keys[i].key, name, n) == 0 && keys[i].key[n] == '.')
-            return 1;
-    return 0;
 }
 
 static const char *type_name(enum conf_type t)
 {
     switch (t) {
-    case CT_STRING:
+    case CONF_STRING:
         return "a string";
-    case CT_INT:
-    case CT_INT64:
+    case CONF_INT:
+    case CONF_INT64:
         return "an integer";
-    case CT_STRV:
+    case CONF_STRV:
         return "a list of strings";
-    case CT_USERS:
+    case CONF_GROUPS:
         return "a list of groups ( { name = ...; }, ... )";
     }
     return "?";
+}
+
+static int type_ok(const struct conf_key *k, const config_setting_t *s)
+{
+    int t = config_setting_type(s);
+
+    switch (k->type) {
+    case CONF_STRING:
+        return t == CONFIG_TYPE_STRING;
+    case CONF_INT:
+    case CONF_INT64:
+        return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+    case CONF_STRV:
+        return t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST;
+    case CONF_GROUPS:
+        return t == CONFIG_TYPE_LIST;
+    }
+    return 0;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    size_t i;
+
+    if (v == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
 static int strv_from_default(const char *def, char ***out, size_t *n)
@@ -201,482 +255,652 @@ static int strv_from_default(const char *def, char ***out, size_t *n)
     v = NULL; /* transferred */
     r = 0;
 out:
-    if (v) {
-        while (cnt > 0)
-            free(v[--cnt]);
-        free(v);
-    }
+    strv_free(v, cnt);
     free(copy);
     return r;
 }
 
-static void strv_free(char **v, size_t n)
+/* Free every value t's keys hold in base (not base itself). */
+static void free_values(void *base, const struct conf_table *t)
 {
-    size_t i;
+    size_t i, j, n;
+    char *elems;
 
-    if (v == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
+    for (i = 0; i < t->n_keys; i++) {
+        const struct conf_key *k = &t->keys[i];
+
+        switch (k->type) {
+        case CONF_STRING:
+            free(*(char **)field(base, k->offset));
+            break;
+        case CONF_STRV:
+            strv_free(*(char ***)field(base, k->offset),
+                      *(size_t *)field(base, k->count_offset));
+            break;
+        case CONF_GROUPS:
+            elems = *(char **)field(base, k->offset);
+            n = *(size_t *)field(base, k->count_offset);
+            for (j = 0; elems && j < n; j++)
+                free_values(elems + j * k->elem->size, k->elem);
+            free(elems);
+            break;
+        default:
+            break;
+        }
+    }
 }
 
-static int set_default(struct conf *c, const struct conf_key *k)
+static int set_default(void *base, const struct conf_key *k)
 {
+    const char *def = k->def_fn ? k->def_fn() : k->def_str;
+
     switch (k->type) {
-    case CT_STRING:
-        if (k->def_str == NULL)
+    case CONF_STRING:
+        if (def == NULL)
             return 0;
-        *(char **)field(c, k->offset) = strdup(k->def_str);
-        return *(char **)field(c, k->offset) ? 0 : -ENOMEM;
-    case CT_INT:
-        *(int *)field(c, k->offset) = (int)k->def_int;
+        *(char **)field(base, k->offset) = strdup(def);
+        return *(char **)field(base, k->offset) ? 0 : -ENOMEM;
+    case CONF_INT:
+        *(int *)field(base, k->offset) = (int)k->def_int;
         return 0;
-    case CT_INT64:
-        *(int64_t *)field(c, k->offset) = k->def_int;
+    case CONF_INT64:
+        *(int64_t *)field(base, k->offset) = k->def_int;
         return 0;
-    case CT_STRV:
-        return strv_from_default(k->def_str, (char ***)field(c, k->offset),
-                                 (size_t *)field(c, k->count_offset));
-    case CT_USERS:
+    case CONF_STRV:
+        return strv_from_default(def, (char ***)field(base, k->offset),
+                                 (size_t *)field(base, k->count_offset));
+    case CONF_GROUPS:
         return 0;
     }
     return -EINVAL;
 }
 
-static void users_free(struct conf_user *u, size_t n)
+static int set_defaults(void *base, const struct conf_table *t)
 {
     size_t i;
+    int r;
 
-    for (i = 0; u && i < n; i++) {
-        free(u[i].name);
-        free(u[i].password_hash);
-        free(u[i].authorized_keys);
-    }
-    free(u);
-}
-
-/* One element of server.users; errors name it as server.users[N].key. */
-static int set_user(struct conf *c, const config_setting_t *g, int idx,
-                    struct conf_user *u, char *err, size_t errlen)
-{
-    static const char *const names[] = {"name", "password_hash",
-                                        "authorized_keys"};
-    char **dst[] = {&u->name, &u->password_hash, &u->authorized_keys};
-    int i, j, line = config_setting_source_line(g);
-
-    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-        snprintf(err, errlen,
-                 "%s:%d: server.users[%d]: expected a group "
-                 "{ name = ...; }",
-                 c->file, line, idx);
-        return -EINVAL;
-    }
-    for (i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *e = config_setting_get_elem(g, i);
-        const char *n = config_setting_name(e);
-
-        for (j = 0; j < 3; j++)
-            if (strcmp(n, names[j]) == 0)
-                break;
-        if (j == 3) {
-            snprintf(err, errlen, "%s:%d: server.users[%d].%s: unknown key",
-                     c->file, config_setting_source_line(e), idx, n);
-            return -EINVAL;
-        }
-        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-            snprintf(err, errlen,
-                     "%s:%d: server.users[%d].%s: expected a "
-                     "string",
-                     c->file, config_setting_source_line(e), idx, n);
-            return -EINVAL;
-        }
-        *dst[j] = strdup(config_setting_get_string(e));
-        if (*dst[j] == NULL)
-            return -ENOMEM;
-    }
-    if (u->name == NULL || u->name[0] == '\0') {
-        snprintf(err, errlen, "%s:%d: server.users[%d].name: required", c->file,
-                 line, idx);
-        return -EINVAL;
-    }
-    if (u->password_hash == NULL && u->authorized_keys == NULL) {
-        snprintf(err, errlen,
-                 "%s:%d: server.users[%d]: needs password_hash or "
-                 "authorized_keys",
-                 c->file, line, idx);
-        return -EINVAL;
-    }
-    if (u->password_hash && !server_hash_ok(u->password_hash)) {
-        snprintf(err, errlen,
-                 "%s:%d: server.users[%d].password_hash: not a yescrypt or "
-                 "SHA-512 crypt(3) hash",
-                 c->file,
-                 config_setting_source_line(
-                     config_setting_get_member(g, "password_hash")),
-                 idx);
-        return -EINVAL;
+    for (i = 0; i < t->n_keys; i++) {
+        r = set_default(base, &t->keys[i]);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
 
-/* Fill one key from its libconfig setting; the type was checked already. */
-static int set_value(struct conf *c, const struct conf_key *k,
-                     const config_setting_t *s, char *err, size_t errlen)
+static int set_groups(const struct conf_scope *s, void *base,
+                      const struct conf_key *k, const config_setting_t *list,
+                      char *err, size_t errlen);
+
+static int set_int(const struct conf_scope *s, void *base,
+                   const struct conf_key *k, const config_setting_t *v,
+                   char *err, size_t errlen)
 {
-    long long v;
-    int i, n;
+    long long n = config_setting_type(v) == CONFIG_TYPE_INT64
+                      ? config_setting_get_int64(v)
+                      : config_setting_get_int(v);
+
+    if (n < k->min || n > k->max)
+        return conf_fail(s, config_setting_source_line(v), k->name, err, errlen,
+                         "%lld is out of range (%lld to %lld)", n, k->min,
+                         k->max);
+    if (k->type == CONF_INT)
+        *(int *)field(base, k->offset) = (int)n;
+    else
+        *(int64_t *)field(base, k->offset) = n;
+    return 0;
+}
+
+static int set_strv(const struct conf_scope *s, void *base,
+                    const struct conf_key *k, const config_setting_t *v,
+                    char *err, size_t errlen)
+{
+    int i, n = config_setting_length(v);
     char **strv;
 
-    switch (k->type) {
-    case CT_STRING:
-        free(*(char **)field(c, k->offset));
-        *(char **)field(c, k->offset) = strdup(config_setting_get_string(s));
-        return *(char **)field(c, k->offset) ? 0 : -ENOMEM;
-    case CT_INT:
-    case CT_INT64:
-        v = config_setting_type(s) == CONFIG_TYPE_INT64
-                ? config_setting_get_int64(s)
-                : config_setting_get_int(s);
-        if (v < k->min || v > k->max) {
-            snprintf(err, errlen,
-                     "%s:%d: %s: %lld is out of range (%lld to %lld)", c->file,
-                     config_setting_source_line(s), k->key, v, k->min, k->max);
-            return -EINVAL;
-        }
-        if (k->type == CT_INT)
-            *(int *)field(c, k->offset) = (int)v;
-        else
-            *(int64_t *)field(c, k->offset) = v;
-        return 0;
-    case CT_STRV:
-        n = config_setting_length(s);
-        for (i = 0; i < n; i++) {
-            const config_setting_t *e = config_setting_get_elem(s, i);
+    for (i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(v, i);
 
-            if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-                snprintf(err, errlen, "%s:%d: %s: element %d is not a string",
-                         c->file, config_setting_source_line(e), k->key, i + 1);
-                return -EINVAL;
-            }
-        }
-        strv = calloc((size_t)n + 1, sizeof(*strv));
-        if (strv == NULL)
-            return -ENOMEM;
-        for (i = 0; i < n; i++) {
-            strv[i] = strdup(config_setting_get_string_elem(s, i));
-            if (strv[i] == NULL) {
-                strv_free(strv, (size_t)i);
-                return -ENOMEM;
-            }
-        }
-        strv_free(*(char ***)field(c, k->offset),
-                  *(size_t *)field(c, k->count_offset));
-        *(char ***)field(c, k->offset) = strv;
-        *(size_t *)field(c, k->count_offset) = (size_t)n;
-        return 0;
-    case CT_USERS: {
-        struct conf_user *u;
-        int r;
-
-        n = config_setting_length(s);
-        u = calloc((size_t)n + 1, sizeof(*u));
-        if (u == NULL)
-            return -ENOMEM;
-        for (i = 0; i < n; i++) {
-            r = set_user(c, config_setting_get_elem(s, i), i + 1, &u[i], err,
-                         errlen);
-            if (r < 0) {
-                users_free(u, (size_t)n);
-                return r;
-            }
-        }
-        *(struct conf_user **)field(c, k->offset) = u;
-        *(size_t *)field(c, k->count_offset) = (size_t)n;
-        return 0;
+        if (config_setting_type(e) != CONFIG_TYPE_STRING)
+            return conf_fail(s, config_setting_source_line(e), k->name, err,
+                             errlen, "element %d is not a string", i + 1);
     }
+    strv = calloc((size_t)n + 1, sizeof(*strv));
+    if (strv == NULL)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        strv[i] = strdup(config_setting_get_string_elem(v, i));
+        if (strv[i] == NULL) {
+            strv_free(strv, (size_t)i);
+            return -ENOMEM;
+        }
+    }
+    strv_free(*(char ***)field(base, k->offset),
+              *(size_t *)field(base, k->count_offset));
+    *(char ***)field(base, k->offset) = strv;
+    *(size_t *)field(base, k->count_offset) = (size_t)n;
+    return 0;
+}
+
+/* Fill one key from its setting v, whose type was checked already. */
+static int set_value(const struct conf_scope *s, void *base,
+                     const struct conf_key *k, const config_setting_t *v,
+                     char *err, size_t errlen)
+{
+    char **str;
+
+    switch (k->type) {
+    case CONF_STRING:
+        str = (char **)field(base, k->offset);
+        free(*str);
+        *str = strdup(config_setting_get_string(v));
+        return *str ? 0 : -ENOMEM;
+    case CONF_INT:
+    case CONF_INT64:
+        return set_int(s, base, k, v, err, errlen);
+    case CONF_STRV:
+        return set_strv(s, base, k, v, err, errlen);
+    case CONF_GROUPS:
+        return set_groups(s, base, k, v, err, errlen);
     }
     return -EINVAL;
 }
 
-static int type_ok(const struct conf_key *k, const config_setting_t *s)
+/* The members of group g, each a key of es->t, into base. */
+static int set_members(const struct conf_scope *es, int *lines, void *base,
+                       const config_setting_t *g, char *err, size_t errlen)
 {
-    int t = config_setting_type(s);
+    const struct conf_key *k;
+    size_t idx;
+    int i, r;
 
-    switch (k->type) {
-    case CT_STRING:
-        return t == CONFIG_TYPE_STRING;
-    case CT_INT:
-    case CT_INT64:
-        return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
-    case CT_STRV:
-        return t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST;
-    case CT_USERS:
-        return t == CONFIG_TYPE_LIST;
+    for (i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *e = config_setting_get_elem(g, i);
+        int line = config_setting_source_line(e);
+
+        k = find_key(es->t, config_setting_name(e), &idx);
+        if (k == NULL)
+            return conf_fail(es, line, config_setting_name(e), err, errlen,
+                             "unknown key");
+        if (!type_ok(k, e))
+            return conf_fail(es, line, k->name, err, errlen, "expected %s",
+                             type_name(k->type));
+        r = set_value(es, base, k, e, err, errlen);
+        if (r < 0)
+            return r;
+        lines[idx] = line;
+    }
+    for (idx = 0; idx < es->t->n_keys; idx++)
+        if ((es->t->keys[idx].flags & CONF_REQUIRED) && lines[idx] == 0)
+            return conf_fail(es, es->line, es->t->keys[idx].name, err, errlen,
+                             "required");
+    return 0;
+}
+
+/* Element idx (from 1) of a group list; errors name it "KEY[idx]". */
+static int set_group(const struct conf_scope *s, const struct conf_key *k,
+                     int idx, void *base, const config_setting_t *g, char *err,
+                     size_t errlen)
+{
+    char name[128];
+    int *lines = calloc(k->elem->n_keys + 1, sizeof(*lines));
+    struct conf_scope es = {
+        .c = s->c,
+        .name = name,
+        .line = config_setting_source_line(g),
+        .t = k->elem,
+        .lines = lines,
+    };
+    int r;
+
+    if (lines == NULL)
+        return -ENOMEM;
+    snprintf(name, sizeof(name), "%s.%s[%d]", s->name, k->name, idx);
+    r = set_defaults(base, k->elem);
+    if (r == 0 && config_setting_type(g) != CONFIG_TYPE_GROUP)
+        r = conf_fail(&es, es.line, NULL, err, errlen,
+                      "expected a group { name = ...; }");
+    if (r == 0)
+        r = set_members(&es, lines, base, g, err, errlen);
+    if (r == 0 && k->elem->check)
+        r = k->elem->check(base, &es, err, errlen);
+    free(lines);
+    return r;
+}
+
+static int set_groups(const struct conf_scope *s, void *base,
+                      const struct conf_key *k, const config_setting_t *list,
+                      char *err, size_t errlen)
+{
+    size_t n = (size_t)config_setting_length(list), i, size = k->elem->size;
+    char *elems = calloc(n + 1, size);
+    int r = 0;
+
+    if (elems == NULL)
+        return -ENOMEM;
+    for (i = 0; i < n && r == 0; i++)
+        r = set_group(s, k, (int)i + 1, elems + i * size,
+                      config_setting_get_elem(list, (unsigned)i), err, errlen);
+    if (r < 0) {
+        while (i > 0)
+            free_values(elems + --i * size, k->elem);
+        free(elems);
+        return r;
+    }
+    *(char **)field(base, k->offset) = elems;
+    *(size_t *)field(base, k->count_offset) = n;
+    return 0;
+}
+
+/* --- sections ------------------------------------------------------------- */
+
+static struct conf_scope scope_of(const struct conf *c,
+                                  const struct conf_section *sec)
+{
+    struct conf_scope s = {
+        .c = c,
+        .name = sec->t->section,
+        .line = sec->line,
+        .t = sec->t,
+        .lines = sec->lines,
+    };
+
+    return s;
+}
+
+/*
+ * Apply table t with its defaults: into base (the core's: struct conf), or
+ * into a new settings struct.  *settings receives where.
+ */
+static int add_section(struct conf *c, const struct conf_table *t, void *base,
+                       const void **settings)
+{
+    struct conf_section *v, *sec;
+
+    v = realloc(c->sections, (c->n_sections + 1) * sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    c->sections = v;
+    sec = &v[c->n_sections];
+    memset(sec, 0, sizeof(*sec));
+    sec->t = t;
+    sec->lines = calloc(t->n_keys + 1, sizeof(*sec->lines));
+    sec->settings = base ? base : calloc(1, t->size ? t->size : 1);
+    if (sec->lines == NULL || sec->settings == NULL) {
+        free(sec->lines);
+        if (sec->settings != base)
+            free(sec->settings);
+        return -ENOMEM;
+    }
+    c->n_sections++;
+    if (settings)
+        *settings = sec->settings;
+    return set_defaults(sec->settings, t);
+}
+
+static struct conf_section *find_section(const struct conf *c,
+                                         const struct conf_table *t)
+{
+    size_t i;
+
+    for (i = 0; i < c->n_sections; i++)
+        if (c->sections[i].t == t)
+            return &c->sections[i];
+    return NULL;
+}
+
+/* The key named "section.key" among the applied tables, or NULL. */
+static const struct conf_key *lookup(const struct conf *c, const char *key,
+                                     struct conf_section **secp, size_t *idx)
+{
+    size_t i, n = strcspn(key, ".");
+    const struct conf_key *k;
+
+    if (key[n] != '.')
+        return NULL;
+    for (i = 0; i < c->n_sections; i++) {
+        struct conf_section *sec = &c->sections[i];
+
+        if (strlen(sec->t->section) != n ||
+            strncmp(sec->t->section, key, n) != 0)
+            continue;
+        k = find_key(sec->t, key + n + 1, idx);
+        if (k) {
+            *secp = sec;
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* --- plugins -------------------------------------------------------------- */
+
+/* Whether a plugin the file does not use has key in section. */
+static int other_plugin_has(const char *section, const char *key)
+{
+    const struct conf_table *t;
+    size_t i;
+
+    for (i = 0; sink_at(i) || source_at(i) || transform_at(i); i++) {
+        const struct conf_table *ts[] = {
+            sink_at(i) ? sink_at(i)->conf : NULL,
+            source_at(i) ? source_at(i)->conf : NULL,
+            transform_at(i) ? transform_at(i)->conf : NULL,
+        };
+        size_t j;
+
+        for (j = 0; j < 3; j++) {
+            t = ts[j];
+            if (t && strcmp(t->section, section) == 0 && find_key(t, key, NULL))
+                return 1;
+        }
     }
     return 0;
 }
 
-/* Pass one: every setting in the file must be a known key of its type. */
-static int check_file(struct conf *c, const config_t *cfg, char *err,
+/*
+ * The name the file gives key ("target.type"), if it is a string, into
+ * *value (a core string, replaced); *line receives its line or 0.
+ */
+static int selector(const config_t *cfg, const char *key, char **value,
+                    int *line)
+{
+    const config_setting_t *s = config_lookup(cfg, key);
+    char *v;
+
+    *line = 0;
+    if (s == NULL || config_setting_type(s) != CONFIG_TYPE_STRING)
+        return 0;
+    *line = config_setting_source_line(s);
+    v = strdup(config_setting_get_string(s));
+    if (v == NULL)
+        return -ENOMEM;
+    free(*value);
+    *value = v;
+    return 0;
+}
+
+static int unknown(const struct conf *c, const char *key, int line,
+                   const char *what, const char *name, const char *known,
+                   char *err, size_t errlen)
+{
+    if (line > 0)
+        snprintf(err, errlen, "%s:%d: %s: unknown %s \"%s\" (known: %s)",
+                 c->file, line, key, what, name, known);
+    else
+        snprintf(err, errlen, "%s: %s: unknown %s \"%s\" (known: %s)", c->file,
+                 key, what, name, known);
+    return -EINVAL;
+}
+
+/* The sink and the source the file names, with their tables. */
+static int find_sink_source(struct conf *c, const config_t *cfg, char *err,
+                            size_t errlen)
+{
+    int line, r;
+
+    r = selector(cfg, "source.type", &c->source.type, &line);
+    if (r < 0)
+        return r;
+    c->source.ops = source_find(c->source.type);
+    if (c->source.ops == NULL)
+        return unknown(c, "source.type", line, "source", c->source.type,
+                       source_names(), err, errlen);
+    r = selector(cfg, "target.type", &c->target.type, &line);
+    if (r < 0)
+        return r;
+    c->target.ops = sink_find(c->target.type);
+    if (c->target.ops == NULL)
+        return unknown(c, "target.type", line, "sink", c->target.type,
+                       sink_names(), err, errlen);
+    if (c->source.ops->conf) {
+        r = add_section(c, c->source.ops->conf, NULL, &c->source.settings);
+        if (r < 0)
+            return r;
+    }
+    if (c->target.ops->conf)
+        return add_section(c, c->target.ops->conf, NULL, &c->target.settings);
+    return 0;
+}
+
+/* The tables of the transforms transfer.transforms names, once each. */
+static int find_transforms(struct conf *c, const config_t *cfg, char *err,
+                           size_t errlen)
+{
+    const config_setting_t *list = config_lookup(cfg, "transfer.transforms");
+    const struct transform_ops *ops;
+    int i, r;
+
+    for (i = 0; list && i < config_setting_length(list); i++) {
+        const config_setting_t *e = config_setting_get_elem(list, i);
+
+        if (config_setting_type(e) != CONFIG_TYPE_STRING)
+            continue; /* found by check_file() */
+        ops = transform_find(config_setting_get_string(e));
+        if (ops == NULL)
+            return unknown(c, "transfer.transforms",
+                           config_setting_source_line(e), "transform",
+                           config_setting_get_string(e), transform_names(), err,
+                           errlen);
+        if (ops->conf == NULL || find_section(c, ops->conf))
+            continue;
+        r = add_section(c, ops->conf, NULL, NULL);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Each name of transfer.transforms with its settings, once values are in. */
+static int bind_transforms(struct conf *c)
+{
+    size_t i, n = c->transfer.n_transforms;
+    const struct transform_ops *ops;
+    struct conf_section *sec;
+
+    c->transfer.transform_settings = calloc(n + 1, sizeof(void *));
+    if (c->transfer.transform_settings == NULL)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        ops = transform_find(c->transfer.transforms[i]);
+        sec = ops && ops->conf ? find_section(c, ops->conf) : NULL;
+        c->transfer.transform_settings[i] = sec ? sec->settings : NULL;
+    }
+    return 0;
+}
+
+/* --- reading -------------------------------------------------------------- */
+
+static int section_applied(const struct conf *c, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->n_sections; i++)
+        if (strcmp(c->sections[i].t->section, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* One setting of section sname: a key of an applied table, of its type. */
+static int check_setting(const struct conf *c, const char *sname,
+                         const config_setting_t *s, char *err, size_t errlen)
+{
+    const struct conf_key *k;
+    struct conf_section *sec;
+    struct conf_scope sc = {.c = c, .name = sname};
+    int line = config_setting_source_line(s);
+    char name[128], sel[80];
+    size_t idx;
+
+    snprintf(name, sizeof(name), "%s.%s", sname, config_setting_name(s));
+    k = lookup(c, name, &sec, &idx);
+    if (k && !type_ok(k, s))
+        return conf_fail(&sc, line, k->name, err, errlen, "expected %s",
+                         type_name(k->type));
+    if (k)
+        return 0;
+    snprintf(sel, sizeof(sel), "%s.type", sname);
+    if (other_plugin_has(sname, config_setting_name(s)) && conf_str(c, sel))
+        return conf_fail(&sc, line, config_setting_name(s), err, errlen,
+                         "not used by %s \"%s\"", sel, conf_str(c, sel));
+    return conf_fail(&sc, line, config_setting_name(s), err, errlen,
+                     "unknown key");
+}
+
+/* Every setting in the file must be a key of an applied table. */
+static int check_file(const struct conf *c, const config_t *cfg, char *err,
                       size_t errlen)
 {
     const config_setting_t *root = config_root_setting(cfg);
-    int i, j;
+    int i, j, r;
 
     for (i = 0; i < config_setting_length(root); i++) {
         const config_setting_t *sec = config_setting_get_elem(root, i);
         const char *sname = config_setting_name(sec);
+        int line = config_setting_source_line(sec);
 
-        if (!is_section(sname)) {
-            snprintf(err, errlen, "%s:%d: %s: unknown section", c->file,
-                     config_setting_source_line(sec), sname);
+        if (!section_applied(c, sname) && transform_find(sname)) {
+            snprintf(err, errlen, "%s:%d: %s: not in transfer.transforms",
+                     c->file, line, sname);
+            return -EINVAL;
+        }
+        if (!section_applied(c, sname)) {
+            snprintf(err, errlen, "%s:%d: %s: unknown section", c->file, line,
+                     sname);
             return -EINVAL;
         }
         if (config_setting_type(sec) != CONFIG_TYPE_GROUP) {
             snprintf(err, errlen, "%s:%d: %s: expected a group { ... }",
-                     c->file, config_setting_source_line(sec), sname);
+                     c->file, line, sname);
             return -EINVAL;
         }
         for (j = 0; j < config_setting_length(sec); j++) {
-            const config_setting_t *s = config_setting_get_elem(sec, j);
-            const struct conf_key *k;
-            char name[128];
-
-            snprintf(name, sizeof(name), "%s.%s", sname,
-                     config_setting_name(s));
-            k = find_key(name);
-            if (k == NULL) {
-                snprintf(err, errlen, "%s:%d: %s: unknown key", c->file,
-                         config_setting_source_line(s), name);
-                return -EINVAL;
-            }
-            if (!type_ok(k, s)) {
-                snprintf(err, errlen, "%s:%d: %s: expected %s", c->file,
-                         config_setting_source_line(s), name,
-                         type_name(k->type));
-                return -EINVAL;
-            }
+            r = check_setting(c, sname, config_setting_get_elem(sec, j), err,
+                              errlen);
+            if (r < 0)
+                return r;
         }
     }
     return 0;
 }
 
-static int default_user(struct conf *c)
+/* Every key of one applied table takes its value from the file. */
+static int apply_section(struct conf *c, struct conf_section *sec,
+                         const config_t *cfg, char *err, size_t errlen)
 {
-    struct passwd *pw;
-
-    if (c->target.user)
-        return 0;
-    pw = getpwuid(geteuid());
-    c->target.user = strdup(pw ? pw->pw_name : "root");
-    return c->target.user ? 0 : -ENOMEM;
-}
-
-/* "FILE:LINE" where key was set, or "FILE" where it has its default. */
-static void where(const struct conf *c, const char *key, char *buf, size_t len)
-{
-    int line = conf_line(c, key);
-
-    if (line > 0)
-        snprintf(buf, len, "%s:%d", c->file, line);
-    else
-        snprintf(buf, len, "%s", c->file);
-}
-
-/* Whether path is dir or below it (textually, after trailing slashes). */
-static int inside(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-
-    while (n > 1 && dir[n - 1] == '/')
-        n--;
-    return strncmp(path, dir, n) == 0 &&
-           (path[n] == '\0' || path[n] == '/' || (n == 1 && dir[0] == '/'));
-}
-
-/* Checks that span keys or need more than a type and a range. */
-static int check_values(struct conf *c, char *err, size_t errlen)
-{
-    char at[PATH_MAX + 16];
+    const config_setting_t *g = config_lookup(cfg, sec->t->section), *v;
+    struct conf_scope sc;
     size_t i;
-    int ok = 0;
+    int r;
 
-    for (i = 0; levels[i]; i++)
-        if (strcmp(c->log.level, levels[i]) == 0)
-            ok = 1;
-    if (!ok) {
-        snprintf(err, errlen,
-                 "%s:%d: log.level: \"%s\" is not error, warn, info or debug",
-                 c->file, conf_line(c, "log.level"), c->log.level);
-        return -EINVAL;
-    }
-    if (c->source.path[0] != '/') {
-        snprintf(err, errlen,
-                 "%s:%d: source.path: \"%s\" is not an absolute path", c->file,
-                 conf_line(c, "source.path"), c->source.path);
-        return -EINVAL;
-    }
-    if (c->transfer.backoff_max < c->transfer.backoff_initial) {
-        snprintf(err, errlen,
-                 "%s:%d: transfer.backoff_max: %d is less than "
-                 "transfer.backoff_initial (%d)",
-                 c->file, conf_line(c, "transfer.backoff_max"),
-                 c->transfer.backoff_max, c->transfer.backoff_initial);
-        return -EINVAL;
-    }
-    if (c->server.listen == NULL) {
-        for (i = 0; i < N_KEYS; i++) {
-            if (c->lines[i] && strncmp(keys[i].key, "server.", 7) == 0) {
-                snprintf(err, errlen,
-                         "%s:%d: server.listen: required when the server "
-                         "section is present",
-                         c->file, c->lines[i]);
-                return -EINVAL;
-            }
-        }
-    } else if (c->server.n_users == 0) {
-        where(c, "server.listen", at, sizeof(at));
-        snprintf(err, errlen, "%s: server.users: at least one user is needed",
-                 at);
-        return -EINVAL;
-    }
-    if (c->server.listen && c->server.root == NULL) {
-        c->server.root = strdup(c->source.path);
-        if (c->server.root == NULL)
-            return -ENOMEM;
-    }
-    if (c->server.root && !inside(c->server.root, c->source.path)) {
-        where(c, "server.root", at, sizeof(at));
-        snprintf(err, errlen,
-                 "%s: server.root: \"%s\" is not source.path or inside it, "
-                 "so uploads would not be replicated",
-                 at, c->server.root);
-        return -EINVAL;
-    }
-    if (strcmp(c->target.type, "sftp") == 0 &&
-        (c->target.host == NULL || c->target.host[0] == '\0')) {
-        where(c, "target.type", at, sizeof(at));
-        snprintf(err, errlen,
-                 "%s: target.host: required when target.type is \"sftp\"", at);
-        return -EINVAL;
+    sec->line = g ? config_setting_source_line(g) : 0;
+    sc = scope_of(c, sec);
+    for (i = 0; i < sec->t->n_keys; i++) {
+        const struct conf_key *k = &sec->t->keys[i];
+
+        v = g ? config_setting_get_member(g, k->name) : NULL;
+        if (v == NULL && (k->flags & CONF_REQUIRED))
+            return conf_fail(&sc, sec->line, k->name, err, errlen,
+                             "required key is missing");
+        if (v == NULL)
+            continue;
+        sec->lines[i] = config_setting_source_line(v);
+        r = set_value(&sc, sec->settings, k, v, err, errlen);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
 
-/* Name the section's line where the section exists, else the file alone. */
-static void missing_key(const config_t *cfg, const char *file, const char *key,
-                        char *err, size_t errlen)
+static int apply_all(struct conf *c, const config_t *cfg, char *err,
+                     size_t errlen)
 {
-    char section[64];
-    const config_setting_t *sec;
-    size_t n = strcspn(key, ".");
+    struct conf_scope sc;
+    size_t i;
+    int r;
 
-    snprintf(section, sizeof(section), "%.*s", (int)n, key);
-    sec = config_lookup(cfg, section);
-    if (sec)
-        snprintf(err, errlen, "%s:%d: %s: required key is missing", file,
-                 config_setting_source_line(sec), key);
-    else
-        snprintf(err, errlen, "%s: %s: required key is missing", file, key);
+    for (i = 0; i < c->n_sections; i++) {
+        r = apply_section(c, &c->sections[i], cfg, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    r = bind_transforms(c);
+    for (i = 0; r == 0 && i < c->n_sections; i++) {
+        if (c->sections[i].t->check == NULL)
+            continue;
+        sc = scope_of(c, &c->sections[i]);
+        r = c->sections[i].t->check(c->sections[i].settings, &sc, err, errlen);
+    }
+    return r;
 }
 
-static int conf_alloc(const char *file, struct conf **out)
+static int conf_alloc(const char *file, const struct conf_table *const *extra,
+                      struct conf **out)
 {
     struct conf *c;
     size_t i;
-    int r;
+    int r = -ENOMEM;
 
     *out = NULL;
     c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
     c->file = strdup(file);
-    if (c->file == NULL) {
-        free(c);
-        return -ENOMEM;
-    }
-    for (i = 0; i < N_KEYS; i++) {
-        r = set_default(c, &keys[i]);
-        if (r < 0) {
-            conf_free(c);
-            return r;
-        }
-    }
-    *out = c;
-    return 0;
-}
-
-int conf_defaults(struct conf **out)
-{
-    struct conf *c = NULL;
-    int r;
-
-    r = conf_alloc("(defaults)", &c);
-    if (r < 0)
-        return r;
-    r = default_user(c);
-    if (r < 0) {
-        conf_free(c);
-        return r;
-    }
-    *out = c;
-    return 0;
-}
-
-int conf_load(const char *file, struct conf **out, char *err, size_t errlen)
-{
-    struct conf *c = NULL;
-    config_t cfg;
-    size_t i;
-    int r;
-
-    *out = NULL;
-    err[0] = '\0';
-    config_init(&cfg);
-    r = conf_alloc(file, &c);
-    if (r < 0)
+    if (c->file == NULL)
         goto out;
-    if (access(file, R_OK) < 0) {
-        r = -errno;
-        snprintf(err, errlen, "%s: %s", file, strerror(errno));
-        goto out;
-    }
-    if (config_read_file(&cfg, file) != CONFIG_TRUE) {
-        r = config_error_type(&cfg) == CONFIG_ERR_FILE_IO ? -EIO : -EINVAL;
-        snprintf(err, errlen, "%s:%d: %s",
-                 config_error_file(&cfg) ? config_error_file(&cfg) : file,
-                 config_error_line(&cfg), config_error_text(&cfg));
-        goto out;
-    }
-    r = check_file(c, &cfg, err, errlen);
-    if (r < 0)
-        goto out;
-    for (i = 0; i < N_KEYS; i++) {
-        const config_setting_t *s = config_lookup(&cfg, keys[i].key);
-
-        if (s == NULL) {
-            if (keys[i].flags & CK_REQUIRED) {
-                missing_key(&cfg, file, keys[i].key, err, errlen);
-                r = -EINVAL;
-                goto out;
-            }
-            continue;
-        }
-        c->lines[i] = config_setting_source_line(s);
-        r = set_value(c, &keys[i], s, err, errlen);
-        if (r < 0)
-            goto out;
-    }
-    r = default_user(c);
-    if (r < 0)
-        goto out;
-    r = check_values(c, err, errlen);
+    for (i = 0, r = 0; i < N_CORE && r == 0; i++)
+        r = add_section(c, &core[i], c, NULL);
+    for (i = 0; extra && extra[i] && r == 0; i++)
+        r = add_section(c, extra[i], NULL, NULL);
     if (r < 0)
         goto out;
     *out = c;
     c = NULL; /* transferred */
 out:
+    conf_free(c);
+    return r;
+}
+
+static int read_file(config_t *cfg, const char *file, char *err, size_t errlen)
+{
+    if (access(file, R_OK) < 0) {
+        snprintf(err, errlen, "%s: %s", file, strerror(errno));
+        return -errno;
+    }
+    if (config_read_file(cfg, file) != CONFIG_TRUE) {
+        snprintf(err, errlen, "%s:%d: %s",
+                 config_error_file(cfg) ? config_error_file(cfg) : file,
+                 config_error_line(cfg), config_error_text(cfg));
+        return config_error_type(cfg) == CONFIG_ERR_FILE_IO ? -EIO : -EINVAL;
+    }
+    return 0;
+}
+
+int conf_load(const char *file, const struct conf_table *const *extra,
+              struct conf **out, char *err, size_t errlen)
+{
+    struct conf *c = NULL;
+    config_t cfg;
+    int r;
+
+    *out = NULL;
+    err[0] = '\0';
+    config_init(&cfg);
+    r = conf_alloc(file, extra, &c);
+    if (r == 0)
+        r = read_file(&cfg, file, err, errlen);
+    if (r == 0)
+        r = find_sink_source(c, &cfg, err, errlen);
+    if (r == 0)
+        r = find_transforms(c, &cfg, err, errlen);
+    if (r == 0)
+        r = check_file(c, &cfg, err, errlen);
+    if (r == 0)
+        r = apply_all(c, &cfg, err, errlen);
+    if (r == 0) {
+        *out = c;
+        c = NULL; /* transferred */
+    }
     config_destroy(&cfg);
     conf_free(c);
     return r;
@@ -688,81 +912,160 @@ void conf_free(struct conf *c)
 
     if (c == NULL)
         return;
-    for (i = 0; i < N_KEYS; i++) {
-        if (keys[i].type == CT_STRING)
-            free(*(char **)field(c, keys[i].offset));
-        else if (keys[i].type == CT_STRV)
-            strv_free(*(char ***)field(c, keys[i].offset),
-                      *(size_t *)field(c, keys[i].count_offset));
-        else if (keys[i].type == CT_USERS)
-            users_free(*(struct conf_user **)field(c, keys[i].offset),
-                       *(size_t *)field(c, keys[i].count_offset));
+    for (i = 0; i < c->n_sections; i++) {
+        struct conf_section *sec = &c->sections[i];
+
+        free_values(sec->settings, sec->t);
+        if (sec->settings != c)
+            free(sec->settings);
+        free(sec->lines);
     }
+    free(c->sections);
+    free(c->transfer.transform_settings);
     free(c->file);
     free(c);
 }
 
+/* --- queries -------------------------------------------------------------- */
+
 int conf_line(const struct conf *c, const char *key)
 {
-    size_t i;
+    struct conf_section *sec;
+    size_t idx;
 
-    for (i = 0; i < N_KEYS; i++)
-        if (strcmp(keys[i].key, key) == 0)
-            return c->lines[i];
+    return lookup(c, key, &sec, &idx) ? sec->lines[idx] : 0;
+}
+
+const char *conf_str(const struct conf *c, const char *key)
+{
+    const struct conf_key *k;
+    struct conf_section *sec;
+    size_t idx;
+
+    k = lookup(c, key, &sec, &idx);
+    if (k == NULL || k->type != CONF_STRING)
+        return NULL;
+    return *(char **)field(sec->settings, k->offset);
+}
+
+long long conf_int(const struct conf *c, const char *key)
+{
+    const struct conf_key *k;
+    struct conf_section *sec;
+    size_t idx;
+
+    k = lookup(c, key, &sec, &idx);
+    if (k && k->type == CONF_INT)
+        return *(int *)field(sec->settings, k->offset);
+    if (k && k->type == CONF_INT64)
+        return *(int64_t *)field(sec->settings, k->offset);
     return 0;
 }
 
-int conf_check_target_keys(const struct conf *c, const char *const *accepted,
-                           char *err, size_t errlen)
+const void *conf_settings(const struct conf *c, const struct conf_table *t)
 {
-    static const char prefix[] = "target.";
-    size_t i, j;
+    struct conf_section *sec = find_section(c, t);
 
-    for (i = 0; i < N_KEYS; i++) {
-        const char *name = keys[i].key + strlen(prefix);
-        int ok = 0;
-
-        if (c->lines[i] == 0 ||
-            strncmp(keys[i].key, prefix, strlen(prefix)) != 0 ||
-            strcmp(name, "type") == 0 || strcmp(name, "probe_interval") == 0)
-            continue;
-        for (j = 0; accepted[j]; j++)
-            if (strcmp(accepted[j], name) == 0)
-                ok = 1;
-        if (!ok) {
-            snprintf(err, errlen, "%s:%d: %s: not used by target.type \"%s\"",
-                     c->file, c->lines[i], keys[i].key, c->target.type);
-            return -EINVAL;
-        }
-    }
-    return 0;
+    return sec ? sec->settings : NULL;
 }
 
-void conf_print_keys(void)
+int conf_scope_line(const struct conf_scope *s, const char *key)
+{
+    size_t idx;
+
+    return find_key(s->t, key, &idx) ? s->lines[idx] : 0;
+}
+
+int conf_fail(const struct conf_scope *s, int line, const char *key, char *err,
+              size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+
+    if (line > 0)
+        n = (size_t)snprintf(err, errlen, "%s:%d: %s%s%s: ", s->c->file, line,
+                             s->name, key ? "." : "", key ? key : "");
+    else
+        n = (size_t)snprintf(err, errlen, "%s: %s%s%s: ", s->c->file, s->name,
+                             key ? "." : "", key ? key : "");
+    if (n < errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - n, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+/* --- sftprelayd -K -------------------------------------------------------- */
+
+static const char *kind(enum conf_type t)
+{
+    static const char *const names[] = {
+        [CONF_STRING] = "string", [CONF_INT] = "integer",
+        [CONF_INT64] = "integer", [CONF_STRV] = "strings",
+        [CONF_GROUPS] = "groups",
+    };
+
+    return names[t];
+}
+
+static void print_key(const char *prefix, const struct conf_key *k)
+{
+    const char *def = k->def_fn ? k->def_fn() : k->def_str;
+    char name[128], val[96];
+    size_t i;
+
+    snprintf(name, sizeof(name), "%s.%s", prefix, k->name);
+    if (k->flags & CONF_REQUIRED)
+        snprintf(val, sizeof(val), "(required)");
+    else if (k->type == CONF_INT || k->type == CONF_INT64)
+        snprintf(val, sizeof(val), "%lld (%lld..%lld)", k->def_int, k->min,
+                 k->max);
+    else if (k->type == CONF_STRV)
+        snprintf(val, sizeof(val), "[%s]", def ? def : "");
+    else if (k->type == CONF_GROUPS)
+        snprintf(val, sizeof(val), "()");
+    else
+        snprintf(val, sizeof(val), def ? "\"%s\"" : "(none)", def);
+    for (i = 0; val[0] == '[' && val[i]; i++)
+        if (val[i] == '|')
+            val[i] = ',';
+    printf("  %-30s %-8s %-22s %s\n", name, kind(k->type), val, k->doc);
+    if (k->type != CONF_GROUPS)
+        return;
+    snprintf(name, sizeof(name), "%s.%s[]", prefix, k->name);
+    for (i = 0; i < k->elem->n_keys; i++)
+        print_key(name, &k->elem->keys[i]);
+}
+
+static void print_table(const struct conf_table *t, const char **title)
 {
     size_t i;
 
-    for (i = 0; i < N_KEYS; i++) {
-        const struct conf_key *k = &keys[i];
+    if (t == NULL)
+        return;
+    if (*title == NULL || strcmp(*title, t->title) != 0)
+        printf("%s%s:\n", *title ? "\n" : "", t->title);
+    *title = t->title;
+    for (i = 0; i < t->n_keys; i++)
+        print_key(t->section, &t->keys[i]);
+    if (t->n_keys == 0)
+        printf("  (no keys)\n");
+}
 
-        switch (k->type) {
-        case CT_STRING:
-            printf("%-28s %-12s %s\n", k->key,
-                   k->flags & CK_REQUIRED ? "(required)"
-                   : k->def_str           ? k->def_str
-                                          : "(none)",
-                   k->desc);
-            break;
-        case CT_INT:
-        case CT_INT64:
-            printf("%-28s %-12lld %s\n", k->key, k->def_int, k->desc);
-            break;
-        case CT_STRV:
-            printf("%-28s [%s] %s\n", k->key, k->def_str, k->desc);
-            break;
-        case CT_USERS:
-            printf("%-28s ()           %s\n", k->key, k->desc);
-            break;
-        }
-    }
+void conf_print_keys(const struct conf_table *const *extra)
+{
+    const char *title = NULL;
+    size_t i;
+
+    for (i = 0; i < N_CORE; i++)
+        print_table(&core[i], &title);
+    for (i = 0; source_at(i); i++)
+        print_table(source_at(i)->conf, &title);
+    for (i = 0; sink_at(i); i++)
+        print_table(sink_at(i)->conf, &title);
+    for (i = 0; transform_at(i); i++)
+        print_table(transform_at(i)->conf, &title);
+    for (i = 0; extra && extra[i]; i++)
+        print_table(extra[i], &title);
 }

@@ -98,8 +98,9 @@ int sched_new(const struct sched_opts *o, struct sched **out)
     int r;
 
     *out = NULL;
-    r = transform_chain_new(c->transfer.transforms, c->transfer.n_transforms,
-                            &probe, &bad);
+    r = transform_chain_new(c->transfer.transforms,
+                            c->transfer.transform_settings,
+                            c->transfer.n_transforms, &probe, &bad);
     transform_chain_free(probe);
     if (r < 0) {
         log_error("%s: transfer.transforms: unknown transform \"%s\"", c->file,
@@ -506,16 +507,17 @@ static int worker_init(struct sched *s, struct worker *w, int id)
         return r;
     }
     journal_set_cancel(w->j, s->cancel_fd);
-    r = s->o.sink->create(c, s->cancel_fd, &w->sink);
+    r = s->o.sink->create(c->target.settings, s->cancel_fd, &w->sink);
     if (r < 0)
         return r;
-    r = s->o.source->create(c->source.path, &w->src);
+    r = s->o.source->create(c->source.path, c->source.settings, &w->src);
     if (r < 0) {
         log_error("source.path %s: %s", c->source.path, strerror(-r));
         return r;
     }
-    r = transform_chain_new(c->transfer.transforms, c->transfer.n_transforms,
-                            &w->chain, NULL);
+    r = transform_chain_new(c->transfer.transforms,
+                            c->transfer.transform_settings,
+                            c->transfer.n_transforms, &w->chain, NULL);
     if (r < 0)
         return r;
     w->buf = malloc((size_t)c->transfer.chunk_size);

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sftprelay/conf.h"
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
 #include "sftprelay/server.h"
@@ -111,6 +112,125 @@ int server_hash_password(const char *password, char **out)
     free(cd);
     return r;
 }
+
+/* --- its keys: the server section of sftprelay.conf(5) --------------------
+ */
+
+/* One element of server.users. */
+static int check_user(void *settings, const struct conf_scope *s, char *err,
+                      size_t errlen)
+{
+    const struct server_user *u = settings;
+
+    if (u->name[0] == '\0')
+        return conf_fail(s, s->line, "name", err, errlen, "required");
+    if (u->password_hash == NULL && u->authorized_keys == NULL)
+        return conf_fail(s, s->line, NULL, err, errlen,
+                         "needs password_hash or authorized_keys");
+    if (u->password_hash && !server_hash_ok(u->password_hash))
+        return conf_fail(s, conf_scope_line(s, "password_hash"),
+                         "password_hash", err, errlen,
+                         "not a yescrypt or SHA-512 crypt(3) hash");
+    return 0;
+}
+
+#define U(f, fl, doc) CONF_KEY_STR(struct server_user, f, #f, NULL, fl, doc)
+static const struct conf_key user_keys[] = {
+    U(name, CONF_REQUIRED, "the login name"),
+    U(password_hash, 0, "crypt(3) hash of the password: yescrypt or SHA-512"),
+    U(authorized_keys, 0, "authorized_keys file, read at each login"),
+};
+#undef U
+
+static const struct conf_table user_table = {
+    .section = "users",
+    .keys = user_keys,
+    .n_keys = CONF_N_KEYS(user_keys),
+    .size = sizeof(struct server_user),
+    .check = check_user,
+};
+
+/* Whether path is dir or below it (textually, after trailing slashes). */
+static int inside(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return strncmp(path, dir, n) == 0 &&
+           (path[n] == '\0' || path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+/* server.listen is required once any server key is set. */
+static int check_listen(const struct server_conf *sc,
+                        const struct conf_scope *s, char *err, size_t errlen)
+{
+    size_t i;
+
+    if (sc->listen == NULL) {
+        for (i = 0; i < s->t->n_keys; i++)
+            if (s->lines[i])
+                return conf_fail(s, s->lines[i], "listen", err, errlen,
+                                 "required when the server section is "
+                                 "present");
+        return 0;
+    }
+    if (sc->n_users == 0)
+        return conf_fail(s, conf_scope_line(s, "listen"), "users", err, errlen,
+                         "at least one user is needed");
+    return 0;
+}
+
+static int check_server(void *settings, const struct conf_scope *s, char *err,
+                        size_t errlen)
+{
+    struct server_conf *sc = settings;
+    const char *source = s->c->source.path;
+    int r;
+
+    r = check_listen(sc, s, err, errlen);
+    if (r < 0 || sc->listen == NULL)
+        return r;
+    if (sc->root == NULL) {
+        sc->root = strdup(source);
+        if (sc->root == NULL)
+            return -ENOMEM;
+    }
+    if (!inside(sc->root, source))
+        return conf_fail(s, conf_scope_line(s, "root"), "root", err, errlen,
+                         "\"%s\" is not source.path or inside it, so "
+                         "uploads would not be replicated",
+                         sc->root);
+    return 0;
+}
+
+#define SC struct server_conf
+static const struct conf_key server_keys[] = {
+    CONF_KEY_STR(SC, listen, "listen", NULL, 0,
+                 "ADDRESS:PORT of the embedded SFTP server (none: no "
+                 "server)"),
+    CONF_KEY_STRV(SC, host_keys, n_host_keys, "host_keys",
+                  "/etc/sftprelay/ssh_host_ed25519_key",
+                  "host key files (generated if missing)"),
+    CONF_KEY_STR(SC, root, "root", NULL, 0,
+                 "folder clients see as / (default: source.path)"),
+    CONF_KEY_INT(SC, max_sessions, "max_sessions", 64, 1, 10000,
+                 "sessions at once"),
+    CONF_KEY_INT(SC, idle_timeout, "idle_timeout", 600, 1, 86400,
+                 "seconds an idle session is kept"),
+    CONF_KEY_GROUPS(SC, users, n_users, "users", &user_table,
+                    "logins: ( { name; password_hash; authorized_keys; } )"),
+};
+#undef SC
+
+const struct conf_table server_conf_table = {
+    .section = "server",
+    .title = "server",
+    .keys = server_keys,
+    .n_keys = CONF_N_KEYS(server_keys),
+    .size = sizeof(struct server_conf),
+    .check = check_server,
+};
 
 /* Constant-time comparison of two strings of the same length. */
 static int same(const char *a, const char *b)

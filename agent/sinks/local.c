@@ -17,6 +17,11 @@
 #include "sftprelay/path.h"
 #include "sftprelay/sink.h"
 
+/* Its settings, read with local_conf. */
+struct local_settings {
+    char *path;
+};
+
 struct local_sink {
     struct sink base;
     char *root;
@@ -26,10 +31,34 @@ struct local_sink {
     int64_t pos;
 };
 
-static const char *const local_keys[] = {"path", NULL};
-
-static int local_create(const struct conf *c, int cancel_fd, struct sink **out)
+static int local_check(void *settings, const struct conf_scope *s, char *err,
+                       size_t errlen)
 {
+    const struct local_settings *set = settings;
+
+    if (set->path[0] != '/')
+        return conf_fail(s, conf_scope_line(s, "path"), "path", err, errlen,
+                         "\"%s\" is not an absolute path", set->path);
+    return 0;
+}
+
+static const struct conf_key local_keys[] = {
+    CONF_KEY_STR(struct local_settings, path, "path", NULL, CONF_REQUIRED,
+                 "folder on this host the source tree is replicated under"),
+};
+
+static const struct conf_table local_conf = {
+    .section = "target",
+    .title = "sink local",
+    .keys = local_keys,
+    .n_keys = CONF_N_KEYS(local_keys),
+    .size = sizeof(struct local_settings),
+    .check = local_check,
+};
+
+static int local_create(const void *settings, int cancel_fd, struct sink **out)
+{
+    const struct local_settings *set = settings;
     struct local_sink *ls;
 
     *out = NULL;
@@ -38,13 +67,20 @@ static int local_create(const struct conf *c, int cancel_fd, struct sink **out)
         return -ENOMEM;
     ls->base.ops = &sink_local;
     ls->fd = -1;
-    ls->root = strdup(c->target.path);
+    ls->root = strdup(set->path);
     if (ls->root == NULL) {
         free(ls);
         return -ENOMEM;
     }
     *out = &ls->base;
     return 0;
+}
+
+static void local_describe(const void *settings, char *buf, size_t len)
+{
+    const struct local_settings *set = settings;
+
+    snprintf(buf, len, "%s", set->path);
 }
 
 static void reset_file(struct local_sink *ls)
@@ -210,8 +246,9 @@ static void local_abort(struct sink *s)
 
 const struct sink_ops sink_local = {
     .name = "local",
-    .keys = local_keys,
+    .conf = &local_conf,
     .create = local_create,
+    .describe = local_describe,
     .destroy = local_destroy,
     .connect = local_connect,
     .disconnect = local_disconnect,

@@ -23,6 +23,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +47,23 @@ struct block {
     struct block *prev, *next;
 };
 
+/* Its settings, read with sftp_conf. */
+struct sftp_settings {
+    char *host;
+    int port;
+    char *user;
+    char *identity;
+    char *passphrase_file;
+    char *password_file;
+    char *known_hosts;
+    char *path;
+    int timeout; /* seconds without progress before a peer is dropped */
+};
+
 struct sftp_sink {
     struct sink base;
-    struct block arena;   /* list head */
-    const struct conf *c; /* borrowed: outlives the sink */
+    struct block arena;             /* list head */
+    const struct sftp_settings *cf; /* borrowed: outlives the sink */
     int cancel_fd;
     int timeout_ms;
     int wait_err; /* why the last wait gave up: -ETIMEDOUT, -ECANCELED */
@@ -66,9 +80,49 @@ struct sftp_sink {
     int tail; /* the temporary file may be longer than what we wrote */
 };
 
-static const char *const sftp_keys[] = {
-    "host",          "port",        "user", "identity", "passphrase_file",
-    "password_file", "known_hosts", "path", "timeout",  NULL,
+#define S(f, k, d, doc) CONF_KEY_STR(struct sftp_settings, f, k, d, 0, doc)
+static const struct conf_key sftp_keys[] = {
+    S(host, "host", NULL, "SFTP server name or address"),
+    CONF_KEY_INT(struct sftp_settings, port, "port", 22, 1, 65535,
+                 "SFTP server port"),
+    S(user, "user", NULL, "login name (default: the user running the agent)"),
+    S(identity, "identity", "", "private key file"),
+    S(passphrase_file, "passphrase_file", "",
+      "file holding the identity's passphrase"),
+    S(password_file, "password_file", "", "file holding the login password"),
+    S(known_hosts, "known_hosts", "/etc/sftprelay/known_hosts",
+      "known_hosts file the target's host key must be in"),
+    S(path, "path", ".",
+      "folder on the target the source tree is replicated under"),
+    CONF_KEY_INT(struct sftp_settings, timeout, "timeout", 60, 1, 86400,
+                 "seconds without progress before the connection is dropped"),
+};
+#undef S
+
+/* target.host is required; target.user defaults to the agent's user. */
+static int sftp_check(void *settings, const struct conf_scope *s, char *err,
+                      size_t errlen)
+{
+    struct sftp_settings *set = settings;
+    struct passwd *pw;
+
+    if (set->host == NULL || set->host[0] == '\0')
+        return conf_fail(s, conf_line(s->c, "target.type"), "host", err, errlen,
+                         "required when target.type is \"sftp\"");
+    if (set->user)
+        return 0;
+    pw = getpwuid(geteuid());
+    set->user = strdup(pw ? pw->pw_name : "root");
+    return set->user ? 0 : -ENOMEM;
+}
+
+static const struct conf_table sftp_conf = {
+    .section = "target",
+    .title = "sink sftp",
+    .keys = sftp_keys,
+    .n_keys = CONF_N_KEYS(sftp_keys),
+    .size = sizeof(struct sftp_settings),
+    .check = sftp_check,
 };
 
 static void link_block(struct block *head, struct block *b)
@@ -150,12 +204,49 @@ static void init_libssh2(void)
 
 /*
  * libssh2 and SFTP status codes as errno values: the one place they are
- * translated.  EAGAIN here means a wait gave up, for the reason it kept.
+ * translated (ssh2_errno, and fx_errno for the SFTP status it needs).
+ * EAGAIN here means a wait gave up, for the reason it kept.
  */
+static int fx_errno(unsigned long fx)
+{
+    switch (fx) {
+    case LIBSSH2_FX_NO_SUCH_FILE:
+    case LIBSSH2_FX_NO_SUCH_PATH:
+        return -ENOENT;
+    case LIBSSH2_FX_PERMISSION_DENIED:
+    case LIBSSH2_FX_WRITE_PROTECT:
+        return -EACCES;
+    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
+    case LIBSSH2_FX_QUOTA_EXCEEDED:
+        return -ENOSPC;
+    case LIBSSH2_FX_FILE_ALREADY_EXISTS:
+        return -EEXIST;
+    case LIBSSH2_FX_NOT_A_DIRECTORY:
+        return -ENOTDIR;
+    case LIBSSH2_FX_DIR_NOT_EMPTY:
+        return -ENOTEMPTY;
+    case LIBSSH2_FX_NO_CONNECTION:
+    case LIBSSH2_FX_CONNECTION_LOST:
+        return -ECONNRESET;
+    case LIBSSH2_FX_OP_UNSUPPORTED:
+        return -EOPNOTSUPP;
+    case LIBSSH2_FX_INVALID_HANDLE:
+        return -EBADF;
+    case LIBSSH2_FX_LOCK_CONFLICT:
+        return -EBUSY;
+    case LIBSSH2_FX_INVALID_FILENAME:
+        return -EINVAL;
+    case LIBSSH2_FX_LINK_LOOP:
+        return -ELOOP;
+    case LIBSSH2_FX_BAD_MESSAGE:
+        return -EBADMSG;
+    default:
+        return -EIO; /* SSH_FX_FAILURE: the server says no more */
+    }
+}
+
 static int ssh2_errno(struct sftp_sink *s, int rc)
 {
-    unsigned long fx;
-
     switch (rc) {
     case 0:
         return 0;
@@ -193,44 +284,10 @@ static int ssh2_errno(struct sftp_sink *s, int rc)
     case LIBSSH2_ERROR_KEY_EXCHANGE_FAILURE:
         return -EPROTO;
     case LIBSSH2_ERROR_SFTP_PROTOCOL:
-        break;
+        return fx_errno(s->sftp ? libssh2_sftp_last_error(s->sftp)
+                                : LIBSSH2_FX_FAILURE);
     default:
         return -EIO;
-    }
-    fx = s->sftp ? libssh2_sftp_last_error(s->sftp) : LIBSSH2_FX_FAILURE;
-    switch (fx) {
-    case LIBSSH2_FX_NO_SUCH_FILE:
-    case LIBSSH2_FX_NO_SUCH_PATH:
-        return -ENOENT;
-    case LIBSSH2_FX_PERMISSION_DENIED:
-    case LIBSSH2_FX_WRITE_PROTECT:
-        return -EACCES;
-    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM:
-    case LIBSSH2_FX_QUOTA_EXCEEDED:
-        return -ENOSPC;
-    case LIBSSH2_FX_FILE_ALREADY_EXISTS:
-        return -EEXIST;
-    case LIBSSH2_FX_NOT_A_DIRECTORY:
-        return -ENOTDIR;
-    case LIBSSH2_FX_DIR_NOT_EMPTY:
-        return -ENOTEMPTY;
-    case LIBSSH2_FX_NO_CONNECTION:
-    case LIBSSH2_FX_CONNECTION_LOST:
-        return -ECONNRESET;
-    case LIBSSH2_FX_OP_UNSUPPORTED:
-        return -EOPNOTSUPP;
-    case LIBSSH2_FX_INVALID_HANDLE:
-        return -EBADF;
-    case LIBSSH2_FX_LOCK_CONFLICT:
-        return -EBUSY;
-    case LIBSSH2_FX_INVALID_FILENAME:
-        return -EINVAL;
-    case LIBSSH2_FX_LINK_LOOP:
-        return -ELOOP;
-    case LIBSSH2_FX_BAD_MESSAGE:
-        return -EBADMSG;
-    default:
-        return -EIO; /* SSH_FX_FAILURE: the server says no more */
     }
 }
 
@@ -304,8 +361,18 @@ static int last_rc(struct sftp_sink *s)
     return libssh2_session_last_errno(s->ssh);
 }
 
-static int sftp_create(const struct conf *c, int cancel_fd, struct sink **out)
+static void sftp_describe(const void *settings, char *buf, size_t len)
 {
+    const struct sftp_settings *c = settings;
+
+    snprintf(buf, len, "%s@%s%s%s:%d %s", c->user,
+             strchr(c->host, ':') ? "[" : "", c->host,
+             strchr(c->host, ':') ? "]" : "", c->port, c->path);
+}
+
+static int sftp_create(const void *settings, int cancel_fd, struct sink **out)
+{
+    const struct sftp_settings *c = settings;
     struct sftp_sink *s;
 
     *out = NULL;
@@ -316,14 +383,14 @@ static int sftp_create(const struct conf *c, int cancel_fd, struct sink **out)
     if (s == NULL)
         return -ENOMEM;
     s->base.ops = &sink_sftp;
-    s->c = c;
+    s->cf = c;
     s->cancel_fd = cancel_fd;
-    s->timeout_ms = c->target.timeout * 1000;
+    s->timeout_ms = c->timeout * 1000;
     s->sock = -1;
     s->arena.prev = s->arena.next = &s->arena;
     snprintf(s->peer, sizeof(s->peer), "%s%s%s:%d",
-             strchr(c->target.host, ':') ? "[" : "", c->target.host,
-             strchr(c->target.host, ':') ? "]" : "", c->target.port);
+             strchr(c->host, ':') ? "[" : "", c->host,
+             strchr(c->host, ':') ? "]" : "", c->port);
     *out = &s->base;
     return 0;
 }
@@ -378,62 +445,65 @@ static void sftp_disconnect(struct sink *base)
     drop((struct sftp_sink *)base);
 }
 
+/*
+ * Wait for a non-blocking connect() on fd to finish, for at most the
+ * timeout: 0 connected, -ECANCELED, -ETIMEDOUT or the connect error.
+ */
+static int connect_wait(struct sftp_sink *s, int fd)
+{
+    struct pollfd p[2] = {
+        {.fd = fd, .events = POLLOUT},
+        {.fd = s->cancel_fd, .events = POLLIN},
+    };
+    socklen_t len = sizeof(int);
+    int n, err;
+
+    do {
+        n = poll(p, 2, s->timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0 && p[1].revents)
+        return -ECANCELED;
+    if (n <= 0)
+        return n == 0 ? -ETIMEDOUT : -errno;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    return -err;
+}
+
+/* A connected non-blocking socket to ai in *fd, or a negative errno. */
+static int connect_one(struct sftp_sink *s, const struct addrinfo *ai, int *fd)
+{
+    int r;
+
+    *fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                 ai->ai_protocol);
+    if (*fd < 0)
+        return -errno;
+    if (connect(*fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+        r = -errno;
+    else
+        r = connect_wait(s, *fd);
+    if (r < 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return r;
+}
+
 /* A non-blocking TCP connection to target.host:target.port. */
 static int tcp_connect(struct sftp_sink *s)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
     char port[16];
     int fd = -1, r = -EHOSTUNREACH, err, one = 1;
-    socklen_t len;
 
-    snprintf(port, sizeof(port), "%d", s->c->target.port);
-    err = getaddrinfo(s->c->target.host, port, &hints, &res);
+    snprintf(port, sizeof(port), "%d", s->cf->port);
+    err = getaddrinfo(s->cf->host, port, &hints, &res);
     if (err != 0)
         return sink_fail(&s->base, -EHOSTUNREACH, "%s: resolving: %s", s->peer,
                          gai_strerror(err));
-    for (ai = res; ai; ai = ai->ai_next) {
-        struct pollfd p[2];
-        int n;
-
-        fd = socket(ai->ai_family,
-                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            r = -errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
-            errno != EINPROGRESS) {
-            r = -errno;
-            goto next;
-        }
-        p[0].fd = fd;
-        p[0].events = POLLOUT;
-        p[1].fd = s->cancel_fd;
-        p[1].events = POLLIN;
-        do {
-            n = poll(p, 2, s->timeout_ms);
-        } while (n < 0 && errno == EINTR);
-        if (n > 0 && p[1].revents) {
-            r = -ECANCELED;
-            close(fd);
-            fd = -1;
-            break;
-        }
-        if (n <= 0) {
-            r = n == 0 ? -ETIMEDOUT : -errno;
-            goto next;
-        }
-        len = sizeof(err);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
-        if (err == 0)
-            break;
-        r = -err;
-    next:
-        close(fd);
-        fd = -1;
-    }
+    for (ai = res; ai && fd < 0 && r != -ECANCELED; ai = ai->ai_next)
+        r = connect_one(s, ai, &fd);
     freeaddrinfo(res);
     if (fd < 0)
         return sink_fail(&s->base, r, "%s: connect: %s", s->peer, strerror(-r));
@@ -504,7 +574,7 @@ static void prefer_known_types(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS *kh)
             if ((e->typemask & LIBSSH2_KNOWNHOST_KEY_MASK) != t)
                 continue;
             if (libssh2_knownhost_checkp(
-                    kh, s->c->target.host, s->c->target.port, e->key, 0,
+                    kh, s->cf->host, s->cf->port, e->key, 0,
                     LIBSSH2_KNOWNHOST_TYPE_PLAIN |
                         LIBSSH2_KNOWNHOST_KEYENC_BASE64 | t,
                     NULL) == LIBSSH2_KNOWNHOST_CHECK_MATCH)
@@ -521,7 +591,7 @@ static void prefer_known_types(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS *kh)
 
 static int load_known_hosts(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS **out)
 {
-    const char *file = s->c->target.known_hosts;
+    const char *file = s->cf->known_hosts;
     LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(s->ssh);
     int n;
 
@@ -549,7 +619,7 @@ static int load_known_hosts(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS **out)
 
 static int check_host_key(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS *kh)
 {
-    const char *file = s->c->target.known_hosts, *name = "unknown";
+    const char *file = s->cf->known_hosts, *name = "unknown";
     const char *key, *hash;
     char fp[64] = "";
     size_t len, i;
@@ -571,7 +641,7 @@ static int check_host_key(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS *kh)
         fp[strcspn(fp, "=")] = '\0';
     }
     rc = libssh2_knownhost_checkp(
-        kh, s->c->target.host, s->c->target.port, key, len,
+        kh, s->cf->host, s->cf->port, key, len,
         LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | kt, NULL);
     switch (rc) {
     case LIBSSH2_KNOWNHOST_CHECK_MATCH:
@@ -595,54 +665,52 @@ static int check_host_key(struct sftp_sink *s, LIBSSH2_KNOWNHOSTS *kh)
 
 static int auth_key(struct sftp_sink *s, char *why, size_t whylen)
 {
-    const struct conf *c = s->c;
+    const struct sftp_settings *c = s->cf;
     char pass[SECRET_MAX] = "";
     char *msg = NULL;
     int rc, r;
 
-    if (c->target.passphrase_file[0]) {
-        r = secret_read(c->target.passphrase_file, pass, sizeof(pass));
+    if (c->passphrase_file[0]) {
+        r = secret_read(c->passphrase_file, pass, sizeof(pass));
         if (r < 0) {
-            snprintf(why, whylen, "passphrase_file %s: %s",
-                     c->target.passphrase_file, strerror(-r));
+            snprintf(why, whylen, "passphrase_file %s: %s", c->passphrase_file,
+                     strerror(-r));
             return r;
         }
     }
     do {
         rc = libssh2_userauth_publickey_fromfile_ex(
-            s->ssh, c->target.user, (unsigned)strlen(c->target.user), NULL,
-            c->target.identity, pass[0] ? pass : NULL);
+            s->ssh, c->user, (unsigned)strlen(c->user), NULL, c->identity,
+            pass[0] ? pass : NULL);
     } while (again(s, rc));
     explicit_bzero(pass, sizeof(pass));
     if (rc != 0) {
         libssh2_session_last_error(s->ssh, &msg, NULL, 0);
-        snprintf(why, whylen, "key %s: %s", c->target.identity,
-                 msg ? msg : "refused");
+        snprintf(why, whylen, "key %s: %s", c->identity, msg ? msg : "refused");
     }
     return rc;
 }
 
 static int auth_password(struct sftp_sink *s, char *why, size_t whylen)
 {
-    const struct conf *c = s->c;
+    const struct sftp_settings *c = s->cf;
     char pw[SECRET_MAX];
     int rc, r;
 
-    r = secret_read(c->target.password_file, pw, sizeof(pw));
+    r = secret_read(c->password_file, pw, sizeof(pw));
     if (r < 0) {
-        snprintf(why, whylen, "password_file %s: %s", c->target.password_file,
+        snprintf(why, whylen, "password_file %s: %s", c->password_file,
                  strerror(-r));
         return r;
     }
     do {
-        rc = libssh2_userauth_password_ex(s->ssh, c->target.user,
-                                          (unsigned)strlen(c->target.user), pw,
+        rc = libssh2_userauth_password_ex(s->ssh, c->user,
+                                          (unsigned)strlen(c->user), pw,
                                           (unsigned)strlen(pw), NULL);
     } while (again(s, rc));
     explicit_bzero(pw, sizeof(pw));
     if (rc != 0)
-        snprintf(why, whylen, "password from %s: refused",
-                 c->target.password_file);
+        snprintf(why, whylen, "password from %s: refused", c->password_file);
     return rc;
 }
 
@@ -661,7 +729,7 @@ static int auth_agent(struct sftp_sink *s, char *why, size_t whylen)
     while (libssh2_agent_get_identity(agent, &id, prev) == 0) {
         prev = id;
         do {
-            rc = libssh2_agent_userauth(agent, s->c->target.user, id);
+            rc = libssh2_agent_userauth(agent, s->cf->user, id);
         } while (again(s, rc));
         if (rc == 0)
             break;
@@ -678,23 +746,23 @@ out:
 
 static int authenticate(struct sftp_sink *s)
 {
-    const struct conf *c = s->c;
+    const struct sftp_settings *c = s->cf;
     char why[3][300] = {"", "", ""};
     int rc = -1;
 
-    if (c->target.identity[0])
+    if (c->identity[0])
         rc = auth_key(s, why[0], sizeof(why[0]));
-    if (rc != 0 && rc != LIBSSH2_ERROR_EAGAIN && c->target.password_file[0])
+    if (rc != 0 && rc != LIBSSH2_ERROR_EAGAIN && c->password_file[0])
         rc = auth_password(s, why[1], sizeof(why[1]));
-    if (rc != 0 && rc != LIBSSH2_ERROR_EAGAIN && !c->target.identity[0] &&
-        !c->target.password_file[0])
+    if (rc != 0 && rc != LIBSSH2_ERROR_EAGAIN && !c->identity[0] &&
+        !c->password_file[0])
         rc = auth_agent(s, why[2], sizeof(why[2]));
     if (rc == 0)
         return 0;
     if (rc == LIBSSH2_ERROR_EAGAIN)
         return fail(s, rc, "login");
     return sink_fail(&s->base, -EPERM, "%s: login as %s refused (%s%s%s%s%s)",
-                     s->peer, c->target.user, why[0],
+                     s->peer, c->user, why[0],
                      why[0][0] && why[1][0] ? "; " : "", why[1],
                      (why[0][0] || why[1][0]) && why[2][0] ? "; " : "", why[2]);
 }
@@ -705,13 +773,12 @@ static int resolve_root(struct sftp_sink *s)
     char buf[4096];
     int rc;
 
-    if (s->c->target.path[0] == '/') {
-        s->root = strdup(s->c->target.path);
+    if (s->cf->path[0] == '/') {
+        s->root = strdup(s->cf->path);
         return s->root ? 0 : -ENOMEM;
     }
     do {
-        rc = libssh2_sftp_realpath(s->sftp, s->c->target.path, buf,
-                                   sizeof(buf) - 1);
+        rc = libssh2_sftp_realpath(s->sftp, s->cf->path, buf, sizeof(buf) - 1);
     } while (again(s, rc));
     if (rc < 0)
         return fail(s, rc, "resolving target.path");
@@ -1055,8 +1122,9 @@ static void sftp_abort(struct sink *base)
 
 const struct sink_ops sink_sftp = {
     .name = "sftp",
-    .keys = sftp_keys,
+    .conf = &sftp_conf,
     .create = sftp_create,
+    .describe = sftp_describe,
     .destroy = sftp_destroy,
     .connect = sftp_connect,
     .disconnect = sftp_disconnect,

@@ -10,7 +10,7 @@
 
 #include "sftprelay/sink.h"
 
-/* Every sink the agent knows, by target.type. */
+/* Every sink the agent knows, by target.type; the first is the default. */
 static const struct sink_ops *const sinks[] = {
     &sink_sftp,
     &sink_local,
@@ -26,6 +26,16 @@ const struct sink_ops *sink_find(const char *name)
         if (strcmp(sinks[i]->name, name) == 0)
             return sinks[i];
     return NULL;
+}
+
+const struct sink_ops *sink_at(size_t i)
+{
+    return i < N_SINKS ? sinks[i] : NULL;
+}
+
+const char *sink_default(void)
+{
+    return sinks[0]->name;
 }
 
 const char *sink_names(void)

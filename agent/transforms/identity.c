@@ -7,9 +7,18 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "sftprelay/conf.h"
 #include "sftprelay/transform.h"
 
-static int identity_create(struct transform **out)
+/* It has no keys: the table is there so that -K lists it. */
+static const struct conf_table identity_conf = {
+    .section = "identity",
+    .title = "transform identity",
+    .keys = NULL,
+    .n_keys = 0,
+};
+
+static int identity_create(const void *settings, struct transform **out)
 {
     struct transform *t = calloc(1, sizeof(*t));
 
@@ -41,6 +50,7 @@ static int identity_process(struct transform *t, const void *in, size_t len,
 const struct transform_ops transform_identity = {
     .name = "identity",
     .preserves_offsets = 1,
+    .conf = &identity_conf,
     .create = identity_create,
     .destroy = identity_destroy,
     .begin = identity_begin,

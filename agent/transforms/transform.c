@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,8 @@ static const struct transform_ops *const transforms[] = {
     &transform_identity,
 };
 
+#define N_TRANSFORMS (sizeof(transforms) / sizeof(transforms[0]))
+
 struct transform_chain {
     struct transform **steps;
     size_t n;
@@ -23,14 +26,33 @@ const struct transform_ops *transform_find(const char *name)
 {
     size_t i;
 
-    for (i = 0; i < sizeof(transforms) / sizeof(transforms[0]); i++)
+    for (i = 0; i < N_TRANSFORMS; i++)
         if (strcmp(transforms[i]->name, name) == 0)
             return transforms[i];
     return NULL;
 }
 
-int transform_chain_new(char *const *names, size_t n,
-                        struct transform_chain **out, const char **bad)
+const struct transform_ops *transform_at(size_t i)
+{
+    return i < N_TRANSFORMS ? transforms[i] : NULL;
+}
+
+const char *transform_names(void)
+{
+    static char buf[128];
+    size_t i, n = 0;
+
+    if (buf[0])
+        return buf;
+    for (i = 0; i < N_TRANSFORMS && n < sizeof(buf); i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? ", " : "",
+                              transforms[i]->name);
+    return buf;
+}
+
+int transform_chain_new(char *const *names, const void *const *settings,
+                        size_t n, struct transform_chain **out,
+                        const char **bad)
 {
     struct transform_chain *c;
     size_t i;
@@ -54,7 +76,7 @@ int transform_chain_new(char *const *names, size_t n,
             transform_chain_free(c);
             return -ENOENT;
         }
-        r = ops->create(&c->steps[c->n]);
+        r = ops->create(settings ? settings[i] : NULL, &c->steps[c->n]);
         if (r < 0) {
             transform_chain_free(c);
             return r;

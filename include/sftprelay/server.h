@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
+struct conf_table;
 struct loop;
 struct server;
 
@@ -25,6 +26,24 @@ struct server_user {
     const char *password_hash;   /* crypt(3) hash, or NULL */
     const char *authorized_keys; /* file, or NULL */
 };
+
+/*
+ * The server section of sftprelay.conf(5), read with server_conf_table
+ * (conf_load()'s extra tables; conf_settings() finds it, owned by the
+ * struct conf).  listen is NULL when the file has no server section.
+ */
+struct server_conf {
+    char *listen;
+    char **host_keys;
+    size_t n_host_keys;
+    char *root; /* defaults to source.path */
+    int max_sessions;
+    int idle_timeout;
+    struct server_user *users;
+    size_t n_users;
+};
+
+extern const struct conf_table server_conf_table;
 
 struct server_opts {
     const char *listen;           /* "ADDR:PORT"; port 0 picks a free one */

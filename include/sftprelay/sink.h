@@ -2,10 +2,12 @@
  * Sinks: where files are delivered (an SFTP server, a local folder, ...).
  *
  * A sink is a const struct sink_ops.  Adding one (object storage, say) is
- * one file with its ops and one line in the table in agent/sink.c; users
- * pick it with target.type.  A sink knows nothing of the journal: it is
- * told a relative path and bytes, and answers with 0 or a negative errno
- * and, on error, a message in sink_error().
+ * one file with its ops and its table of target.* keys (struct conf_table,
+ * conf.h), and one line in the table in agent/sinks/sink.c; users pick it
+ * with target.type.  The configuration reader fills the sink's own
+ * settings struct from its table; create() gets that struct.  A sink knows
+ * nothing of the journal: it is told a relative path and bytes, and answers
+ * with 0 or a negative errno and, on error, a message in sink_error().
  *
  * One instance serves one worker and sends one file at a time:
  *   connect -> open -> write ... -> commit  (or abort, keeping the upload
@@ -23,17 +25,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct conf;
+struct conf_table;
 struct sink;
 
 #define SINK_ERR_MAX 512
 
 struct sink_ops {
     const char *name;
-    /* The target.* keys it takes (NULL-terminated, without "target."). */
-    const char *const *keys;
-    /* A new unconnected instance; *out is freed with destroy(). */
-    int (*create)(const struct conf *c, int cancel_fd, struct sink **out);
+    /* Its target.* keys; their values land in its settings struct. */
+    const struct conf_table *conf;
+    /*
+     * A new unconnected instance for settings (read with conf; borrowed,
+     * must outlive it); *out is freed with destroy().
+     */
+    int (*create)(const void *settings, int cancel_fd, struct sink **out);
+    /* Where settings deliver to, for logs: "relay@host:22 /upload". */
+    void (*describe)(const void *settings, char *buf, size_t len);
     void (*destroy)(struct sink *s);
     /* Connect, or nothing if connected. */
     int (*connect)(struct sink *s);
@@ -62,6 +69,12 @@ struct sink {
 
 /* The sink named name ("sftp", "local"), or NULL. */
 const struct sink_ops *sink_find(const char *name);
+
+/* The i-th sink of the table, from 0, or NULL past its end. */
+const struct sink_ops *sink_at(size_t i);
+
+/* The name of the default sink (the table's first). */
+const char *sink_default(void);
 
 /* The names of every sink, comma-separated, for error messages. */
 const char *sink_names(void);

@@ -1,8 +1,10 @@
 /*
  * Sources: where files come from.  Reading is what the transfer needs; a
  * source is a const struct source_ops so that another kind of source
- * (object storage, say) is one new file.  Discovery of new files for the
- * local source is the watcher's job (watch.h), which only reports paths.
+ * (object storage, say) is one new file with its ops and its table of
+ * keys, and one line in the table in agent/sources/source.c.  Discovery of new
+ * files for the local source is the watcher's job (watch.h), which only reports
+ * paths.
  */
 #ifndef SFTPRELAY_SOURCE_H
 #define SFTPRELAY_SOURCE_H
@@ -11,6 +13,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+struct conf_table;
 struct source;
 struct source_file;
 
@@ -29,8 +32,13 @@ static inline int64_t source_mtime_ns(const struct stat *st)
 
 struct source_ops {
     const char *name;
-    /* A source rooted at root; freed with destroy(). */
-    int (*create)(const char *root, struct source **out);
+    /* Its source.* keys beyond the core's; values land in its settings. */
+    const struct conf_table *conf;
+    /*
+     * A source rooted at root, with settings (read with conf; borrowed,
+     * must outlive it); freed with destroy().
+     */
+    int (*create)(const char *root, const void *settings, struct source **out);
     void (*destroy)(struct source *s);
     /*
      * Open rel for reading: -ENOENT if it is gone, -EISDIR or -ELOOP if it
@@ -49,6 +57,24 @@ struct source_ops {
 struct source {
     const struct source_ops *ops;
 };
+
+/* The source named name ("local"), or NULL. */
+const struct source_ops *source_find(const char *name);
+
+/* The i-th source of the table, from 0, or NULL past its end. */
+const struct source_ops *source_at(size_t i);
+
+/* The name of the default source (the table's first). */
+const char *source_default(void);
+
+/* The names of every source, comma-separated, for error messages. */
+const char *source_names(void);
+
+static inline void source_destroy(struct source *s)
+{
+    if (s)
+        s->ops->destroy(s);
+}
 
 extern const struct source_ops source_local;
 

@@ -1,8 +1,9 @@
 /*
  * Transforms: steps a file's bytes pass through between the source and
  * the sink (compression, encryption, ...).  A transform is a const struct
- * transform_ops; adding one is one file with its ops and one line in the
- * table in agent/transform.c, and its name in transfer.transforms.
+ * transform_ops; adding one is one file with its ops and its table of
+ * keys (read from a section named after it), one line in the table in
+ * agent/transforms/transform.c, and its name in transfer.transforms.
  *
  * A chain is built per worker and reused for every file it sends.
  */
@@ -11,6 +12,7 @@
 
 #include <stddef.h>
 
+struct conf_table;
 struct transform;
 
 struct transform_ops {
@@ -20,7 +22,10 @@ struct transform_ops {
      * upload resume from its checkpoint; otherwise it starts over.
      */
     int preserves_offsets;
-    int (*create)(struct transform **out);
+    /* Its keys, in the section named after it; values land in settings. */
+    const struct conf_table *conf;
+    /* A new instance with settings (borrowed; may be NULL: defaults). */
+    int (*create)(const void *settings, struct transform **out);
     void (*destroy)(struct transform *t);
     /* A new file starts. */
     int (*begin)(struct transform *t);
@@ -43,13 +48,21 @@ struct transform_chain;
 /* The transform named name, or NULL. */
 const struct transform_ops *transform_find(const char *name);
 
+/* The i-th transform of the table, from 0, or NULL past its end. */
+const struct transform_ops *transform_at(size_t i);
+
+/* The names of every transform, comma-separated, for error messages. */
+const char *transform_names(void);
+
 /*
  * A chain of the named transforms, in order (none: bytes pass as they
- * are).  An unknown name is -ENOENT with *bad set to it.  Freed with
- * transform_chain_free().
+ * are), names[i] created with settings[i] (settings may be NULL: every
+ * step with its defaults).  An unknown name is -ENOENT with *bad set to
+ * it.  Freed with transform_chain_free().
  */
-int transform_chain_new(char *const *names, size_t n,
-                        struct transform_chain **out, const char **bad);
+int transform_chain_new(char *const *names, const void *const *settings,
+                        size_t n, struct transform_chain **out,
+                        const char **bad);
 void transform_chain_free(struct transform_chain *c);
 
 /* Whether every step preserves offsets (resume is possible). */

@@ -5,8 +5,14 @@
 
 #include "testutil.h"
 #include "sftprelay/conf.h"
+#include "sftprelay/server.h"
+#include "sftprelay/sink.h"
+#include "sftprelay/source.h"
 
 static char *dir;
+
+/* The tables beyond the core and the plugins, as sftprelayd has them. */
+static const struct conf_table *const tables[] = {&server_conf_table, NULL};
 
 static void setup(void)
 {
@@ -23,7 +29,7 @@ static void teardown(void)
 static int load(const char *text, struct conf **c, char *err)
 {
     char *p = tu_write_str(dir, "sftprelay.conf", text);
-    int r = conf_load(p, c, err, CONF_ERR_MAX);
+    int r = conf_load(p, tables, c, err, CONF_ERR_MAX);
 
     free(p);
     return r;
@@ -90,11 +96,11 @@ START_TEST(test_full_example)
     ck_assert_str_eq(c->source.exclude[2], "*.tmp");
     ck_assert_int_eq(c->source.settle_ms, 250);
     ck_assert_int_eq(c->source.rescan_interval, 600);
-    ck_assert_str_eq(c->target.host, "target.example");
-    ck_assert_int_eq(c->target.port, 2222);
-    ck_assert_str_eq(c->target.user, "relay");
-    ck_assert_str_eq(c->target.known_hosts, "/etc/kh");
-    ck_assert_str_eq(c->target.path, "/upload");
+    ck_assert_str_eq(conf_str(c, "target.host"), "target.example");
+    ck_assert_int_eq(conf_int(c, "target.port"), 2222);
+    ck_assert_str_eq(conf_str(c, "target.user"), "relay");
+    ck_assert_str_eq(conf_str(c, "target.known_hosts"), "/etc/kh");
+    ck_assert_str_eq(conf_str(c, "target.path"), "/upload");
     ck_assert_str_eq(c->journal.path, "/var/lib/j.db");
     ck_assert_int_eq(c->journal.keep_delivered_days, 7);
     ck_assert_int_eq(c->transfer.workers, 2);
@@ -118,9 +124,14 @@ START_TEST(test_defaults)
                           &c, err),
                      0);
     ck_assert_str_eq(c->target.type, "sftp");
-    ck_assert_int_eq(c->target.port, 22);
-    ck_assert_ptr_nonnull(c->target.user);
-    ck_assert_str_eq(c->target.path, ".");
+    ck_assert_int_eq(c->target.probe_interval, 10);
+    ck_assert_str_eq(c->source.type, "local");
+    ck_assert_ptr_nonnull(c->target.ops);
+    ck_assert_ptr_nonnull(c->target.settings);
+    ck_assert_ptr_nonnull(c->source.ops);
+    ck_assert_int_eq(conf_int(c, "target.port"), 22);
+    ck_assert_ptr_nonnull(conf_str(c, "target.user"));
+    ck_assert_str_eq(conf_str(c, "target.path"), ".");
     ck_assert_uint_eq(c->source.n_exclude, 2);
     ck_assert_str_eq(c->source.exclude[0], "*.part");
     ck_assert_str_eq(c->source.exclude[1], "*.filepart");
@@ -212,6 +223,35 @@ static const struct bad_case bad_cases[] = {
     {"source = { path = \"/up\"; };\n",
      "DIR/sftprelay.conf: target.host: required when target.type is "
      "\"sftp\""},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n"
+     " probe_interval = 0; };\n",
+     "DIR/sftprelay.conf:3: target.probe_interval: 0 is out of range (1 to "
+     "3600)"},
+    {"source = { path = \"/up\"; };\ntarget = {\n type = \"s3\"; };\n",
+     "DIR/sftprelay.conf:3: target.type: unknown sink \"s3\" (known: sftp, "
+     "local)"},
+    {"source = { path = \"/up\";\n type = \"s3\"; };\n",
+     "DIR/sftprelay.conf:2: source.type: unknown source \"s3\" (known: "
+     "local)"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transfer = { transforms = [\n \"gzip\" ]; };\n",
+     "DIR/sftprelay.conf:4: transfer.transforms: unknown transform \"gzip\" "
+     "(known: identity)"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"local\";\n"
+     " path = \"mnt\"; };\n",
+     "DIR/sftprelay.conf:3: target.path: \"mnt\" is not an absolute path"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"local\"; };\n",
+     "DIR/sftprelay.conf:2: target.path: required key is missing"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n"
+     " type = 3; };\n",
+     "DIR/sftprelay.conf:3: target.type: expected a string"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "identity = { };\n",
+     "DIR/sftprelay.conf:3: identity: not in transfer.transforms"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transfer = { transforms = [ \"identity\" ]; };\n"
+     "identity = {\n level = 9; };\n",
+     "DIR/sftprelay.conf:5: identity.level: unknown key"},
 };
 
 START_TEST(test_bad)
@@ -228,6 +268,7 @@ END_TEST
 
 START_TEST(test_server_section)
 {
+    const struct server_conf *sc;
     struct conf *c = NULL;
     char err[CONF_ERR_MAX];
 
@@ -242,23 +283,26 @@ START_TEST(test_server_section)
              "    { name = \"other\"; authorized_keys = \"/etc/o\"; } ); };\n",
              &c, err),
         0);
-    ck_assert_str_eq(c->server.listen, "0.0.0.0:2222");
-    ck_assert_uint_eq(c->server.n_host_keys, 1);
-    ck_assert_str_eq(c->server.root, "/srv/up"); /* source.path */
-    ck_assert_int_eq(c->server.max_sessions, 64);
-    ck_assert_int_eq(c->server.idle_timeout, 600);
-    ck_assert_uint_eq(c->server.n_users, 2);
-    ck_assert_str_eq(c->server.users[0].name, "partner");
-    ck_assert_str_eq(c->server.users[0].password_hash, "$y$j9T$abc$def");
-    ck_assert_str_eq(c->server.users[1].authorized_keys, "/etc/o");
-    ck_assert_ptr_null(c->server.users[1].password_hash);
+    sc = conf_settings(c, &server_conf_table);
+    ck_assert_ptr_nonnull(sc);
+    ck_assert_str_eq(sc->listen, "0.0.0.0:2222");
+    ck_assert_uint_eq(sc->n_host_keys, 1);
+    ck_assert_str_eq(sc->root, "/srv/up"); /* source.path */
+    ck_assert_int_eq(sc->max_sessions, 64);
+    ck_assert_int_eq(sc->idle_timeout, 600);
+    ck_assert_uint_eq(sc->n_users, 2);
+    ck_assert_str_eq(sc->users[0].name, "partner");
+    ck_assert_str_eq(sc->users[0].password_hash, "$y$j9T$abc$def");
+    ck_assert_str_eq(sc->users[1].authorized_keys, "/etc/o");
+    ck_assert_ptr_null(sc->users[1].password_hash);
     conf_free(c);
 
     ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
                           "target = { host = \"h\"; };\n",
                           &c, err),
                      0);
-    ck_assert_ptr_null(c->server.listen); /* no section, no server */
+    sc = conf_settings(c, &server_conf_table);
+    ck_assert_ptr_null(sc->listen); /* no section, no server */
     conf_free(c);
 }
 END_TEST
@@ -269,7 +313,7 @@ START_TEST(test_missing_file)
     char err[CONF_ERR_MAX], *p = NULL;
 
     ck_assert_int_ge(asprintf(&p, "%s/nope.conf", dir), 0);
-    ck_assert_int_eq(conf_load(p, &c, err, sizeof(err)), -ENOENT);
+    ck_assert_int_eq(conf_load(p, tables, &c, err, sizeof(err)), -ENOENT);
     ck_assert_str_eq(rel_err(err), "DIR/nope.conf: No such file or directory");
     free(p);
 }
@@ -277,27 +321,47 @@ END_TEST
 
 START_TEST(test_target_keys_per_sink)
 {
-    static const char *const local_keys[] = {"path", NULL};
     struct conf *c = NULL;
     char err[CONF_ERR_MAX];
 
+    /* A key of another sink is refused by conf_load() itself. */
     ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
                           "target = { type = \"local\"; path = \"/mnt\";\n"
                           "  host = \"h\"; };\n",
                           &c, err),
-                     0);
-    ck_assert_int_eq(conf_check_target_keys(c, local_keys, err, sizeof(err)),
                      -EINVAL);
+    ck_assert_ptr_null(c);
     ck_assert_str_eq(rel_err(err), "DIR/sftprelay.conf:3: target.host: not "
                                    "used by target.type \"local\"");
-    conf_free(c);
 
     ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
                           "target = { type = \"local\"; path = \"/mnt\"; };\n",
                           &c, err),
                      0);
-    ck_assert_int_eq(conf_check_target_keys(c, local_keys, err, sizeof(err)),
+    ck_assert_str_eq(c->target.type, "local");
+    ck_assert_str_eq(conf_str(c, "target.path"), "/mnt");
+    ck_assert_ptr_null(conf_str(c, "target.host"));
+    ck_assert_int_eq(conf_line(c, "target.path"), 2);
+    conf_free(c);
+}
+END_TEST
+
+START_TEST(test_generic_keys)
+{
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+
+    ck_assert_int_eq(load("source = { path = \"/up\"; type = \"local\"; };\n"
+                          "target = { host = \"h\";\n"
+                          "  probe_interval = 30; };\n",
+                          &c, err),
                      0);
+    ck_assert_int_eq(c->target.probe_interval, 30);
+    ck_assert_int_eq(conf_int(c, "target.probe_interval"), 30);
+    ck_assert_int_eq(conf_line(c, "target.probe_interval"), 3);
+    ck_assert_str_eq(c->source.type, "local");
+    ck_assert_str_eq(c->source.ops->name, "local");
+    ck_assert_str_eq(c->target.ops->name, "sftp");
     conf_free(c);
 }
 END_TEST
@@ -315,6 +379,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_server_section);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_target_keys_per_sink);
+    tcase_add_test(tc, test_generic_keys);
     suite_add_tcase(s, tc);
     return s;
 }

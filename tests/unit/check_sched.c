@@ -49,11 +49,11 @@ struct fake_sink {
     int64_t written;
 };
 
-static int fake_create(const struct conf *c, int cancel_fd, struct sink **out)
+static int fake_create(const void *settings, int cancel_fd, struct sink **out)
 {
     struct fake_sink *fs = calloc(1, sizeof(*fs));
 
-    (void)c;
+    (void)settings;
     if (fs == NULL)
         return -ENOMEM;
     fs->base.ops = &sink_fake;
@@ -208,6 +208,8 @@ static void on_commit(void *arg, int queued, int recovered, int lost)
 
 static void setup(void)
 {
+    char err[CONF_ERR_MAX], *cfile = NULL;
+    FILE *f;
     int i;
 
     log_set_level(LOG_LVL_WARN);
@@ -225,12 +227,16 @@ static void setup(void)
     ck_assert_int_ge(asprintf(&src, "%s/src", dir), 0);
     ck_assert_int_ge(asprintf(&db, "%s/state/journal.db", dir), 0);
     ck_assert_int_eq(mkdir(src, 0755), 0);
-    ck_assert_int_eq(conf_defaults(&conf), 0);
-    free(conf->source.path);
-    conf->source.path = strdup(src);
-    free(conf->journal.path);
-    conf->journal.path = strdup(db);
-    conf->source.settle_ms = 0;
+    /* A local target's settings; the workers get the fake sink instead. */
+    ck_assert_int_ge(asprintf(&cfile, "%s/sftprelay.conf", dir), 0);
+    f = fopen(cfile, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "source = { path = \"%s\"; settle_ms = 0; };\n", src);
+    fprintf(f, "target = { type = \"local\"; path = \"%s\"; };\n", dir);
+    fprintf(f, "journal = { path = \"%s\"; };\n", db);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(conf_load(cfile, NULL, &conf, err, sizeof(err)), 0);
+    free(cfile);
     conf->transfer.workers = 3;
     conf->transfer.chunk_size = CHUNK;
     conf->transfer.backoff_initial = 1;

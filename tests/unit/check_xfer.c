@@ -39,17 +39,27 @@ static int on_checkpoint(void *arg, int64_t off)
 
 static void setup(void)
 {
+    char err[CONF_ERR_MAX], *cfile = NULL;
+    FILE *f;
+
     dir = tu_tmpdir();
     ck_assert_int_ge(asprintf(&src, "%s/src", dir), 0);
     ck_assert_int_ge(asprintf(&dst, "%s/dst", dir), 0);
     ck_assert_int_eq(mkdir(src, 0755), 0);
     ck_assert_int_eq(mkdir(dst, 0755), 0);
-    ck_assert_int_eq(conf_defaults(&conf), 0);
-    free(conf->target.path);
-    conf->target.path = strdup(dst);
-    ck_assert_int_eq(source_local.create(src, &source), 0);
-    ck_assert_int_eq(sink_local.create(conf, -1, &sink), 0);
-    ck_assert_int_eq(transform_chain_new(NULL, 0, &chain, NULL), 0);
+    ck_assert_int_ge(asprintf(&cfile, "%s/sftprelay.conf", dir), 0);
+    f = fopen(cfile, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "source = { path = \"%s\"; };\n", src);
+    fprintf(f, "target = { type = \"local\"; path = \"%s\"; };\n", dst);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(conf_load(cfile, NULL, &conf, err, sizeof(err)), 0);
+    free(cfile);
+    ck_assert_int_eq(
+        conf->source.ops->create(src, conf->source.settings, &source), 0);
+    ck_assert_int_eq(conf->target.ops->create(conf->target.settings, -1, &sink),
+                     0);
+    ck_assert_int_eq(transform_chain_new(NULL, NULL, 0, &chain, NULL), 0);
     env = (struct xfer_env){
         .src = source,
         .sink = sink,

@@ -12,6 +12,10 @@
 # folder's name in error texts is replaced by /tmp/mkjournal.
 #
 #   tests/data/mkjournal.sh BUILDDIR VERSION >tests/data/journal-vVERSION.sql
+#
+# journal-v1.sql came from a build of b274947 (the last commit writing
+# schema 1, before f19e2ae), unpacked with git archive; journal-v2.sql
+# from the release that writes schema 2.
 set -euo pipefail
 B=$(cd "$1" && pwd)
 V=$2

@@ -463,6 +463,46 @@ struct fixture {
     const char *partial_peer;
 };
 
+static const struct want_file v1_files[] = {
+    {1, "report.csv", 13, 1796021125405630318, JS_DELIVERED, 1, 1796021125, 13,
+     "c15097c46e6dbfe67d8106c18b850ff4312898c146771669ae50324f910ed93c", NULL,
+     1796021125, 1796021125, 1796021125, 2},
+    {2,
+     "\xc3\xa9t\xc3\xa9/donn\xc3\xa9"
+     "es.txt",
+     9, 1796021124067058639, JS_DELIVERED, 1, 1796021124, 9,
+     "3dde892e6cd182a57d0923c22d51604831ff0ddfc0a3366346a05ed36ca9e9bb", NULL,
+     1796021124, 1796021124, 1796021124, 1},
+    {3, "a/b/c/file_1.txt", 11, 1796021124067058639, JS_DELIVERED, 1,
+     1796021124, 11,
+     "7ca46ed8705ae80e983715aa2d60e4c49c87465c9d9467cafddf02bfadf6fc77", NULL,
+     1796021124, 1796021124, 1796021124, 1},
+    {4, "blocked/x.txt", 6, 1796021125481630318, JS_FAILED, 1, 1796021125, 0,
+     NULL,
+     "/tmp/mkjournal/dst/blocked/x.txt: creating its folder: Not a directory",
+     1796021125, 1796021125, 0, 1},
+    {5, "later.txt", 8, 1796021125569630318, JS_QUEUED, 0, 1796024150, 0, NULL,
+     "target.path /tmp/mkjournal/dst: No such file or directory", 1796021125,
+     1796021125, 0, 1},
+    {6, "big.bin", 536870912, 1796021127253630318, JS_SENDING, 0, 1796021127,
+     8683520, NULL, NULL, 1796021127, 1796021127, 0, 1},
+};
+
+/* Schema 1 has no partial table: the upgrade adds it, empty. */
+static const struct fixture v1 = {
+    .file = "journal-v1.sql",
+    .version = 1,
+    .files = v1_files,
+    .n_files = sizeof(v1_files) / sizeof(v1_files[0]),
+    .pid = "7472",
+    .pid_at = 1796021127,
+    .target_error = "target.path /tmp/mkjournal/dst: No such file or directory",
+    .target_error_at = 1796021125,
+    .sending = "big.bin",
+    .queued = "later.txt",
+    .queued_due = 1796024150,
+};
+
 static const struct want_file v2_files[] = {
     {1, "report.csv", 13, 1796020955945630318, JS_DELIVERED, 1, 1796020955, 13,
      "c15097c46e6dbfe67d8106c18b850ff4312898c146771669ae50324f910ed93c", NULL,
@@ -695,6 +735,12 @@ static void check_upgrade(const struct fixture *fx)
     ck_assert_int_eq(journal_partial_add(j, "p", 1, 1, NULL, 1), 0);
 }
 
+START_TEST(test_upgrades_v1_journal)
+{
+    check_upgrade(&v1);
+}
+END_TEST
+
 START_TEST(test_upgrades_v2_journal)
 {
     check_upgrade(&v2);
@@ -725,6 +771,7 @@ static Suite *journal_suite(void)
 
     tc = tcase_create("upgrades");
     tcase_add_checked_fixture(tc, setup_empty, teardown);
+    tcase_add_test(tc, test_upgrades_v1_journal);
     tcase_add_test(tc, test_upgrades_v2_journal);
     suite_add_tcase(s, tc);
     return s;

@@ -108,12 +108,91 @@ static void print_file_json(const struct journal_file *f)
     printf("}");
 }
 
+/*
+ * The agent's last word on the target: *err (malloc'd, the caller frees
+ * it) and *at, or NULL when the agent recorded none or an empty one.
+ */
+static void target_error(struct cli *c, char **err, int64_t *at)
+{
+    *err = NULL;
+    *at = 0;
+    journal_agent_get(c->j, "target_error", err, at);
+    if (*err && !(*err)[0]) {
+        free(*err);
+        *err = NULL;
+    }
+}
+
+/* The status as one JSON object on stdout; target_err may be NULL. */
+static void print_status_json(const struct cli *c,
+                              const struct journal_status *st,
+                              const char *target_err, int64_t target_at,
+                              int64_t now)
+{
+    int i;
+
+    printf("{\"journal\": ");
+    text_print_json(stdout, c->journal_path);
+    printf(", \"counts\": {");
+    for (i = 0; i < JS_COUNT; i++)
+        json_kv_int(journal_state_name((enum journal_state)i), st->counts[i],
+                    i > 0);
+    printf("}");
+    if (st->oldest_pending > 0)
+        json_kv_int("oldest_pending_age", now - st->oldest_pending, 1);
+    else
+        printf(", \"oldest_pending_age\": null");
+    json_kv_str("target_error", target_err, 1);
+    json_kv_time("target_error_at", target_err ? target_at : 0);
+    json_kv_str("last_error_path", st->last_error_path, 1);
+    json_kv_str("last_error", st->last_error, 1);
+    json_kv_time("last_error_at", st->last_error_at);
+    printf("}\n");
+}
+
+/* The status as text for people on stdout; target_err may be NULL. */
+static void print_status_text(const struct cli *c,
+                              const struct journal_status *st,
+                              const char *target_err, int64_t target_at,
+                              int64_t now)
+{
+    char when[32], age[32];
+    int i;
+
+    printf("journal:     %s\n", c->journal_path);
+    for (i = 0; i < JS_COUNT; i++)
+        printf("%-12s %lld\n", journal_state_name((enum journal_state)i),
+               (long long)st->counts[i]);
+    if (st->oldest_pending > 0) {
+        fmt_age(now - st->oldest_pending, age, sizeof(age));
+        printf("oldest pending: waiting %s\n", age);
+    } else {
+        printf("oldest pending: none\n");
+    }
+    if (target_err) {
+        fmt_time(target_at, when, sizeof(when));
+        printf("target:      unreachable (since %s): ", when);
+        text_print_safe(stdout, target_err);
+        printf("\n");
+    } else {
+        printf("target:      ok\n");
+    }
+    if (st->last_error) {
+        fmt_time(st->last_error_at, when, sizeof(when));
+        printf("last error:  ");
+        text_print_safe(stdout, st->last_error_path);
+        printf(": ");
+        text_print_safe(stdout, st->last_error);
+        printf(" (%s)\n", when);
+    }
+}
+
 static int cmd_status(struct cli *c, int argc, char **argv)
 {
     struct journal_status st;
-    char *target_err = NULL, when[32], age[32];
+    char *target_err = NULL;
     int64_t target_at = 0, now = (int64_t)time(NULL);
-    int i, r;
+    int r;
 
     if (argc > 1) {
         usage(stderr);
@@ -125,57 +204,11 @@ static int cmd_status(struct cli *c, int argc, char **argv)
                 journal_errmsg(c->j));
         return 1;
     }
-    journal_agent_get(c->j, "target_error", &target_err, &target_at);
-    if (target_err && !target_err[0]) {
-        free(target_err);
-        target_err = NULL;
-    }
-    if (c->json) {
-        printf("{\"journal\": ");
-        text_print_json(stdout, c->journal_path);
-        printf(", \"counts\": {");
-        for (i = 0; i < JS_COUNT; i++)
-            json_kv_int(journal_state_name((enum journal_state)i), st.counts[i],
-                        i > 0);
-        printf("}");
-        if (st.oldest_pending > 0)
-            json_kv_int("oldest_pending_age", now - st.oldest_pending, 1);
-        else
-            printf(", \"oldest_pending_age\": null");
-        json_kv_str("target_error", target_err, 1);
-        json_kv_time("target_error_at", target_err ? target_at : 0);
-        json_kv_str("last_error_path", st.last_error_path, 1);
-        json_kv_str("last_error", st.last_error, 1);
-        json_kv_time("last_error_at", st.last_error_at);
-        printf("}\n");
-    } else {
-        printf("journal:     %s\n", c->journal_path);
-        for (i = 0; i < JS_COUNT; i++)
-            printf("%-12s %lld\n", journal_state_name((enum journal_state)i),
-                   (long long)st.counts[i]);
-        if (st.oldest_pending > 0) {
-            fmt_age(now - st.oldest_pending, age, sizeof(age));
-            printf("oldest pending: waiting %s\n", age);
-        } else {
-            printf("oldest pending: none\n");
-        }
-        if (target_err) {
-            fmt_time(target_at, when, sizeof(when));
-            printf("target:      unreachable (since %s): ", when);
-            text_print_safe(stdout, target_err);
-            printf("\n");
-        } else {
-            printf("target:      ok\n");
-        }
-        if (st.last_error) {
-            fmt_time(st.last_error_at, when, sizeof(when));
-            printf("last error:  ");
-            text_print_safe(stdout, st.last_error_path);
-            printf(": ");
-            text_print_safe(stdout, st.last_error);
-            printf(" (%s)\n", when);
-        }
-    }
+    target_error(c, &target_err, &target_at);
+    if (c->json)
+        print_status_json(c, &st, target_err, target_at, now);
+    else
+        print_status_text(c, &st, target_err, target_at, now);
     free(target_err);
     journal_status_clear(&st);
     return 0;
@@ -357,53 +390,147 @@ static const struct command commands[] = {
     {"retry", 1, cmd_retry},
 };
 
+static const struct option main_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"journal", required_argument, NULL, 'j'},
+    {"json", no_argument, NULL, 'J'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/*
+ * Read the options before the command into c and *file (strings point
+ * into argv); optind is then the command's index.  --help and --version
+ * are answered here and set *done.  Returns 0, or -EINVAL on an unknown
+ * option (getopt has said which).
+ */
+static int parse_options(int argc, char **argv, struct cli *c,
+                         const char **file, int *done)
+{
+    int opt;
+
+    *done = 0;
+    while ((opt = getopt_long(argc, argv, "+c:j:hV", main_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            *file = optarg;
+            break;
+        case 'j':
+            c->journal_path = optarg;
+            break;
+        case 'J':
+            c->json = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            *done = 1;
+            return 0;
+        case 'V':
+            printf("sftprelay %s\n", PACKAGE_VERSION);
+            *done = 1;
+            return 0;
+        default:
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* The journal command called name in commands[], or NULL. */
+static const struct command *find_command(const char *name)
+{
+    const struct command *cmd = NULL;
+    size_t i;
+
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(name, commands[i].name) == 0)
+            cmd = &commands[i];
+    return cmd;
+}
+
+/*
+ * --json may also follow the command (list reads its own): take each one
+ * after argv[first] out of argv and set c->json.  Returns the new argc.
+ */
+static int take_json(const struct command *cmd, int argc, char **argv,
+                     int first, struct cli *c)
+{
+    size_t i;
+
+    for (i = (size_t)first + 1; i < (size_t)argc; i++) {
+        if (strcmp(argv[i], "--json") == 0 && cmd->run != cmd_list) {
+            c->json = 1;
+            memmove(&argv[i], &argv[i + 1],
+                    (size_t)(argc - (int)i) * sizeof(*argv));
+            argc--;
+            i--;
+        }
+    }
+    return argc;
+}
+
+/*
+ * Take c->journal_path from the configuration file (the default one when
+ * file is NULL).  *conf holds the string: the caller frees it with
+ * conf_free().  Says what is wrong on stderr.  Returns 0 or a negative
+ * errno.
+ */
+static int journal_path_from_conf(struct cli *c, const char *file,
+                                  struct conf **conf)
+{
+    /* The whole file is checked: the server's keys are allowed too. */
+    static const struct conf_table *const tables[] = {&server_conf_table,
+                                                      NULL};
+    char err[CONF_ERR_MAX];
+    int r;
+
+    r = conf_load(file ? file : CONF_DEFAULT_FILE, tables, conf, err,
+                  sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "sftprelay: %s\n", err);
+        goto out;
+    }
+    c->journal_path = (*conf)->journal.path;
+out:
+    return r;
+}
+
+/*
+ * Open c->journal_path into c->j (closed with journal_close()), read only
+ * unless cmd writes.  Says what is wrong on stderr.  Returns 0 or a
+ * negative errno.
+ */
+static int open_journal(struct cli *c, const struct command *cmd)
+{
+    int r;
+
+    r = journal_open(c->journal_path, cmd->writes ? 0 : JOURNAL_RDONLY, &c->j);
+    if (r < 0)
+        fprintf(stderr, "sftprelay: journal %s: %s%s\n", c->journal_path,
+                strerror(-r), r == -ENOENT ? " (has sftprelayd run yet?)" : "");
+    return r;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"journal", required_argument, NULL, 'j'},
-        {"json", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
     const struct command *cmd = NULL;
     const char *file = NULL;
     struct cli c = {0};
     struct conf *conf = NULL;
-    char err[CONF_ERR_MAX];
-    size_t i;
-    int opt, r, ret;
+    int done, ret;
 
-    while ((opt = getopt_long(argc, argv, "+c:j:hV", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            file = optarg;
-            break;
-        case 'j':
-            c.journal_path = optarg;
-            break;
-        case 'J':
-            c.json = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("sftprelay %s\n", PACKAGE_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
+    if (parse_options(argc, argv, &c, &file, &done) < 0) {
+        usage(stderr);
+        return 2;
     }
+    if (done)
+        return 0;
     if (optind >= argc) {
         usage(stderr);
         return 2;
     }
-    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (strcmp(argv[optind], commands[i].name) == 0)
-            cmd = &commands[i];
+    cmd = find_command(argv[optind]);
     if (cmd == NULL && strcmp(argv[optind], "serve") == 0) {
         log_init("sftprelay", 0);
         return serve_main(argc - optind, argv + optind);
@@ -413,40 +540,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* --json may also follow the command. */
-    for (i = (size_t)optind + 1; i < (size_t)argc; i++) {
-        if (strcmp(argv[i], "--json") == 0 && cmd->run != cmd_list) {
-            c.json = 1;
-            memmove(&argv[i], &argv[i + 1],
-                    (size_t)(argc - (int)i) * sizeof(*argv));
-            argc--;
-            i--;
-        }
-    }
+    argc = take_json(cmd, argc, argv, optind, &c);
     log_init("sftprelay", 0);
     log_set_level(LOG_LVL_WARN);
-    if (c.journal_path == NULL) {
-        /* The whole file is checked: the server's keys are allowed too. */
-        static const struct conf_table *const tables[] = {&server_conf_table,
-                                                          NULL};
-
-        r = conf_load(file ? file : CONF_DEFAULT_FILE, tables, &conf, err,
-                      sizeof(err));
-        if (r < 0) {
-            fprintf(stderr, "sftprelay: %s\n", err);
-            return 2;
-        }
-        c.journal_path = conf->journal.path;
-    }
-    r = journal_open(c.journal_path, cmd->writes ? 0 : JOURNAL_RDONLY, &c.j);
-    if (r < 0) {
-        fprintf(stderr, "sftprelay: journal %s: %s%s\n", c.journal_path,
-                strerror(-r), r == -ENOENT ? " (has sftprelayd run yet?)" : "");
-        conf_free(conf);
-        return 1;
-    }
+    ret = 2;
+    if (c.journal_path == NULL && journal_path_from_conf(&c, file, &conf) < 0)
+        goto out;
+    ret = 1;
+    if (open_journal(&c, cmd) < 0)
+        goto out;
     ret = cmd->run(&c, argc - optind, argv + optind);
     journal_close(c.j);
+out:
     conf_free(conf);
     return ret;
 }

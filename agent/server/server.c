@@ -542,13 +542,9 @@ static int feed(struct session *ss)
     return r;
 }
 
-static void session_run(struct session *ss)
+/* Route libssh's server callbacks to ss; password and key logins only. */
+static void set_server_callbacks(struct session *ss)
 {
-    struct server *srv = ss->srv;
-    ssh_event ev = NULL;
-    int64_t start = now_s(), last = start;
-    int r;
-
     ss->scb.userdata = ss;
     ss->scb.auth_password_function = on_auth_password;
     ss->scb.auth_pubkey_function = on_auth_pubkey;
@@ -557,14 +553,52 @@ static void session_run(struct session *ss)
     ssh_set_server_callbacks(ss->ssh, &ss->scb);
     ssh_set_auth_methods(ss->ssh,
                          SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_PUBLICKEY);
-    if (ssh_handle_key_exchange(ss->ssh) != SSH_OK) {
-        log_info("%s: key exchange failed: %s", ss->peer,
-                 ssh_get_error(ss->ssh));
-        return;
+}
+
+/*
+ * Whether the session should end after a poll: the channel is done with,
+ * the server stops, or the peer took longer than the login grace (counted
+ * from start) or stayed idle longer than the idle timeout (since last).
+ * Logs the timeouts.
+ */
+static int session_over(struct session *ss, int64_t start, int64_t last)
+{
+    struct server *srv = ss->srv;
+    int stopping;
+
+    if (ss->chan &&
+        (ssh_channel_is_eof(ss->chan) || ssh_channel_is_closed(ss->chan)))
+        return 1;
+    if (ss->chan == NULL && ss->sftp_requested)
+        return 1;
+    pthread_mutex_lock(&srv->lock);
+    stopping = srv->stopping;
+    pthread_mutex_unlock(&srv->lock);
+    if (stopping)
+        return 1;
+    if (!ss->sftp_requested && now_s() - start > srv->o.login_grace) {
+        log_warn("%s: no login and SFTP within %d s; disconnecting", ss->peer,
+                 srv->o.login_grace);
+        return 1;
     }
-    ev = ssh_event_new();
-    if (ev == NULL || ssh_event_add_session(ev, ss->ssh) != SSH_OK)
-        goto out;
+    if (ss->sftp_requested && now_s() - last > srv->o.idle_timeout) {
+        log_info("%s: idle for %d s; disconnecting", ss->peer,
+                 srv->o.idle_timeout);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Poll ev and hand what arrives to the engine until the connection drops,
+ * a request is malformed or session_over() says so.  start is when the
+ * session began, for the login grace.
+ */
+static void session_poll(struct session *ss, ssh_event ev, int64_t start)
+{
+    int64_t last = start;
+    int r;
+
     for (;;) {
         r = ssh_event_dopoll(ev, POLL_MS);
         if (r == SSH_ERROR || !ssh_is_connected(ss->ssh))
@@ -580,44 +614,57 @@ static void session_run(struct session *ss)
                 break;
             }
         }
-        if (ss->chan &&
-            (ssh_channel_is_eof(ss->chan) || ssh_channel_is_closed(ss->chan)))
+        if (session_over(ss, start, last))
             break;
-        if (ss->chan == NULL && ss->sftp_requested)
-            break;
-        pthread_mutex_lock(&srv->lock);
-        r = srv->stopping;
-        pthread_mutex_unlock(&srv->lock);
-        if (r)
-            break;
-        if (!ss->sftp_requested && now_s() - start > srv->o.login_grace) {
-            log_warn("%s: no login and SFTP within %d s; disconnecting",
-                     ss->peer, srv->o.login_grace);
-            break;
-        }
-        if (ss->sftp_requested && now_s() - last > srv->o.idle_timeout) {
-            log_info("%s: idle for %d s; disconnecting", ss->peer,
-                     srv->o.idle_timeout);
-            break;
-        }
     }
+}
+
+/*
+ * Close and free ss's channel, if any.  As sshd does: EOF, exit status 0,
+ * close, then poll ev (if not NULL) a little so the client hangs up.
+ */
+static void channel_finish(struct session *ss, ssh_event ev)
+{
+    int i;
+
+    if (ss->chan == NULL)
+        return;
+    if (!ssh_channel_is_closed(ss->chan)) {
+        ssh_channel_send_eof(ss->chan);
+        ssh_channel_request_send_exit_status(ss->chan, 0);
+        ssh_channel_close(ss->chan);
+    }
+    if (ev)
+        for (i = 0; i < 4 && ssh_is_connected(ss->ssh); i++)
+            ssh_event_dopoll(ev, POLL_MS);
+    ssh_channel_free(ss->chan);
+    ss->chan = NULL;
+}
+
+/*
+ * One session from key exchange to the end of its channel.  The engine,
+ * the channel and the event are freed here; ss->ssh is the caller's.
+ */
+static void session_run(struct session *ss)
+{
+    ssh_event ev = NULL;
+    int64_t start = now_s();
+
+    set_server_callbacks(ss);
+    if (ssh_handle_key_exchange(ss->ssh) != SSH_OK) {
+        log_info("%s: key exchange failed: %s", ss->peer,
+                 ssh_get_error(ss->ssh));
+        goto out;
+    }
+    ev = ssh_event_new();
+    if (ev == NULL || ssh_event_add_session(ev, ss->ssh) != SSH_OK)
+        goto out;
+    session_poll(ss, ev, start);
 out:
     /* Files left open were never finished: report them as such. */
     sftpd_free(ss->sftpd);
     ss->sftpd = NULL;
-    if (ss->chan) {
-        /* As sshd does: EOF, exit status 0, close; the client hangs up. */
-        if (!ssh_channel_is_closed(ss->chan)) {
-            ssh_channel_send_eof(ss->chan);
-            ssh_channel_request_send_exit_status(ss->chan, 0);
-            ssh_channel_close(ss->chan);
-        }
-        if (ev)
-            for (r = 0; r < 4 && ssh_is_connected(ss->ssh); r++)
-                ssh_event_dopoll(ev, POLL_MS);
-        ssh_channel_free(ss->chan);
-        ss->chan = NULL;
-    }
+    channel_finish(ss, ev);
     if (ev) {
         ssh_event_remove_session(ev, ss->ssh);
         ssh_event_free(ev);
@@ -800,25 +847,87 @@ static int split_listen(const char *listen, char *host, size_t hlen,
     return 0;
 }
 
-int server_new(const struct server_opts *o, struct loop *l, struct server **out)
+/*
+ * Make srv->bind listen on host:port with the host keys of srv->o,
+ * non-blocking, and set srv->bind_fd.  Both belong to srv (server_free()).
+ * Logs what fails.  Returns 0, -ENOMEM, -EINVAL (a host key) or
+ * -EADDRINUSE.
+ */
+static int bind_listen(struct server *srv, const char *host, unsigned port)
 {
-    struct server *srv;
-    struct loop_handler h;
+    const struct server_opts *o = &srv->o;
+    size_t i;
+    int r = -ENOMEM;
+
+    ssh_init();
+    srv->bind = ssh_bind_new();
+    if (srv->bind == NULL)
+        goto out;
+    ssh_bind_options_set(srv->bind, SSH_BIND_OPTIONS_BINDADDR, host);
+    ssh_bind_options_set(srv->bind, SSH_BIND_OPTIONS_BINDPORT, &port);
+    r = -EINVAL;
+    for (i = 0; i < o->n_host_keys; i++) {
+        if (ssh_bind_options_set(srv->bind, SSH_BIND_OPTIONS_HOSTKEY,
+                                 o->host_keys[i]) != SSH_OK) {
+            log_error("host key %s: %s", o->host_keys[i],
+                      ssh_get_error(srv->bind));
+            goto out;
+        }
+    }
+    r = -EADDRINUSE;
+    if (ssh_bind_listen(srv->bind) != SSH_OK) {
+        log_error("listening on %s: %s", o->listen, ssh_get_error(srv->bind));
+        goto out;
+    }
+    ssh_bind_set_blocking(srv->bind, 0);
+    srv->bind_fd = ssh_bind_get_fd(srv->bind);
+    r = 0;
+out:
+    return r;
+}
+
+/*
+ * The address srv->bind_fd listens on, as ADDRESS:PORT or [ADDRESS]:PORT,
+ * in srv->address; left as it is if the socket cannot tell.
+ */
+static void name_address(struct server *srv)
+{
     struct sockaddr_storage sa;
     socklen_t sl = sizeof(sa);
-    char host[64], shown[INET6_ADDRSTRLEN];
+    char shown[INET6_ADDRSTRLEN];
+
+    if (getsockname(srv->bind_fd, (struct sockaddr *)&sa, &sl) < 0)
+        return;
+    if (sa.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, shown,
+                  sizeof(shown));
+        snprintf(srv->address, sizeof(srv->address), "[%s]:%d", shown,
+                 ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, shown,
+                  sizeof(shown));
+        snprintf(srv->address, sizeof(srv->address), "%s:%d", shown,
+                 ntohs(((struct sockaddr_in *)&sa)->sin_port));
+    }
+}
+
+int server_new(const struct server_opts *o, struct loop *l, struct server **out)
+{
+    struct server *srv = NULL;
+    struct loop_handler h;
+    char host[64];
     unsigned port = 0;
-    size_t i;
-    int r;
+    int r = -EINVAL;
 
     *out = NULL;
     if (split_listen(o->listen, host, sizeof(host), &port) < 0) {
         log_error("listen address \"%s\": expected ADDRESS:PORT", o->listen);
-        return -EINVAL;
+        goto out;
     }
+    r = -ENOMEM;
     srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
-        return -ENOMEM;
+        goto out;
     srv->o = *o;
     srv->loop = l;
     srv->bind_fd = -1;
@@ -828,53 +937,20 @@ int server_new(const struct server_opts *o, struct loop *l, struct server **out)
     if (srv->root_fd < 0) {
         r = -errno;
         log_error("server root %s: %s", o->root, strerror(errno));
-        goto fail;
+        goto out;
     }
-    ssh_init();
-    srv->bind = ssh_bind_new();
-    if (srv->bind == NULL) {
-        r = -ENOMEM;
-        goto fail;
-    }
-    ssh_bind_options_set(srv->bind, SSH_BIND_OPTIONS_BINDADDR, host);
-    ssh_bind_options_set(srv->bind, SSH_BIND_OPTIONS_BINDPORT, &port);
-    for (i = 0; i < o->n_host_keys; i++) {
-        if (ssh_bind_options_set(srv->bind, SSH_BIND_OPTIONS_HOSTKEY,
-                                 o->host_keys[i]) != SSH_OK) {
-            log_error("host key %s: %s", o->host_keys[i],
-                      ssh_get_error(srv->bind));
-            r = -EINVAL;
-            goto fail;
-        }
-    }
-    if (ssh_bind_listen(srv->bind) != SSH_OK) {
-        log_error("listening on %s: %s", o->listen, ssh_get_error(srv->bind));
-        r = -EADDRINUSE;
-        goto fail;
-    }
-    ssh_bind_set_blocking(srv->bind, 0);
-    srv->bind_fd = ssh_bind_get_fd(srv->bind);
-    if (getsockname(srv->bind_fd, (struct sockaddr *)&sa, &sl) == 0) {
-        if (sa.ss_family == AF_INET6) {
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, shown,
-                      sizeof(shown));
-            snprintf(srv->address, sizeof(srv->address), "[%s]:%d", shown,
-                     ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
-        } else {
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, shown,
-                      sizeof(shown));
-            snprintf(srv->address, sizeof(srv->address), "%s:%d", shown,
-                     ntohs(((struct sockaddr_in *)&sa)->sin_port));
-        }
-    }
+    r = bind_listen(srv, host, port);
+    if (r < 0)
+        goto out;
+    name_address(srv);
     h.fn = on_accept;
     h.arg = srv;
     r = loop_add(l, srv->bind_fd, EPOLLIN, &h);
     if (r < 0)
-        goto fail;
+        goto out;
     *out = srv;
-    return 0;
-fail:
+    srv = NULL; /* transferred */
+out:
     server_free(srv);
     return r;
 }

@@ -444,22 +444,11 @@ static int get_path(struct req *r, char **rel)
 
 /* --- handlers ----------------------------------------------------------- */
 
-static int do_open(struct sftpd *s, struct req *r)
+/* The open(2) flags for SFTP pflags pf, with O_NONBLOCK for the open. */
+static int open_flags(uint32_t pf)
 {
-    char *rel = NULL;
-    struct attrs a;
-    struct stat st;
-    uint32_t pf;
-    int flags = O_NONBLOCK, fd = -1, ret, i;
-    mode_t mode = 0666;
+    int flags = O_NONBLOCK;
 
-    ret = get_path(r, &rel);
-    pf = get_u32(r);
-    get_attrs(r, &a);
-    if (r->bad)
-        ret = -EBADMSG;
-    if (ret < 0)
-        goto out;
     if ((pf & PF_READ) && (pf & PF_WRITE))
         flags |= O_RDWR;
     else if (pf & PF_WRITE)
@@ -474,38 +463,77 @@ static int do_open(struct sftpd *s, struct req *r)
         flags |= O_TRUNC;
     if (pf & PF_EXCL)
         flags |= O_EXCL;
-    if (a.flags & ATTR_PERMISSIONS)
-        mode = a.perm & 07777;
+    return flags;
+}
+
+/*
+ * Open rel under the root with flags (O_NONBLOCK, so a FIFO cannot block
+ * the open) and mode, and keep it only if it is a regular file, made
+ * blocking again.  *out is the caller's to close.  Returns 0, -EISDIR for
+ * a folder, -EPERM for anything else that is not a regular file, or a
+ * negative errno.
+ */
+static int open_regular(struct sftpd *s, const char *rel, int flags,
+                        mode_t mode, int *out)
+{
+    struct stat st;
+    int fd, r;
+
+    *out = -1;
     fd = vpath_open(s->o.root_fd, rel, flags, mode);
     if (fd < 0) {
-        ret = fd;
+        r = fd;
         goto out;
     }
     if (fstat(fd, &st) < 0) {
-        ret = -errno;
+        r = -errno;
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
         /* Folders are for opendir; devices and FIFOs are never served. */
-        ret = S_ISDIR(st.st_mode) ? -EISDIR : -EPERM;
+        r = S_ISDIR(st.st_mode) ? -EISDIR : -EPERM;
         goto out;
     }
     /* Back to blocking I/O for a regular file. */
     fcntl(fd, F_SETFL, flags & O_APPEND);
-    i = handle_new(s, fd, NULL, rel, (pf & PF_WRITE) != 0);
-    if (i < 0) {
-        ret = i;
-        goto out;
-    }
+    *out = fd;
     fd = -1; /* transferred */
-    ret = reply_handle(s, r->id, i);
-    free(rel);
-    return ret;
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+static int do_open(struct sftpd *s, struct req *r)
+{
+    char *rel = NULL;
+    struct attrs a;
+    uint32_t pf;
+    int fd = -1, ret;
+    mode_t mode = 0666;
+
+    ret = get_path(r, &rel);
+    pf = get_u32(r);
+    get_attrs(r, &a);
+    if (r->bad)
+        ret = -EBADMSG;
+    if (ret < 0)
+        goto out;
+    if (a.flags & ATTR_PERMISSIONS)
+        mode = a.perm & 07777;
+    ret = open_regular(s, rel, open_flags(pf), mode, &fd);
+    if (ret < 0)
+        goto out;
+    /* ret becomes the handle's index */
+    ret = handle_new(s, fd, NULL, rel, (pf & PF_WRITE) != 0);
+    if (ret >= 0)
+        fd = -1; /* transferred to the handle */
 out:
     if (fd >= 0)
         close(fd);
     free(rel);
-    return status_r(s, r, ret);
+    return ret < 0 ? status_r(s, r, ret) : reply_handle(s, r->id, ret);
 }
 
 static int do_close(struct sftpd *s, struct req *r)

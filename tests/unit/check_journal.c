@@ -7,7 +7,12 @@
 #include <sqlite3.h>
 
 #include "testutil.h"
+#include "journal/sql.h"
 #include "sftprelay/journal.h"
+
+#ifndef JOURNAL_FIXTURES
+#error "JOURNAL_FIXTURES: the folder of the journal dumps (Makefile.am)"
+#endif
 
 static char *dir, *db;
 static struct journal *j;
@@ -421,6 +426,327 @@ START_TEST(test_migrates_version_1)
 }
 END_TEST
 
+/* --- journals left by earlier releases ------------------------------- */
+
+/*
+ * tests/data/journal-v*.sql are dumps of journals real agents wrote (see
+ * tests/data/mkjournal.sh).  Each is loaded into a new file, then opened
+ * as the agent opens it at start-up.
+ */
+
+/* A files row as the dump holds it. */
+struct want_file {
+    int64_t id;
+    const char *path;
+    int64_t size, mtime_ns;
+    enum journal_state state;
+    int64_t attempts, next_attempt, resume_offset;
+    const char *sha256, *last_error;
+    int64_t detected_at, attempted_at, delivered_at, version;
+};
+
+/* A dump: its schema version and what it holds. */
+struct fixture {
+    const char *file;
+    int version;
+    const struct want_file *files;
+    size_t n_files;
+    const char *pid;
+    int64_t pid_at;
+    const char *target_error;
+    int64_t target_error_at;
+    const char *sending; /* the row left 'sending' */
+    const char *queued;  /* the row queued for later ... */
+    int64_t queued_due;  /* ... due then */
+    const char *partial; /* the 'partial' row (v2 on), or NULL */
+    int64_t partial_size, partial_mtime_ns, partial_at;
+    const char *partial_peer;
+};
+
+static const struct want_file v1_files[] = {
+    {1, "report.csv", 13, 1796021125405630318, JS_DELIVERED, 1, 1796021125, 13,
+     "c15097c46e6dbfe67d8106c18b850ff4312898c146771669ae50324f910ed93c", NULL,
+     1796021125, 1796021125, 1796021125, 2},
+    {2,
+     "\xc3\xa9t\xc3\xa9/donn\xc3\xa9"
+     "es.txt",
+     9, 1796021124067058639, JS_DELIVERED, 1, 1796021124, 9,
+     "3dde892e6cd182a57d0923c22d51604831ff0ddfc0a3366346a05ed36ca9e9bb", NULL,
+     1796021124, 1796021124, 1796021124, 1},
+    {3, "a/b/c/file_1.txt", 11, 1796021124067058639, JS_DELIVERED, 1,
+     1796021124, 11,
+     "7ca46ed8705ae80e983715aa2d60e4c49c87465c9d9467cafddf02bfadf6fc77", NULL,
+     1796021124, 1796021124, 1796021124, 1},
+    {4, "blocked/x.txt", 6, 1796021125481630318, JS_FAILED, 1, 1796021125, 0,
+     NULL,
+     "/tmp/mkjournal/dst/blocked/x.txt: creating its folder: Not a directory",
+     1796021125, 1796021125, 0, 1},
+    {5, "later.txt", 8, 1796021125569630318, JS_QUEUED, 0, 1796024150, 0, NULL,
+     "target.path /tmp/mkjournal/dst: No such file or directory", 1796021125,
+     1796021125, 0, 1},
+    {6, "big.bin", 536870912, 1796021127253630318, JS_SENDING, 0, 1796021127,
+     8683520, NULL, NULL, 1796021127, 1796021127, 0, 1},
+};
+
+/* Schema 1 has no partial table: the upgrade adds it, empty. */
+static const struct fixture v1 = {
+    .file = "journal-v1.sql",
+    .version = 1,
+    .files = v1_files,
+    .n_files = sizeof(v1_files) / sizeof(v1_files[0]),
+    .pid = "7472",
+    .pid_at = 1796021127,
+    .target_error = "target.path /tmp/mkjournal/dst: No such file or directory",
+    .target_error_at = 1796021125,
+    .sending = "big.bin",
+    .queued = "later.txt",
+    .queued_due = 1796024150,
+};
+
+static const struct want_file v2_files[] = {
+    {1, "report.csv", 13, 1796020955945630318, JS_DELIVERED, 1, 1796020955, 13,
+     "c15097c46e6dbfe67d8106c18b850ff4312898c146771669ae50324f910ed93c", NULL,
+     1796020955, 1796020956, 1796020956, 2},
+    {2,
+     "\xc3\xa9t\xc3\xa9/donn\xc3\xa9"
+     "es.txt",
+     9, 1796020954617777889, JS_DELIVERED, 1, 1796020954, 9,
+     "3dde892e6cd182a57d0923c22d51604831ff0ddfc0a3366346a05ed36ca9e9bb", NULL,
+     1796020954, 1796020954, 1796020954, 1},
+    {3, "a/b/c/file_1.txt", 11, 1796020954617777889, JS_DELIVERED, 1,
+     1796020954, 11,
+     "7ca46ed8705ae80e983715aa2d60e4c49c87465c9d9467cafddf02bfadf6fc77", NULL,
+     1796020954, 1796020954, 1796020954, 1},
+    {4, "blocked/x.txt", 6, 1796020956053630318, JS_FAILED, 1, 1796020956, 0,
+     NULL,
+     "/tmp/mkjournal/dst/blocked/x.txt: creating its folder: Not a directory",
+     1796020956, 1796020956, 0, 1},
+    {5, "later.txt", 8, 1796020961545630318, JS_QUEUED, 0, 1796024480, 0, NULL,
+     "target.path /tmp/mkjournal/dst: No such file or directory", 1796020961,
+     1796020961, 0, 1},
+    {6, "big.bin", 536870912, 1796020963349630318, JS_SENDING, 0, 1796020963,
+     14843904, NULL, NULL, 1796020963, 1796020963, 0, 1},
+};
+
+static const struct fixture v2 = {
+    .file = "journal-v2.sql",
+    .version = 2,
+    .files = v2_files,
+    .n_files = sizeof(v2_files) / sizeof(v2_files[0]),
+    .pid = "28781",
+    .pid_at = 1796020963,
+    .target_error = "target.path /tmp/mkjournal/dst: No such file or directory",
+    .target_error_at = 1796020961,
+    .sending = "big.bin",
+    .queued = "later.txt",
+    .queued_due = 1796024480,
+    .partial = "upload/half.bin",
+    .partial_size = 1044480,
+    .partial_mtime_ns = 1796020961353630318,
+    .partial_peer = "127.0.0.1:46856",
+    .partial_at = 1796020961,
+};
+
+static void setup_empty(void)
+{
+    dir = tu_tmpdir();
+    ck_assert_int_ge(asprintf(&db, "%s/journal.db", dir), 0);
+    j = NULL;
+}
+
+/* The user_version of the file db, read with SQLite itself. */
+static int file_version(void)
+{
+    sqlite3 *raw;
+    sqlite3_stmt *st;
+    int v;
+
+    ck_assert_int_eq(sqlite3_open_v2(db, &raw, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL),
+        SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    return v;
+}
+
+/* Load the dump fx->file into the (new) file db; check its version. */
+static void load_dump(const struct fixture *fx)
+{
+    char *path = NULL, *sql;
+    sqlite3 *raw;
+    struct stat st;
+    FILE *f;
+
+    ck_assert_int_ge(asprintf(&path, "%s/%s", JOURNAL_FIXTURES, fx->file), 0);
+    f = fopen(path, "re");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    ck_assert_int_eq(fstat(fileno(f), &st), 0);
+    sql = calloc(1, (size_t)st.st_size + 1);
+    ck_assert_ptr_nonnull(sql);
+    ck_assert_int_eq(fread(sql, 1, (size_t)st.st_size, f), st.st_size);
+    fclose(f);
+    ck_assert_int_eq(access(db, F_OK), -1);
+    ck_assert_int_eq(sqlite3_open(db, &raw), SQLITE_OK);
+    ck_assert_msg(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_OK,
+                  "%s: %s", path, sqlite3_errmsg(raw));
+    sqlite3_close(raw);
+    free(sql);
+    free(path);
+    ck_assert_int_eq(file_version(), fx->version);
+}
+
+static void str_eq_or_null(const char *got, const char *want)
+{
+    if (want == NULL)
+        ck_assert_ptr_null(got);
+    else
+        ck_assert_str_eq(got, want);
+}
+
+/* Every column of the row for w->path is what w says. */
+static void check_file(const struct want_file *w)
+{
+    struct journal_file f;
+
+    ck_assert_msg(journal_get(j, w->path, &f) == 0, "%s: missing", w->path);
+    ck_assert_int_eq(f.id, w->id);
+    ck_assert_str_eq(f.path, w->path);
+    ck_assert_int_eq(f.size, w->size);
+    ck_assert_int_eq(f.mtime_ns, w->mtime_ns);
+    ck_assert_int_eq(f.state, w->state);
+    ck_assert_int_eq(f.attempts, w->attempts);
+    ck_assert_int_eq(f.next_attempt, w->next_attempt);
+    ck_assert_int_eq(f.resume_offset, w->resume_offset);
+    str_eq_or_null(f.sha256, w->sha256);
+    str_eq_or_null(f.last_error, w->last_error);
+    ck_assert_int_eq(f.detected_at, w->detected_at);
+    ck_assert_int_eq(f.attempted_at, w->attempted_at);
+    ck_assert_int_eq(f.delivered_at, w->delivered_at);
+    ck_assert_int_eq(f.version, w->version);
+    journal_file_clear(&f);
+}
+
+/* The agent row key holds value, written at at. */
+static void check_agent(const char *key, const char *value, int64_t at)
+{
+    char *v = NULL;
+    int64_t got = 0;
+
+    ck_assert_int_eq(journal_agent_get(j, key, &v, &got), 0);
+    ck_assert_str_eq(v, value);
+    ck_assert_int_eq(got, at);
+    free(v);
+}
+
+/* The partial table holds fx's row, column for column, and nothing else. */
+static void check_partial(const struct fixture *fx)
+{
+    sqlite3 *raw;
+    sqlite3_stmt *st;
+
+    ck_assert_int_eq(sqlite3_open_v2(db, &raw, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(raw,
+                                        "SELECT path, size, mtime_ns, peer,"
+                                        " recorded_at FROM partial",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    if (fx->partial) {
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), fx->partial);
+        ck_assert_int_eq(sqlite3_column_int64(st, 1), fx->partial_size);
+        ck_assert_int_eq(sqlite3_column_int64(st, 2), fx->partial_mtime_ns);
+        ck_assert_str_eq((const char *)sqlite3_column_text(st, 3),
+                         fx->partial_peer);
+        ck_assert_int_eq(sqlite3_column_int64(st, 4), fx->partial_at);
+    }
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+}
+
+/* Everything fx holds is still in the journal, as it was. */
+static void check_contents(const struct fixture *fx)
+{
+    size_t i;
+    int n = 0;
+
+    for (i = 0; i < fx->n_files; i++)
+        check_file(&fx->files[i]);
+    ck_assert_int_eq(journal_list(j, JS_COUNT, count_rows, &n), 0);
+    ck_assert_int_eq(n, (int)fx->n_files);
+    check_agent("pid", fx->pid, fx->pid_at);
+    check_agent("target_error", fx->target_error, fx->target_error_at);
+    check_partial(fx);
+}
+
+/*
+ * As the agent starts: the row left sending is queued again, due now,
+ * keeping its resume offset, and claimed first; the row queued for later
+ * is claimed when it is due.
+ */
+static void check_recover_and_claim(const struct fixture *fx)
+{
+    const struct want_file *w = NULL;
+    struct journal_file f;
+    size_t i;
+    int n = -1;
+
+    for (i = 0; i < fx->n_files; i++)
+        if (strcmp(fx->files[i].path, fx->sending) == 0)
+            w = &fx->files[i];
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_gt(w->resume_offset, 0);
+
+    ck_assert_int_eq(journal_recover(j, &n), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(journal_get(j, fx->sending, &f), 0);
+    ck_assert_int_eq(f.state, JS_QUEUED);
+    ck_assert_int_eq(f.next_attempt, 0);
+    ck_assert_int_eq(f.resume_offset, w->resume_offset);
+    ck_assert_int_eq(f.attempts, w->attempts);
+    journal_file_clear(&f);
+    ck_assert_int_eq(journal_claim(j, fx->queued_due - 1, -1, &f), 0);
+    ck_assert_str_eq(f.path, fx->sending);
+    ck_assert_int_eq(f.state, JS_SENDING);
+    ck_assert_int_eq(f.resume_offset, w->resume_offset);
+    ck_assert_int_eq(f.attempted_at, fx->queued_due - 1);
+    journal_file_clear(&f);
+    ck_assert_int_eq(journal_claim(j, fx->queued_due - 1, -1, &f), -ENOENT);
+    ck_assert_int_eq(journal_claim(j, fx->queued_due, -1, &f), 0);
+    ck_assert_str_eq(f.path, fx->queued);
+    ck_assert_int_eq(f.state, JS_SENDING);
+    journal_file_clear(&f);
+}
+
+/* Load fx, open it as the agent does, and check it all. */
+static void check_upgrade(const struct fixture *fx)
+{
+    load_dump(fx);
+    ck_assert_int_eq(journal_open(db, JOURNAL_CREATE, &j), 0);
+    ck_assert_int_eq(file_version(), JOURNAL_SCHEMA_VERSION);
+    check_contents(fx);
+    check_recover_and_claim(fx);
+    /* A schema that has the partial table works on it. */
+    ck_assert_int_eq(journal_partial_add(j, "p", 1, 1, NULL, 1), 0);
+}
+
+START_TEST(test_upgrades_v1_journal)
+{
+    check_upgrade(&v1);
+}
+END_TEST
+
+START_TEST(test_upgrades_v2_journal)
+{
+    check_upgrade(&v2);
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
     Suite *s = suite_create("journal");
@@ -441,6 +767,12 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, test_reader_while_writing);
     tcase_add_test(tc, test_partial_upload_not_queued);
     tcase_add_test(tc, test_migrates_version_1);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("upgrades");
+    tcase_add_checked_fixture(tc, setup_empty, teardown);
+    tcase_add_test(tc, test_upgrades_v1_journal);
+    tcase_add_test(tc, test_upgrades_v2_journal);
     suite_add_tcase(s, tc);
     return s;
 }

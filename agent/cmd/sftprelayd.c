@@ -344,9 +344,8 @@ static int start_loop(struct agent *a, int *prune_fd)
 static int start_relay(struct agent *a, int once)
 {
     const struct conf *c = a->c;
-    struct sched_opts so = {.c = c, .once = once,
-                            .sink = c->target.ops,
-                            .source = c->source.ops};
+    struct sched_opts so = {
+        .c = c, .once = once, .sink = c->target.ops, .source = c->source.ops};
     struct intake_opts io = {.journal = c->journal.path,
                              .upload_prefix = upload_prefix(c),
                              .exclude = c->source.exclude,
@@ -441,7 +440,18 @@ static int run(struct agent *a, int once)
     return r;
 }
 
-int main(int argc, char **argv)
+/* The command line (sftprelayd(8)). */
+struct args {
+    const char *file;
+    const char *pidfile;
+    int daemon, once, test_only;
+};
+
+/*
+ * Parse the command line into *o.  Returns 0 to go on, or the exit status
+ * plus one when there is nothing more to do (-K, -V, -h, a bad option).
+ */
+static int parse_args(int argc, char **argv, struct args *o)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -454,89 +464,109 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = CONF_DEFAULT_FILE, *pidfile = NULL;
-    struct agent a = {0};
-    char err[CONF_ERR_MAX];
-    enum log_level level;
-    int daemon = 0, once = 0, test_only = 0, opt, r;
+    int opt;
 
     while ((opt = getopt_long(argc, argv, "c:tKVh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
-            file = optarg;
+            o->file = optarg;
             break;
         case 'd':
-            daemon = 1;
+            o->daemon = 1;
             break;
         case 'p':
-            pidfile = optarg;
+            o->pidfile = optarg;
             break;
         case 'o':
-            once = 1;
+            o->once = 1;
             break;
         case 'K':
             conf_print_keys(conf_tables);
-            return 0;
+            return 1;
         case 't':
-            test_only = 1;
+            o->test_only = 1;
             break;
         case 'V':
             printf("sftprelayd %s\n", PACKAGE_VERSION);
-            return 0;
+            return 1;
         case 'h':
             usage(stdout);
-            return 0;
+            return 1;
         default:
             usage(stderr);
-            return 2;
+            return 3;
         }
     }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
-    log_init("sftprelayd", 0);
-    r = conf_load(file, conf_tables, &a.c, err, sizeof(err));
-    if (r < 0) {
-        fprintf(stderr, "sftprelayd: %s\n", err);
-        return 2;
-    }
-    if (test_only) { /* -t: the configuration is valid */
-        conf_free(a.c);
+    if (optind == argc)
         return 0;
-    }
-    if (log_level_parse(a.c->log.level, &level) == 0)
-        log_set_level(level);
+    usage(stderr);
+    return 3;
+}
+
+/* Detach if asked, write the pidfile: 0, or 1 (the exit status). */
+static int go_background(struct agent *a, const struct args *o)
+{
+    int r;
+
     umask(027);
-    if (daemon) {
+    if (o->daemon) {
         r = daemonize();
         if (r < 0) {
             fprintf(stderr, "sftprelayd: detaching: %s\n", strerror(-r));
-            conf_free(a.c);
             return 1;
         }
-        a.to_syslog = 1;
+        a->to_syslog = 1;
         log_init("sftprelayd", 1);
     }
-    if (pidfile) {
-        r = write_pidfile(pidfile);
+    if (o->pidfile) {
+        r = write_pidfile(o->pidfile);
         if (r < 0) {
-            log_error("pidfile %s: %s", pidfile, strerror(-r));
-            conf_free(a.c);
+            log_error("pidfile %s: %s", o->pidfile, strerror(-r));
             return 1;
         }
     }
-    a.file = file;
-    while ((r = run(&a, once)) == 0 && a.next && !a.stopping) {
+    return 0;
+}
+
+static void apply_log_level(const struct conf *c)
+{
+    enum log_level level;
+
+    if (log_level_parse(c->log.level, &level) == 0)
+        log_set_level(level);
+}
+
+int main(int argc, char **argv)
+{
+    struct args o = {.file = CONF_DEFAULT_FILE};
+    struct agent a = {0};
+    char err[CONF_ERR_MAX];
+    int r;
+
+    r = parse_args(argc, argv, &o);
+    if (r > 0)
+        return r - 1;
+    log_init("sftprelayd", 0);
+    if (conf_load(o.file, conf_tables, &a.c, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sftprelayd: %s\n", err);
+        return 2;
+    }
+    apply_log_level(a.c);
+    r = o.test_only ? 0 : go_background(&a, &o); /* -t: it is valid */
+    if (r != 0 || o.test_only) {
+        conf_free(a.c);
+        return r;
+    }
+    a.file = o.file;
+    while ((r = run(&a, o.once)) == 0 && a.next && !a.stopping) {
         conf_free(a.c); /* SIGHUP: again, with what it read */
         a.c = a.next;
         a.next = NULL;
-        if (log_level_parse(a.c->log.level, &level) == 0)
-            log_set_level(level);
+        apply_log_level(a.c);
     }
     conf_free(a.next);
-    if (pidfile)
-        unlink(pidfile);
+    if (o.pidfile)
+        unlink(o.pidfile);
     conf_free(a.c);
     log_info("stopped");
     return r < 0 ? 1 : 0;

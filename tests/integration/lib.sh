@@ -39,6 +39,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# heavy: a long test (big bursts, long outages) runs once per
+# ./scripts/test, in build/ (and the stress test in build-tsan/), not again
+# under ASan or in distcheck, where scripts/test sets SFTPRELAY_SKIP_HEAVY.
+heavy() {
+    if [ -n "${SFTPRELAY_SKIP_HEAVY:-}" ]; then
+        echo "SKIP: a heavy test, run once in build/ (SFTPRELAY_SKIP_HEAVY)"
+        exit 77
+    fi
+}
+
 fail() {
     echo "FAIL: $*" >&2
     for f in "$T"/agent*.log "$T"/sshd.log "$T"/sftp-server.log "$T"/serve.log; do

@@ -16,6 +16,7 @@ if [ -z "${IN_MOUNT_NS:-}" ]; then
     exit 77
 fi
 . "$(dirname "$0")/lib.sh"
+heavy
 
 # The tmpfs goes after the agent, before the scratch folder.
 unmount_then_cleanup() {

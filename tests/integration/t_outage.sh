@@ -3,6 +3,7 @@
 # error shows in status, and everything is delivered once the target is up.
 # Then an outage while it runs: it idles, and delivers at once on return.
 . "$(dirname "$0")/lib.sh"
+heavy
 
 make_keys
 TARGET_PORT=$(free_port)

@@ -6,6 +6,7 @@
 # checkpoint kept).  No row is lost, and no row is left 'sending': what was
 # being sent is queued again.
 . "$(dirname "$0")/lib.sh"
+heavy
 
 # local_conf NAME: a configuration in $T/NAME sending to a local folder.
 local_conf() {

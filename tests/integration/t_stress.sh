@@ -14,10 +14,7 @@
 #    error; a link, unlike a renamed folder, is not made again by mkdir).
 . "$(dirname "$0")/lib.sh"
 
-if [ -n "${SFTPRELAY_SKIP_STRESS:-}" ]; then
-    echo "SKIP: SFTPRELAY_SKIP_STRESS is set (the stress test runs in build/ and build-tsan/)"
-    exit 77
-fi
+heavy
 
 # Sanitizer builds are many times slower: scripts/test runs fewer files
 # there, with longer deadlines (STRESS_FILES, STRESS_SLOW).

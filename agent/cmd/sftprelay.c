@@ -480,8 +480,7 @@ static int journal_path_from_conf(struct cli *c, const char *file,
                                   struct conf **conf)
 {
     /* The whole file is checked: the server's keys are allowed too. */
-    static const struct conf_table *const tables[] = {&server_conf_table,
-                                                      NULL};
+    static const struct conf_table *const tables[] = {&server_conf_table, NULL};
     char err[CONF_ERR_MAX];
     int r;
 

@@ -104,8 +104,8 @@ struct journal {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     char *path;
-    int cancel_fd;    /* readable: stop waiting for the write lock; or -1 */
-    int64_t busy_ns;  /* waited so far for the current lock */
+    int cancel_fd;   /* readable: stop waiting for the write lock; or -1 */
+    int64_t busy_ns; /* waited so far for the current lock */
 };
 
 /* SQLite result codes as errno values: the one place they are translated. */
@@ -843,8 +843,8 @@ int journal_sweep(struct journal *j, int64_t now, int64_t before,
         return -EROFS;
     ids = sqlite3_mprintf("[");
     for (i = 0; ids && i < n_held; i++) {
-        next = sqlite3_mprintf("%s%s%lld", ids, i ? "," : "",
-                               (long long)held[i]);
+        next =
+            sqlite3_mprintf("%s%s%lld", ids, i ? "," : "", (long long)held[i]);
         sqlite3_free(ids);
         ids = next;
     }

@@ -23,12 +23,12 @@
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
 
-#define OFFERS_MAX 8192     /* offers queued before jwriter_offer() blocks */
-#define OFFERS_KEEP 100000  /* kept while the journal fails, then dropped */
-#define BATCH_OFFERS 4096   /* offers per transaction */
-#define RETRY_MAX_MS 5000   /* between tries while the journal fails */
-#define REMIND_MS 60000     /* between reminders that it still fails */
-#define STOP_FLUSH_MS 3000  /* how long stopping waits for a failing journal */
+#define OFFERS_MAX 8192    /* offers queued before jwriter_offer() blocks */
+#define OFFERS_KEEP 100000 /* kept while the journal fails, then dropped */
+#define BATCH_OFFERS 4096  /* offers per transaction */
+#define RETRY_MAX_MS 5000  /* between tries while the journal fails */
+#define REMIND_MS 60000    /* between reminders that it still fails */
+#define STOP_FLUSH_MS 3000 /* how long stopping waits for a failing journal */
 
 enum op_kind {
     OP_OFFER,
@@ -77,11 +77,11 @@ struct jwriter {
     struct opq results;
     struct opq offers;
     size_t n_results, n_offers;
-    int busy;         /* a batch is being applied */
+    int busy; /* a batch is being applied */
     int stopping;
-    int failing;      /* the last batch failed */
-    int blocked;      /* an offer waits for room */
-    int lost;         /* offers were dropped while failing */
+    int failing; /* the last batch failed */
+    int blocked; /* an offer waits for room */
+    int lost;    /* offers were dropped while failing */
     struct jwriter_stats stats;
 };
 
@@ -158,8 +158,7 @@ static int wait_room(struct jwriter *w, int stop_fd)
     uint64_t n;
     int r = 0;
 
-    while (r == 0 && w->n_offers >= OFFERS_MAX && !w->failing &&
-           !w->stopping) {
+    while (r == 0 && w->n_offers >= OFFERS_MAX && !w->failing && !w->stopping) {
         w->blocked = 1;
         pthread_mutex_unlock(&w->lock);
         if (poll(p, stop_fd >= 0 ? 2 : 1, 1000) > 0) {
@@ -174,8 +173,8 @@ static int wait_room(struct jwriter *w, int stop_fd)
 }
 
 int jwriter_offer(struct jwriter *w, enum jwriter_offer_kind kind,
-                  const char *path, int64_t size, int64_t mtime_ns,
-                  int64_t now, const char *peer, int stop_fd)
+                  const char *path, int64_t size, int64_t mtime_ns, int64_t now,
+                  const char *peer, int stop_fd)
 {
     static const enum op_kind kinds[] = {
         [JW_FOUND] = OP_OFFER,
@@ -331,8 +330,7 @@ static int apply(struct journal *j, struct op *o, int *queued)
         /* fall through */
     case OP_OFFER:
         if (r == 0)
-            r = journal_offer(j, o->f.path, o->f.size, o->f.mtime_ns, o->a,
-                              &q);
+            r = journal_offer(j, o->f.path, o->f.size, o->f.mtime_ns, o->a, &q);
         o->result = q;
         break;
     case OP_PARTIAL:
@@ -380,8 +378,7 @@ static void report(const struct op *o)
             log_info("queued %s (%lld bytes, uploaded by %s)", o->f.path,
                      (long long)o->f.size, o->text);
         else if (o->result)
-            log_info("queued %s (%lld bytes)", o->f.path,
-                     (long long)o->f.size);
+            log_info("queued %s (%lld bytes)", o->f.path, (long long)o->f.size);
         break;
     case OP_DELIVERED:
         if (o->result == 0)
@@ -589,8 +586,7 @@ static void committed(struct jwriter *w, struct batch *b, int recovered,
     int i;
 
     if (recovered) {
-        log_info("journal %s: writable again after %lld s",
-                 journal_path(w->j),
+        log_info("journal %s: writable again after %lld s", journal_path(w->j),
                  (long long)(mono_ms() - fl->since_ms) / 1000);
         memset(fl, 0, sizeof(*fl));
     }

@@ -134,9 +134,9 @@ static void upload(struct intake *in, enum jwriter_offer_kind kind,
 
     if (path == NULL)
         return;
-    offered(path, jwriter_offer(in->w, kind, path, st->st_size,
-                                source_mtime_ns(st), (int64_t)time(NULL), peer,
-                                -1));
+    offered(path,
+            jwriter_offer(in->w, kind, path, st->st_size, source_mtime_ns(st),
+                          (int64_t)time(NULL), peer, -1));
     free(path);
 }
 
@@ -146,8 +146,8 @@ void intake_uploaded(struct intake *in, const char *rel, const struct stat *st,
     upload(in, JW_UPLOADED, rel, st, peer);
 }
 
-void intake_abandoned(struct intake *in, const char *rel,
-                      const struct stat *st, const char *peer)
+void intake_abandoned(struct intake *in, const char *rel, const struct stat *st,
+                      const char *peer)
 {
     upload(in, JW_UNFINISHED, rel, st, peer);
 }

@@ -34,7 +34,7 @@
 #include "sftprelay/xfer.h"
 
 #define IDLE_POLL_MS 2000
-#define SWEEP_EVERY_S 60   /* look for rows left sending by no worker */
+#define SWEEP_EVERY_S 60 /* look for rows left sending by no worker */
 #define ERROR_REMIND_MS 60000
 
 struct worker {
@@ -68,10 +68,10 @@ struct sched {
     uint64_t wakeups; /* sched_notify() calls */
     int64_t once_cursor;
     int target_down;
-    int probing;          /* a worker is probing the target */
-    int64_t probes;       /* failed in a row */
-    int64_t probe_at_ms;  /* monotonic: the next probe */
-    int64_t sweep_at_ms;  /* monotonic: the next sweep */
+    int probing;           /* a worker is probing the target */
+    int64_t probes;        /* failed in a row */
+    int64_t probe_at_ms;   /* monotonic: the next probe */
+    int64_t sweep_at_ms;   /* monotonic: the next sweep */
     int64_t error_said_ms; /* monotonic: a claim error last logged */
 };
 
@@ -297,8 +297,8 @@ static int claimed(struct worker *w, struct journal_file *f)
     }
     pthread_mutex_unlock(&s->lock);
     if (tried) {
-        posted(f, jwriter_requeue(s->jw, f, f->next_attempt, f->last_error, 0,
-                                  0));
+        posted(f,
+               jwriter_requeue(s->jw, f, f->next_attempt, f->last_error, 0, 0));
         journal_file_clear(f);
     }
     return !tried;
@@ -422,8 +422,8 @@ static void record(struct worker *w, const struct journal_file *f,
 
     switch (r) {
     case 0:
-        posted(f,
-               jwriter_delivered(jw, f, res->sha256, now_s(), now_s() + settle));
+        posted(f, jwriter_delivered(jw, f, res->sha256, now_s(),
+                                    now_s() + settle));
         target_up(w);
         return;
     case -ECANCELED:

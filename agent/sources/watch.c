@@ -468,8 +468,7 @@ static void on_settle(struct loop *l, int fd, uint32_t events, void *arg)
     int r = 0;
 
     timer_ack(fd);
-    while (r == 0 && (p = TAILQ_FIRST(&w->queue)) != NULL &&
-           p->due_ms <= now) {
+    while (r == 0 && (p = TAILQ_FIRST(&w->queue)) != NULL && p->due_ms <= now) {
         TAILQ_REMOVE(&w->queue, p, link);
         tdelete(p, &w->pendings, cmp_pend);
         r = consider(w, p->rel, 1);

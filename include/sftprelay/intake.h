@@ -55,8 +55,8 @@ int intake_found(struct intake *in, const char *rel, const struct stat *st);
 /* rel (relative to server.root) was uploaded whole, or left unfinished. */
 void intake_uploaded(struct intake *in, const char *rel, const struct stat *st,
                      const char *peer);
-void intake_abandoned(struct intake *in, const char *rel,
-                      const struct stat *st, const char *peer);
+void intake_abandoned(struct intake *in, const char *rel, const struct stat *st,
+                      const char *peer);
 
 /*
  * A descriptor that becomes readable when the tree must be scanned again;

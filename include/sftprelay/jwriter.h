@@ -72,8 +72,8 @@ enum jwriter_offer_kind {
  * The writer logs "queued PATH" once the row is committed.
  */
 int jwriter_offer(struct jwriter *w, enum jwriter_offer_kind kind,
-                  const char *path, int64_t size, int64_t mtime_ns,
-                  int64_t now, const char *peer, int stop_fd);
+                  const char *path, int64_t size, int64_t mtime_ns, int64_t now,
+                  const char *peer, int stop_fd);
 
 /* Results of a transfer, for the version f describes (see journal.h). */
 int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,

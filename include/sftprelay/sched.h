@@ -27,7 +27,7 @@ struct sink_ops;
 struct source_ops;
 
 struct sched_opts {
-    const struct conf *c;           /* borrowed; must outlive the sched */
+    const struct conf *c;            /* borrowed; must outlive the sched */
     const struct sink_ops *sink;     /* found by name by the caller */
     const struct source_ops *source; /* likewise */
     /* Try every queued file once and then stop, instead of running until

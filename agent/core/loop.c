@@ -146,3 +146,29 @@ void timer_ack(int fd)
         /* EAGAIN: nothing to consume */
     }
 }
+
+int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct timespec mono_timespec(int64_t at_ms)
+{
+    struct timespec ts = {.tv_sec = at_ms / 1000,
+                          .tv_nsec = (at_ms % 1000) * 1000000};
+
+    return ts;
+}
+
+void mono_cond_init(pthread_cond_t *c)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &ca);
+    pthread_condattr_destroy(&ca);
+}

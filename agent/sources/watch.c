@@ -61,14 +61,6 @@ struct watch {
     int64_t fallback_ms;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int cmp_wd(const void *a, const void *b)
 {
     int x = ((const struct wdent *)a)->wd, y = ((const struct wdent *)b)->wd;

@@ -5,7 +5,9 @@
 #ifndef SFTPRELAY_LOOP_H
 #define SFTPRELAY_LOOP_H
 
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 struct loop;
 
@@ -26,6 +28,15 @@ int loop_del(struct loop *l, int fd);
 /* Run until loop_stop(); returns 0 or a negative errno. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
+
+/* The monotonic clock, in milliseconds: what every deadline is kept in. */
+int64_t mono_ms(void);
+
+/* The absolute time at_ms (mono_ms()) as pthread_cond_timedwait() wants. */
+struct timespec mono_timespec(int64_t at_ms);
+
+/* A condition variable whose timed waits use the monotonic clock. */
+void mono_cond_init(pthread_cond_t *c);
 
 /* A timerfd (CLOCK_MONOTONIC, non-blocking); -errno on failure. */
 int timer_new(void);

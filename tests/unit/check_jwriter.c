@@ -20,6 +20,7 @@
 #include "sftprelay/journal.h"
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
+#include "sftprelay/loop.h"
 
 #define DEADLINE_MS 30000
 
@@ -51,14 +52,6 @@ static void on_commit(void *arg, int queued, int recovered, int lost)
         pthread_cond_wait(&gate.cond, &gate.lock);
     gate.entered = 0;
     pthread_mutex_unlock(&gate.lock);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*

@@ -36,14 +36,6 @@ static struct {
     int calls;
 } seen;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int on_found(void *arg, const char *rel, const struct stat *st)
 {
     (void)arg;

@@ -22,9 +22,10 @@
 #include "sftprelay/journal.h"
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
+#include "sftprelay/loop.h"
 
 #define OFFERS_MAX 8192    /* offers queued before jwriter_offer() blocks */
-#define OFFERS_KEEP 100000 /* kept while the journal fails, then dropped */
+#define OFFERS_KEEP 50000  /* kept while the journal fails (7 MiB) */
 #define BATCH_OFFERS 4096  /* offers per transaction */
 #define RETRY_MAX_MS 5000  /* between tries while the journal fails */
 #define REMIND_MS 60000    /* between reminders that it still fails */
@@ -47,16 +48,19 @@ enum op_kind {
 #define F_COUNT 0x1   /* requeue: the attempt counts */
 #define F_RESTART 0x2 /* requeue: start over from byte 0 */
 
+/* One change; an offer costs this and its path (about 150 bytes). */
 struct op {
     TAILQ_ENTRY(op) link;
     enum op_kind kind;
     int flags;
+    int queued;  /* rows it queued (offers, requeues, sweeps) */
     int result;  /* of journal_delivered(), for the log after commit */
     int changes; /* rows a prune or sweep touched */
-    struct journal_file f; /* id, size, mtime_ns; path for logs */
-    int64_t a, b;          /* now, offset, next_attempt, before */
-    char *text;            /* sha256, error, peer, agent value */
-    char *key;             /* agent key */
+    int64_t id, size, mtime_ns; /* the version (results), the file (offers) */
+    int64_t a, b;               /* now, offset, next_attempt, before */
+    char *path;                 /* offers; results: for logs */
+    char *text;                 /* sha256, error, peer, agent value */
+    char *key;                  /* agent key */
     int64_t *held;
     size_t n_held;
 };
@@ -68,7 +72,8 @@ struct jwriter {
     struct jwriter_cb cb;
     pthread_t thread;
     int started;
-    int space_fd; /* readable: offers have room again */
+    int space_fd;  /* readable: offers have room again */
+    int cancel_fd; /* readable: stop waiting for SQLite's lock (stopping) */
 
     /* Guarded by lock. */
     pthread_mutex_t lock;
@@ -85,19 +90,11 @@ struct jwriter {
     struct jwriter_stats stats;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void op_free(struct op *o)
 {
     if (o == NULL)
         return;
-    free(o->f.path);
+    free(o->path);
     free(o->text);
     free(o->key);
     free(o->held);
@@ -108,7 +105,7 @@ static void opq_free(struct opq *q)
 {
     struct op *o;
 
-    while ((o = TAILQ_FIRST(q)) != NULL) {
+    for (o = TAILQ_FIRST(q); o != NULL; o = TAILQ_FIRST(q)) {
         TAILQ_REMOVE(q, o, link);
         op_free(o);
     }
@@ -124,13 +121,14 @@ static struct op *op_new(enum op_kind kind, const struct journal_file *f,
         return NULL;
     o->kind = kind;
     if (f) {
-        o->f.id = f->id;
-        o->f.size = f->size;
-        o->f.mtime_ns = f->mtime_ns;
+        o->id = f->id;
+        o->size = f->size;
+        o->mtime_ns = f->mtime_ns;
         path = f->path;
     }
-    if ((path && (o->f.path = strdup(path)) == NULL) ||
-        (text && (o->text = strdup(text)) == NULL)) {
+    o->path = path ? strdup(path) : NULL;
+    o->text = text ? strdup(text) : NULL;
+    if ((path && o->path == NULL) || (text && o->text == NULL)) {
         op_free(o);
         return NULL;
     }
@@ -184,10 +182,14 @@ int jwriter_offer(struct jwriter *w, enum jwriter_offer_kind kind,
     struct op *o = op_new(kinds[kind], NULL, path, peer);
     int r;
 
-    if (o == NULL)
+    if (o == NULL) { /* found again by the scan on_commit's lost asks for */
+        pthread_mutex_lock(&w->lock);
+        w->lost = 1;
+        pthread_mutex_unlock(&w->lock);
         return -ENOMEM;
-    o->f.size = size;
-    o->f.mtime_ns = mtime_ns;
+    }
+    o->size = size;
+    o->mtime_ns = mtime_ns;
     o->a = now;
     pthread_mutex_lock(&w->lock);
     r = wait_room(w, stop_fd);
@@ -215,8 +217,8 @@ int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
     pthread_mutex_lock(&w->lock);
     TAILQ_FOREACH_REVERSE(o, &w->results, opq, link)
     {
-        if (o->kind == OP_CHECKPOINT && o->f.id == f->id &&
-            o->f.size == f->size && o->f.mtime_ns == f->mtime_ns) {
+        if (o->kind == OP_CHECKPOINT && o->id == f->id &&
+            o->size == f->size && o->mtime_ns == f->mtime_ns) {
             o->a = offset;
             pthread_mutex_unlock(&w->lock);
             return 0;
@@ -262,8 +264,8 @@ int jwriter_restat(struct jwriter *w, const struct journal_file *f,
     struct op *o = op_new(OP_RESTAT, f, NULL, error);
 
     if (o) {
-        o->f.size = size;
-        o->f.mtime_ns = mtime_ns;
+        o->size = size;
+        o->mtime_ns = mtime_ns;
         o->b = next_attempt;
     }
     return post(w, o);
@@ -319,52 +321,62 @@ int jwriter_sweep(struct jwriter *w, int64_t now, int64_t before,
     return post(w, o);
 }
 
-/* Apply one operation inside the batch's transaction. */
-static int apply(struct journal *j, struct op *o, int *queued)
+/* Apply one operation inside the batch's transaction; o->queued says how
+ * many rows it made due. */
+static int apply(struct journal *j, struct op *o)
 {
-    int q = 0, r = 0;
+    const struct journal_file f = {
+        .id = o->id, .size = o->size, .mtime_ns = o->mtime_ns};
+    int r = 0;
 
+    o->queued = 0;
     switch (o->kind) {
     case OP_UPLOADED:
-        r = journal_partial_clear(j, o->f.path);
-        /* fall through */
-    case OP_OFFER:
+        r = journal_partial_clear(j, o->path);
         if (r == 0)
-            r = journal_offer(j, o->f.path, o->f.size, o->f.mtime_ns, o->a, &q);
-        o->result = q;
+            r = journal_offer(j, o->path, o->size, o->mtime_ns, o->a,
+                              &o->queued);
+        break;
+    case OP_OFFER:
+        r = journal_offer(j, o->path, o->size, o->mtime_ns, o->a, &o->queued);
         break;
     case OP_PARTIAL:
-        return journal_partial_add(j, o->f.path, o->f.size, o->f.mtime_ns,
-                                   o->text, o->a);
+        r = journal_partial_add(j, o->path, o->size, o->mtime_ns, o->text,
+                                o->a);
+        break;
     case OP_CHECKPOINT:
-        return journal_checkpoint(j, &o->f, o->a);
+        r = journal_checkpoint(j, &f, o->a);
+        break;
     case OP_DELIVERED:
-        o->result = journal_delivered(j, &o->f, o->text, o->a, o->b);
-        q = o->result == -ESTALE;
-        r = q ? 0 : o->result;
+        o->result = journal_delivered(j, &f, o->text, o->a, o->b);
+        o->queued = o->result == -ESTALE;
+        r = o->queued ? 0 : o->result;
         break;
     case OP_RESTAT:
-        r = journal_restat(j, o->f.id, o->f.size, o->f.mtime_ns);
-        o->flags = F_RESTART;
-        /* fall through */
-    case OP_REQUEUE:
+        r = journal_restat(j, o->id, o->size, o->mtime_ns);
         if (r == 0)
-            r = journal_requeue(j, o->f.id, o->b, o->text, o->flags & F_COUNT,
-                                o->flags & F_RESTART);
-        q = 1;
+            r = journal_requeue(j, o->id, o->b, o->text, 0, 1);
+        o->queued = 1;
+        break;
+    case OP_REQUEUE:
+        r = journal_requeue(j, o->id, o->b, o->text, o->flags & F_COUNT,
+                            o->flags & F_RESTART);
+        o->queued = 1;
         break;
     case OP_FAIL:
-        return journal_fail(j, o->f.id, o->text);
+        r = journal_fail(j, o->id, o->text);
+        break;
     case OP_AGENT_SET:
-        return journal_agent_set(j, o->key, o->text, o->a);
+        r = journal_agent_set(j, o->key, o->text, o->a);
+        break;
     case OP_PRUNE:
-        return journal_prune(j, o->b, &o->changes);
+        r = journal_prune(j, o->b, &o->changes);
+        break;
     case OP_SWEEP:
         r = journal_sweep(j, o->a, o->b, o->held, o->n_held, &o->changes);
-        q = o->changes;
+        o->queued = o->changes;
         break;
     }
-    *queued += q;
     return r;
 }
 
@@ -373,21 +385,22 @@ static void report(const struct op *o)
 {
     switch (o->kind) {
     case OP_OFFER:
+        if (o->queued) /* 100,000 in a burst: not each at info */
+            log_debug("queued %s (%lld bytes)", o->path, (long long)o->size);
+        break;
     case OP_UPLOADED:
-        if (o->result && o->text)
-            log_info("queued %s (%lld bytes, uploaded by %s)", o->f.path,
-                     (long long)o->f.size, o->text);
-        else if (o->result)
-            log_info("queued %s (%lld bytes)", o->f.path, (long long)o->f.size);
+        if (o->queued)
+            log_info("queued %s (%lld bytes, uploaded by %s)", o->path,
+                     (long long)o->size, o->text);
         break;
     case OP_DELIVERED:
         if (o->result == 0)
-            log_info("delivered %s (%lld bytes%s, sha256 %s)", o->f.path,
-                     (long long)o->f.size, o->flags ? ", resumed" : "",
+            log_info("delivered %s (%lld bytes%s, sha256 %s)", o->path,
+                     (long long)o->size, o->flags ? ", resumed" : "",
                      o->text);
         else
             log_info("%s changed while it was sent; sending it again",
-                     o->f.path);
+                     o->path);
         break;
     case OP_PRUNE:
         if (o->changes > 0)
@@ -413,6 +426,23 @@ struct batch {
     const struct op *bad; /* the operation that failed */
 };
 
+/*
+ * A connection that could not even roll back may still hold the write
+ * lock: start afresh with a new one.
+ */
+static void reopen(struct jwriter *w)
+{
+    struct journal *j = NULL;
+    char *path = strdup(journal_path(w->j));
+
+    if (path && journal_open(path, JOURNAL_CREATE, &j) == 0) {
+        journal_close(w->j);
+        w->j = j;
+        journal_set_cancel(w->j, w->cancel_fd);
+    }
+    free(path);
+}
+
 /* Apply a whole batch in one transaction: 0 or a negative errno. */
 static int apply_batch(struct jwriter *w, struct batch *b)
 {
@@ -428,17 +458,18 @@ static int apply_batch(struct jwriter *w, struct batch *b)
     for (i = 0; r == 0 && i < 2; i++) {
         TAILQ_FOREACH(o, qs[i], link)
         {
-            r = apply(w->j, o, &b->queued);
+            r = apply(w->j, o);
             if (r < 0) {
                 b->bad = o;
                 break;
             }
+            b->queued += o->queued;
         }
     }
     if (r == 0)
         r = journal_commit(w->j);
-    if (r < 0)
-        journal_rollback(w->j);
+    if (r < 0 && journal_rollback(w->j) < 0)
+        reopen(w);
     return r;
 }
 
@@ -507,7 +538,7 @@ static void say_failed(struct jwriter *w, struct fail_log *fl, int r,
                        const struct op *bad, size_t waiting)
 {
     int64_t now = mono_ms();
-    const char *what = bad && bad->f.path ? bad->f.path : "bookkeeping";
+    const char *what = bad && bad->path ? bad->path : "bookkeeping";
 
     if (fl->since_ms == 0) {
         fl->since_ms = now;
@@ -536,7 +567,7 @@ static void drop_bad(struct jwriter *w, struct batch *b, int r)
 
     log_error("journal %s: %s: %s; this change is dropped (a scan or a "
               "retry will redo it)",
-              journal_path(w->j), o->f.path ? o->f.path : "bookkeeping",
+              journal_path(w->j), o->path ? o->path : "bookkeeping",
               journal_errmsg(w->j));
     TAILQ_REMOVE(q, o, link);
     if (q == &b->offers)
@@ -544,6 +575,7 @@ static void drop_bad(struct jwriter *w, struct batch *b, int r)
     else
         b->n_results--;
     op_free(o);
+    b->bad = NULL;
 }
 
 /*
@@ -624,8 +656,7 @@ static int wait_work(struct jwriter *w, const struct fail_log *fl,
         until = mono_ms() + (fl->retry_ms ? fl->retry_ms : 1);
         if (*stop_by && until > *stop_by)
             until = *stop_by;
-        ts.tv_sec = until / 1000;
-        ts.tv_nsec = (until % 1000) * 1000000;
+        ts = mono_timespec(until);
         pthread_cond_timedwait(&w->more, &w->lock, &ts);
         if (mono_ms() >= until)
             return 1;
@@ -647,16 +678,16 @@ static void *writer_main(void *arg)
     struct batch b;
     const struct op *culprit;
     int64_t stop_by = 0;
-    size_t waiting;
-    int r, isolate = 0, recovered, lost, ok;
+    size_t waiting, isolate = 0;
+    int r, recovered, lost, ok;
 
     pthread_mutex_lock(&w->lock);
     while (wait_work(w, &fl, &stop_by)) {
-        take(w, &b, isolate);
+        take(w, &b, isolate > 0);
         w->busy = 1;
         pthread_mutex_unlock(&w->lock);
         r = apply_batch(w, &b);
-        if (r < 0 && isolate && b.bad && (r == -EEXIST || r == -EINVAL)) {
+        if (r < 0 && isolate > 0 && b.bad && (r == -EEXIST || r == -EINVAL)) {
             drop_bad(w, &b, r);
             r = 0;
         }
@@ -664,14 +695,18 @@ static void *writer_main(void *arg)
         culprit = b.bad ? b.bad : TAILQ_FIRST(&b.results);
         if (culprit == NULL)
             culprit = TAILQ_FIRST(&b.offers);
+        /* A change refused on its own (not the disk): the batch it was in
+         * is applied one change at a time, to find it. */
+        if (r < 0 && isolate == 0 && b.bad && (r == -EEXIST || r == -EINVAL))
+            isolate = b.n_results + b.n_offers;
+        else if (isolate > 0 && r == 0)
+            isolate--;
         pthread_mutex_lock(&w->lock);
         ok = settle(w, &b, r, &recovered, &lost);
         waiting = w->n_results + w->n_offers;
         w->busy = 0;
         pthread_cond_broadcast(&w->idle);
         pthread_mutex_unlock(&w->lock);
-        /* A change refused on its own is looked for one by one. */
-        isolate = !ok && (r == -EEXIST || r == -EINVAL);
         fl.retry_ms = ok || isolate ? 0 : next_retry(fl.retry_ms);
         if (ok)
             committed(w, &b, recovered, lost, &fl);
@@ -693,28 +728,28 @@ int jwriter_new(const char *path, const struct jwriter_cb *cb,
                 struct jwriter **out)
 {
     struct jwriter *w;
-    pthread_condattr_t ca;
     int r;
 
     *out = NULL;
     w = calloc(1, sizeof(*w));
     if (w == NULL)
         return -ENOMEM;
+    w->space_fd = w->cancel_fd = -1;
     w->cb = *cb;
     TAILQ_INIT(&w->results);
     TAILQ_INIT(&w->offers);
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->more, &ca);
-    pthread_cond_init(&w->idle, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&w->more);
+    mono_cond_init(&w->idle);
     w->space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    r = w->space_fd < 0 ? -errno : 0;
+    w->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    r = w->space_fd < 0 || w->cancel_fd < 0 ? -errno : 0;
     if (r == 0)
         r = journal_open(path, JOURNAL_CREATE, &w->j);
-    if (r == 0)
+    if (r == 0) {
+        journal_set_cancel(w->j, w->cancel_fd);
         r = -pthread_create(&w->thread, NULL, writer_main, w);
+    }
     if (r < 0) {
         jwriter_free(w);
         return r;
@@ -726,9 +761,7 @@ int jwriter_new(const char *path, const struct jwriter_cb *cb,
 
 int jwriter_flush(struct jwriter *w, int timeout_ms)
 {
-    int64_t until = mono_ms() + timeout_ms;
-    struct timespec ts = {.tv_sec = until / 1000,
-                          .tv_nsec = (until % 1000) * 1000000};
+    struct timespec ts = mono_timespec(mono_ms() + timeout_ms);
     int r = 0;
 
     pthread_mutex_lock(&w->lock);
@@ -748,6 +781,21 @@ void jwriter_stats(struct jwriter *w, struct jwriter_stats *out)
     pthread_mutex_unlock(&w->lock);
 }
 
+/* Join the writer; past the flush deadline, cut its wait for SQLite. */
+static void join_writer(struct jwriter *w)
+{
+    struct timespec ts;
+    uint64_t one = 1;
+
+    clock_gettime(CLOCK_REALTIME, &ts); /* pthread_timedjoin_np's clock */
+    ts.tv_sec += STOP_FLUSH_MS / 1000 + 1;
+    if (pthread_timedjoin_np(w->thread, NULL, &ts) == 0)
+        return;
+    if (write(w->cancel_fd, &one, sizeof(one)) < 0)
+        log_error("journal writer: cancelling: %s", strerror(errno));
+    pthread_join(w->thread, NULL);
+}
+
 void jwriter_free(struct jwriter *w)
 {
     if (w == NULL)
@@ -757,13 +805,15 @@ void jwriter_free(struct jwriter *w)
         w->stopping = 1;
         pthread_cond_signal(&w->more);
         pthread_mutex_unlock(&w->lock);
-        pthread_join(w->thread, NULL);
+        join_writer(w);
     }
     opq_free(&w->results);
     opq_free(&w->offers);
     journal_close(w->j);
     if (w->space_fd >= 0)
         close(w->space_fd);
+    if (w->cancel_fd >= 0)
+        close(w->cancel_fd);
     pthread_cond_destroy(&w->idle);
     pthread_cond_destroy(&w->more);
     pthread_mutex_destroy(&w->lock);

@@ -16,7 +16,7 @@
  * on the scan).  While it refuses writes (disk full, read-only, locked by
  * another process for over 10 s) the writer keeps everything queued,
  * retries every few seconds, and says once what is wrong and which file;
- * offers beyond OFFERS_KEEP are then dropped and reported through
+ * offers beyond OFFERS_KEEP (50,000) are then dropped and reported through
  * on_commit's `lost` so that intake can rescan the tree once the journal
  * takes writes again.
  *
@@ -98,8 +98,8 @@ int jwriter_sweep(struct jwriter *w, int64_t now, int64_t before,
                   const int64_t *held, size_t n_held);
 
 /*
- * Wait until everything queued before the call is committed: 0, or
- * -ETIMEDOUT after timeout_ms (the journal fails).
+ * Wait until the queues are empty and no batch is being applied: 0, or
+ * -ETIMEDOUT after timeout_ms (the journal fails, or changes keep coming).
  */
 int jwriter_flush(struct jwriter *w, int timeout_ms);
 

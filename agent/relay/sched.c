@@ -27,6 +27,7 @@
 #include "sftprelay/journal.h"
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
+#include "sftprelay/loop.h"
 #include "sftprelay/sched.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
@@ -75,14 +76,6 @@ struct sched {
     int64_t error_said_ms; /* monotonic: a claim error last logged */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
@@ -92,7 +85,6 @@ int sched_new(const struct sched_opts *o, struct sched **out)
 {
     const struct conf *c = o->c;
     struct sched *s;
-    pthread_condattr_t ca;
     const char *bad = NULL;
     struct transform_chain *probe = NULL;
     int r;
@@ -113,10 +105,7 @@ int sched_new(const struct sched_opts *o, struct sched **out)
     s->o = *o;
     s->c = c;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&s->wake);
     s->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     s->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     s->n = c->transfer.workers;
@@ -125,7 +114,9 @@ int sched_new(const struct sched_opts *o, struct sched **out)
         sched_free(s);
         return -ENOMEM;
     }
-    s->sweep_at_ms = mono_ms() + SWEEP_EVERY_S * 1000;
+    if (s->o.sweep_s <= 0)
+        s->o.sweep_s = SWEEP_EVERY_S;
+    s->sweep_at_ms = mono_ms() + (int64_t)s->o.sweep_s * 1000;
     *out = s;
     return 0;
 }
@@ -146,11 +137,8 @@ void sched_notify(struct sched *s)
 /* Sleep until woken, stopping, or ms from now.  Called with the lock held. */
 static void sleep_locked(struct sched *s, int64_t ms)
 {
-    struct timespec ts;
-    int64_t until = mono_ms() + (ms > 0 ? ms : 1);
+    struct timespec ts = mono_timespec(mono_ms() + (ms > 0 ? ms : 1));
 
-    ts.tv_sec = until / 1000;
-    ts.tv_nsec = (until % 1000) * 1000000;
     if (!s->stopping)
         pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 }
@@ -162,6 +150,14 @@ static int64_t probe_delay(struct sched *s)
                       s->c->target.probe_interval, backoff_rnd());
 }
 
+/* Say that the target is back, in the log and in the journal. */
+static void said_up(struct sched *s)
+{
+    log_info("target reachable again");
+    if (jwriter_agent_set(s->jw, "target_error", "", now_s()) < 0)
+        log_error("journal: out of memory recording the target's state");
+}
+
 /* Connect again: 0 if the target answers.  No lock held. */
 static int probe(struct worker *w)
 {
@@ -169,12 +165,10 @@ static int probe(struct worker *w)
 
     sink_disconnect(w->sink);
     r = sink_connect(w->sink);
-    if (r == 0) {
-        log_info("target reachable again");
-        jwriter_agent_set(w->s->jw, "target_error", "", now_s());
-    } else if (r != -ECANCELED) {
+    if (r == 0)
+        said_up(w->s);
+    else if (r != -ECANCELED)
         log_debug("target probe: %s", sink_error(w->sink));
-    }
     return r;
 }
 
@@ -213,7 +207,11 @@ static int wait_target(struct worker *w)
     return s->stopping ? -ENOENT : 0;
 }
 
-/* Every so often, queue again rows left sending by no worker. */
+/*
+ * Every sweep_s, busy or idle, queue again rows left sending by no worker
+ * (claimed over sweep_s ago: a row is marked held at once after its
+ * claim, so none being sent is taken).
+ */
 static void sweep(struct worker *w)
 {
     struct sched *s = w->s;
@@ -226,12 +224,15 @@ static void sweep(struct worker *w)
         pthread_mutex_unlock(&s->lock);
         return;
     }
-    s->sweep_at_ms = mono_ms() + SWEEP_EVERY_S * 1000;
+    s->sweep_at_ms = mono_ms() + (int64_t)s->o.sweep_s * 1000;
     for (i = 0; i < s->n && n < 64; i++)
         if (s->w[i].held)
             held[n++] = s->w[i].held;
     pthread_mutex_unlock(&s->lock);
-    jwriter_sweep(s->jw, now_s(), now_s() - SWEEP_EVERY_S, held, n);
+    if (jwriter_sweep(s->jw, now_s(), now_s() - s->o.sweep_s, held, n) < 0)
+        log_error("journal: out of memory for the sweep; trying again in "
+                  "%d s",
+                  s->o.sweep_s);
 }
 
 /*
@@ -317,6 +318,7 @@ static int claim(struct worker *w, struct journal_file *f)
     int r;
 
     for (;;) {
+        sweep(w);
         pthread_mutex_lock(&s->lock);
         r = wait_target(w);
         seen = s->wakeups;
@@ -329,10 +331,10 @@ static int claim(struct worker *w, struct journal_file *f)
             return 0;
         if (r == 0)
             continue;
-        if (r == -ENOENT && s->o.once)
-            return r;
         wait = idle_ms(w, r);
-        sweep(w);
+        /* --once ends when nothing is left, or the journal fails. */
+        if (s->o.once && r != -EBUSY)
+            return -ENOENT;
         pthread_mutex_lock(&s->lock);
         if (s->wakeups == seen)
             sleep_locked(s, wait);
@@ -362,10 +364,8 @@ static void target_up(struct worker *w)
         pthread_cond_broadcast(&s->wake);
     }
     pthread_mutex_unlock(&s->lock);
-    if (was_down) {
-        log_info("target reachable again");
-        jwriter_agent_set(s->jw, "target_error", "", now_s());
-    }
+    if (was_down)
+        said_up(s);
 }
 
 /* The target failed as a whole: every worker waits for a probe. */
@@ -388,7 +388,8 @@ static void target_down(struct worker *w, const char *err)
         return;
     log_warn("target: %s; probing it every %d s at most", err,
              s->c->target.probe_interval);
-    jwriter_agent_set(s->jw, "target_error", err, now_s());
+    if (jwriter_agent_set(s->jw, "target_error", err, now_s()) < 0)
+        log_error("journal: out of memory recording the target's state");
 }
 
 /* A failed attempt of one file: back off, or give up. */
@@ -465,7 +466,7 @@ static void *worker_main(void *arg)
     struct xfer_result res;
     struct journal_file f;
     uint64_t one = 1;
-    int r;
+    int r, last;
 
     while (claim(w, &f) == 0) {
         struct xfer_job job = {
@@ -488,9 +489,10 @@ static void *worker_main(void *arg)
     }
     sink_disconnect(w->sink);
     pthread_mutex_lock(&s->lock);
-    if (--s->running == 0 && write(s->done_fd, &one, sizeof(one)) < 0)
-        log_error("signalling the end of the workers: %s", strerror(errno));
+    last = --s->running == 0;
     pthread_mutex_unlock(&s->lock);
+    if (last && write(s->done_fd, &one, sizeof(one)) < 0)
+        log_error("signalling the end of the workers: %s", strerror(errno));
     return NULL;
 }
 

@@ -31,8 +31,10 @@ struct sched_opts {
     const struct sink_ops *sink;     /* found by name by the caller */
     const struct source_ops *source; /* likewise */
     /* Try every queued file once and then stop, instead of running until
-     * sched_stop(). */
+     * sched_stop(); also when the journal cannot be claimed from. */
     int once;
+    /* Seconds between sweeps for rows left sending by no worker (0: 60). */
+    int sweep_s;
 };
 
 /*

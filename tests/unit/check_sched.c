@@ -17,6 +17,7 @@
 #include "sftprelay/journal.h"
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
+#include "sftprelay/loop.h"
 #include "sftprelay/sched.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
@@ -189,14 +190,7 @@ static struct conf *conf;
 static struct sched *sched;
 static struct jwriter *jw;
 static struct journal *tj; /* the test's own connection, to read */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int sweep_s;        /* sched_opts.sweep_s for the next start() */
 
 static void on_commit(void *arg, int queued, int recovered, int lost)
 {
@@ -245,6 +239,7 @@ static void setup(void)
     ck_assert_int_eq(journal_open(db, JOURNAL_CREATE, &tj), 0);
     sched = NULL;
     jw = NULL;
+    sweep_s = 0;
 }
 
 static void teardown(void)
@@ -262,8 +257,11 @@ static void teardown(void)
 /* Start the scheduler and the writer; once as sched_opts.once. */
 static void start(int once)
 {
-    struct sched_opts o = {
-        .c = conf, .sink = &sink_fake, .source = &source_local, .once = once};
+    struct sched_opts o = {.c = conf,
+                           .sink = &sink_fake,
+                           .source = &source_local,
+                           .once = once,
+                           .sweep_s = sweep_s};
     struct jwriter_cb cb = {.on_commit = on_commit};
 
     ck_assert_int_eq(sched_new(&o, &sched), 0);
@@ -561,6 +559,36 @@ START_TEST(test_once)
 }
 END_TEST
 
+/*
+ * A row left sending by no worker (a claim whose answer was lost) is
+ * queued again by the sweep while the agent runs, and delivered.
+ */
+START_TEST(test_sweep_takes_up_orphans)
+{
+    int64_t now = (int64_t)time(NULL);
+    struct journal_file f;
+    struct stat st;
+    char *p;
+
+    p = tu_write(src, "orphan.txt", "lost claim\n", 11);
+    ck_assert_int_eq(lstat(p, &st), 0);
+    free(p);
+    ck_assert_int_eq(journal_offer(tj, "orphan.txt", st.st_size,
+                                   source_mtime_ns(&st), now - 100, NULL),
+                     0);
+    /* Claimed 10 s ago by a worker that is gone. */
+    ck_assert_int_eq(journal_claim(tj, now - 10, -1, &f), 0);
+    journal_file_clear(&f);
+    ck_assert_int_eq(state_of("orphan.txt"), JS_SENDING);
+    sweep_s = 1;
+    start(0);
+    run();
+    WAIT_UNTIL(state_of("orphan.txt") == JS_DELIVERED,
+               "the orphan queued again and delivered");
+    ck_assert_int_eq(fk_get(&fk.files), 1);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -573,6 +601,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, test_target_down_then_probe);
     tcase_add_test(tc, test_stop_while_blocked);
     tcase_add_test(tc, test_once);
+    tcase_add_test(tc, test_sweep_takes_up_orphans);
     suite_add_tcase(s, tc);
     return s;
 }

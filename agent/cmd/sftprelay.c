@@ -114,9 +114,16 @@ static void print_file_json(const struct journal_file *f)
  */
 static void target_error(struct cli *c, char **err, int64_t *at)
 {
+    int r;
+
     *err = NULL;
     *at = 0;
-    journal_agent_get(c->j, "target_error", err, at);
+    r = journal_agent_get(c->j, "target_error", err, at);
+    if (r < 0 && r != -ENOENT) { /* not "ok": say that it is not known */
+        if (asprintf(err, "not known: journal: %s", journal_errmsg(c->j)) < 0)
+            *err = NULL;
+        return;
+    }
     if (*err && !(*err)[0]) {
         free(*err);
         *err = NULL;

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -260,8 +261,10 @@ static int all_delivered(struct journal *j)
     struct journal_status st;
     int ok;
 
-    if (journal_status(j, &st) < 0)
+    if (journal_status(j, &st) < 0) {
+        log_error("journal %s: %s", journal_path(j), journal_errmsg(j));
         return 0;
+    }
     ok = st.counts[JS_QUEUED] == 0 && st.counts[JS_SENDING] == 0 &&
          st.counts[JS_FAILED] == 0;
     if (!ok)
@@ -340,6 +343,19 @@ static int start_loop(struct agent *a, int *prune_fd)
     return r;
 }
 
+/*
+ * --once tries what the scan found: it must be in the journal first.
+ * Waits until it is, or until a signal comes (the loop then serves it).
+ */
+static void queue_found(struct agent *a)
+{
+    struct pollfd p = {.fd = a->sfd, .events = POLLIN};
+
+    while (jwriter_flush(intake_writer(a->in), 1000) == -ETIMEDOUT)
+        if (poll(&p, 1, 0) > 0)
+            return;
+}
+
 /* Intake, the scheduler and the watcher, wired together. */
 static int start_relay(struct agent *a, int once)
 {
@@ -379,10 +395,8 @@ static int start_relay(struct agent *a, int once)
              where);
     a->scan_cut = 0;
     watch_scan(a->watch);
-    /* --once tries what the scan found: it must be in the journal first. */
-    if (once && jwriter_flush(intake_writer(a->in), 600000) < 0)
-        log_error("journal %s: the files found could not be queued",
-                  c->journal.path);
+    if (once)
+        queue_found(a);
     r = sched_start(a->sched, intake_writer(a->in));
     if (r < 0)
         log_error("starting workers: %s", strerror(-r));

@@ -43,8 +43,8 @@ static void on_commit(void *arg, int queued, int recovered, int lost)
         sched_notify(in->sched);
     if (lost) {
         log_warn("journal %s: some files found while it failed were not "
-                 "kept; scanning %s",
-                 in->o.journal, "the source again");
+                 "kept; scanning the source again",
+                 in->o.journal);
         if (write(in->rescan_fd, &one, sizeof(one)) < 0)
             log_error("intake: asking for a scan: %s", strerror(errno));
     }
@@ -96,7 +96,7 @@ static int stop_asked(const struct intake *in)
 static int offered(const char *rel, int r)
 {
     if (r == -ENOMEM)
-        log_error("%s: out of memory; the next scan will find it", rel);
+        log_error("%s: out of memory; a scan will find it again", rel);
     return r == -EINTR ? r : 0;
 }
 

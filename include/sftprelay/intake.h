@@ -11,9 +11,9 @@
  * nothing found is lost.
  *
  * intake_found() is for the thread that runs the watcher; the upload
- * calls are for any thread.  None of them waits for SQLite; only
- * intake_found() may wait for room in the writer's queue, and gives up
- * when stop_fd becomes readable.
+ * calls are for any thread.  None of them waits for SQLite; each may wait
+ * for room in the writer's queue (which the writer keeps emptying), and
+ * intake_found() gives up that wait when stop_fd becomes readable.
  */
 #ifndef SFTPRELAY_INTAKE_H
 #define SFTPRELAY_INTAKE_H

@@ -572,7 +572,8 @@ int main(int argc, char **argv)
         return r;
     }
     a.file = o.file;
-    while ((r = run(&a, o.once)) == 0 && a.next && !a.stopping) {
+    for (r = run(&a, o.once); r == 0 && a.next && !a.stopping;
+         r = run(&a, o.once)) {
         conf_free(a.c); /* SIGHUP: again, with what it read */
         a.c = a.next;
         a.next = NULL;

@@ -482,8 +482,8 @@ static void take(struct jwriter *w, struct batch *b, int one)
     memset(b, 0, sizeof(*b));
     TAILQ_INIT(&b->results);
     TAILQ_INIT(&b->offers);
-    while ((o = TAILQ_FIRST(&w->results)) != NULL &&
-           (!one || b->n_results == 0)) {
+    for (o = TAILQ_FIRST(&w->results); o && (!one || b->n_results == 0);
+         o = TAILQ_FIRST(&w->results)) {
         TAILQ_REMOVE(&w->results, o, link);
         TAILQ_INSERT_TAIL(&b->results, o, link);
         b->n_results++;
@@ -491,7 +491,8 @@ static void take(struct jwriter *w, struct batch *b, int one)
     }
     if (one && b->n_results)
         max = 0;
-    while (b->n_offers < max && (o = TAILQ_FIRST(&w->offers)) != NULL) {
+    for (o = TAILQ_FIRST(&w->offers); o && b->n_offers < max;
+         o = TAILQ_FIRST(&w->offers)) {
         TAILQ_REMOVE(&w->offers, o, link);
         TAILQ_INSERT_TAIL(&b->offers, o, link);
         b->n_offers++;

@@ -454,6 +454,14 @@ int journal_set_sync(struct journal *j, int full)
     return exec(j, full ? SQL_SYNC_FULL : SQL_SYNC_NORMAL);
 }
 
+int journal_wal_restart(struct journal *j)
+{
+    int rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_RESTART,
+                                       NULL, NULL);
+
+    return sql_err(rc);
+}
+
 int journal_begin(struct journal *j)
 {
     return exec(j, "BEGIN IMMEDIATE");

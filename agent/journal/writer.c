@@ -30,6 +30,7 @@
 #define RETRY_MAX_MS 5000  /* between tries while the journal fails */
 #define REMIND_MS 60000    /* between reminders that it still fails */
 #define STOP_FLUSH_MS 3000 /* how long stopping waits for a failing journal */
+#define WAL_RESTART_MS 2000 /* between restarts of the WAL (journal.h) */
 
 enum op_kind {
     OP_OFFER,
@@ -74,6 +75,7 @@ struct jwriter {
     int started;
     int space_fd;  /* readable: offers have room again */
     int cancel_fd; /* readable: stop waiting for SQLite's lock (stopping) */
+    int64_t restarted_ms; /* the WAL last restarted; the writer's own */
 
     /* Guarded by lock. */
     pthread_mutex_t lock;
@@ -632,6 +634,12 @@ static void committed(struct jwriter *w, struct batch *b, int recovered,
     }
     if (w->cb.on_commit)
         w->cb.on_commit(w->cb.arg, b->queued, recovered, lost);
+    if (mono_ms() - w->restarted_ms >= WAL_RESTART_MS) {
+        w->restarted_ms = mono_ms();
+        if (journal_wal_restart(w->j) < 0 && journal_wal_restart(w->j) < 0)
+            log_debug("journal %s: restarting the WAL: %s",
+                      journal_path(w->j), journal_errmsg(w->j));
+    }
 }
 
 /* Wait for work or a retry.  Lock held; 0 when it is time to stop. */

@@ -93,6 +93,13 @@ void journal_set_cancel(struct journal *j, int fd);
 int journal_set_sync(struct journal *j, int full);
 
 /*
+ * Copy the whole WAL into the database and start it again from its head
+ * (waiting, like a writer, for readers of older snapshots).  Without it,
+ * while readers and writers overlap without pause, the WAL only grows.
+ */
+int journal_wal_restart(struct journal *j);
+
+/*
  * Group many writes into one transaction (one sync).  journal_rollback()
  * is harmless when SQLite has already rolled back after an error.
  */

@@ -97,15 +97,16 @@ timeout_msg() {
 usec() { echo "${EPOCHREALTIME/./}"; }
 
 # scan_watch PID T0 LIMIT: print the seconds from T0 (usec) until the agent
-# runs more than one thread.  It scans source.path before it starts its
-# workers, so that is the end of its start-up scan.  Polled every 5 ms;
-# exits 3 after LIMIT seconds, 1 if the agent exits.
+# runs more than two threads.  It starts its journal writer, scans
+# source.path, then starts its workers, so that is the end of its start-up
+# scan.  Polled every 5 ms; exits 3 after LIMIT seconds, 1 if the agent
+# exits.
 scan_watch() {
     local pid=$1 t0=$2 limit=$3 th now
     while :; do
         th=$(awk '/^Threads:/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
         now=$(usec)
-        if [ "${th:-0}" -gt 1 ]; then
+        if [ "${th:-0}" -gt 2 ]; then
             printf '%d.%06d\n' $(((now - t0) / 1000000)) $(((now - t0) % 1000000))
             return 0
         fi

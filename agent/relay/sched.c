@@ -268,8 +268,9 @@ static int64_t idle_ms(struct worker *w, int r)
 
     if (r != -ENOENT && r != -EBUSY) {
         if (say_claim_error(w->s))
-            log_error("journal %s: claiming the next file: %s; trying again",
-                      journal_path(w->j), journal_errmsg(w->j));
+            log_error("journal %s: claiming the next file: %s; %s",
+                      journal_path(w->j), journal_errmsg(w->j),
+                      w->s->o.once ? "stopping" : "trying again");
         return wait;
     }
     if (r == -ENOENT && journal_next_due(w->j, &due) == 0 &&

@@ -713,8 +713,6 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&w->lock);
         ok = settle(w, &b, r, &recovered, &lost);
         waiting = w->n_results + w->n_offers;
-        w->busy = 0;
-        pthread_cond_broadcast(&w->idle);
         pthread_mutex_unlock(&w->lock);
         fl.retry_ms = ok || isolate ? 0 : next_retry(fl.retry_ms);
         if (ok)
@@ -722,6 +720,9 @@ static void *writer_main(void *arg)
         else
             say_failed(w, &fl, r, culprit, waiting);
         pthread_mutex_lock(&w->lock);
+        /* Idle once the batch is logged and on_commit has run. */
+        w->busy = 0;
+        pthread_cond_broadcast(&w->idle);
     }
     waiting = w->n_results + w->n_offers;
     pthread_mutex_unlock(&w->lock);

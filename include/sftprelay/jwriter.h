@@ -98,8 +98,9 @@ int jwriter_sweep(struct jwriter *w, int64_t now, int64_t before,
                   const int64_t *held, size_t n_held);
 
 /*
- * Wait until the queues are empty and no batch is being applied: 0, or
- * -ETIMEDOUT after timeout_ms (the journal fails, or changes keep coming).
+ * Wait until the queues are empty and the last batch is committed, logged
+ * and reported to on_commit(): 0, or -ETIMEDOUT after timeout_ms (the
+ * journal fails, or changes keep coming).
  */
 int jwriter_flush(struct jwriter *w, int timeout_ms);
 

@@ -21,84 +21,15 @@
 
 #include "sftprelay/log.h"
 #include "sftprelay/sftpd.h"
+#include "sftprelay/sftpwire.h"
 #include "sftprelay/vpath.h"
-
-/* Packet types */
-enum {
-    FXP_INIT = 1,
-    FXP_VERSION = 2,
-    FXP_OPEN = 3,
-    FXP_CLOSE = 4,
-    FXP_READ = 5,
-    FXP_WRITE = 6,
-    FXP_LSTAT = 7,
-    FXP_FSTAT = 8,
-    FXP_SETSTAT = 9,
-    FXP_FSETSTAT = 10,
-    FXP_OPENDIR = 11,
-    FXP_READDIR = 12,
-    FXP_REMOVE = 13,
-    FXP_MKDIR = 14,
-    FXP_RMDIR = 15,
-    FXP_REALPATH = 16,
-    FXP_STAT = 17,
-    FXP_RENAME = 18,
-    FXP_READLINK = 19,
-    FXP_SYMLINK = 20,
-    FXP_STATUS = 101,
-    FXP_HANDLE = 102,
-    FXP_DATA = 103,
-    FXP_NAME = 104,
-    FXP_ATTRS = 105,
-    FXP_EXTENDED = 200,
-    FXP_EXTENDED_REPLY = 201,
-};
-
-/* Status codes */
-enum {
-    FX_OK = 0,
-    FX_EOF = 1,
-    FX_NO_SUCH_FILE = 2,
-    FX_PERMISSION_DENIED = 3,
-    FX_FAILURE = 4,
-    FX_BAD_MESSAGE = 5,
-    FX_OP_UNSUPPORTED = 8,
-};
-
-/* Attribute flags */
-#define ATTR_SIZE 0x1
-#define ATTR_UIDGID 0x2
-#define ATTR_PERMISSIONS 0x4
-#define ATTR_ACMODTIME 0x8
-#define ATTR_EXTENDED 0x80000000u
-
-/* Open flags */
-#define PF_READ 0x1
-#define PF_WRITE 0x2
-#define PF_APPEND 0x4
-#define PF_CREAT 0x8
-#define PF_TRUNC 0x10
-#define PF_EXCL 0x20
 
 #define READDIR_BATCH 100
 
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-/* A request being read: a cursor over its payload. */
+/* A request being read: a cursor over its payload, and its id. */
 struct req {
-    const uint8_t *p;
-    size_t left;
+    struct sftp_cur c;
     uint32_t id;
-    int bad; /* read past the end */
-};
-
-struct attrs {
-    uint32_t flags;
-    uint64_t size;
-    uint32_t uid, gid, perm, atime, mtime;
 };
 
 struct handle {
@@ -115,8 +46,8 @@ struct sftpd {
     struct sftpd_opts o;
     struct sftpd_cb cb;
     int inited;
-    struct buf in;
-    struct buf out;
+    struct sftp_buf in;
+    struct sftp_buf out;
     struct handle h[SFTPD_MAX_HANDLES];
     uint32_t gen;
 };
@@ -127,138 +58,21 @@ struct handler {
     int (*fn)(struct sftpd *s, struct req *r);
 };
 
-/* --- buffers ---------------------------------------------------------- */
-
-static int buf_reserve(struct buf *b, size_t more)
+/* A file's ATTRS, from its stat. */
+static void put_stat(struct sftp_buf *b, const struct stat *st)
 {
-    size_t cap;
-    uint8_t *p;
+    struct sftp_attrs a = {
+        .flags = SFTP_ATTR_SIZE | SFTP_ATTR_UIDGID | SFTP_ATTR_PERMISSIONS |
+                 SFTP_ATTR_ACMODTIME,
+        .size = (uint64_t)st->st_size,
+        .uid = st->st_uid,
+        .gid = st->st_gid,
+        .perm = st->st_mode,
+        .atime = (uint32_t)st->st_atime,
+        .mtime = (uint32_t)st->st_mtime,
+    };
 
-    if (b->len + more <= b->cap)
-        return 0;
-    cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more)
-        cap *= 2;
-    p = realloc(b->p, cap);
-    if (p == NULL)
-        return -ENOMEM;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static void put_u8(struct buf *b, uint8_t v)
-{
-    if (buf_reserve(b, 1) == 0)
-        b->p[b->len++] = v;
-}
-
-static void put_u32(struct buf *b, uint32_t v)
-{
-    if (buf_reserve(b, 4) < 0)
-        return;
-    b->p[b->len++] = (uint8_t)(v >> 24);
-    b->p[b->len++] = (uint8_t)(v >> 16);
-    b->p[b->len++] = (uint8_t)(v >> 8);
-    b->p[b->len++] = (uint8_t)v;
-}
-
-static void put_u64(struct buf *b, uint64_t v)
-{
-    put_u32(b, (uint32_t)(v >> 32));
-    put_u32(b, (uint32_t)v);
-}
-
-static void put_bytes(struct buf *b, const void *p, size_t n)
-{
-    put_u32(b, (uint32_t)n);
-    if (buf_reserve(b, n) == 0) {
-        memcpy(b->p + b->len, p, n);
-        b->len += n;
-    }
-}
-
-static void put_str(struct buf *b, const char *s)
-{
-    put_bytes(b, s, strlen(s));
-}
-
-static uint32_t get_u32(struct req *r)
-{
-    uint32_t v;
-
-    if (r->left < 4) {
-        r->bad = 1;
-        return 0;
-    }
-    v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 |
-        (uint32_t)r->p[2] << 8 | r->p[3];
-    r->p += 4;
-    r->left -= 4;
-    return v;
-}
-
-static uint64_t get_u64(struct req *r)
-{
-    uint64_t hi = get_u32(r);
-
-    return hi << 32 | get_u32(r);
-}
-
-/* A string's bytes (not NUL-terminated) and length. */
-static const uint8_t *get_bytes(struct req *r, size_t *len)
-{
-    uint32_t n = get_u32(r);
-    const uint8_t *p = r->p;
-
-    if (r->bad || n > r->left) {
-        r->bad = 1;
-        *len = 0;
-        return NULL;
-    }
-    r->p += n;
-    r->left -= n;
-    *len = n;
-    return p;
-}
-
-static void get_attrs(struct req *r, struct attrs *a)
-{
-    uint32_t n, i;
-    size_t len;
-
-    memset(a, 0, sizeof(*a));
-    a->flags = get_u32(r);
-    if (a->flags & ATTR_SIZE)
-        a->size = get_u64(r);
-    if (a->flags & ATTR_UIDGID) {
-        a->uid = get_u32(r);
-        a->gid = get_u32(r);
-    }
-    if (a->flags & ATTR_PERMISSIONS)
-        a->perm = get_u32(r);
-    if (a->flags & ATTR_ACMODTIME) {
-        a->atime = get_u32(r);
-        a->mtime = get_u32(r);
-    }
-    if (a->flags & ATTR_EXTENDED) {
-        n = get_u32(r);
-        for (i = 0; i < n && !r->bad; i++) {
-            get_bytes(r, &len);
-            get_bytes(r, &len);
-        }
-    }
-}
-
-static void put_attrs(struct buf *b, const struct stat *st)
-{
-    put_u32(b, ATTR_SIZE | ATTR_UIDGID | ATTR_PERMISSIONS | ATTR_ACMODTIME);
-    put_u64(b, (uint64_t)st->st_size);
-    put_u32(b, st->st_uid);
-    put_u32(b, st->st_gid);
-    put_u32(b, st->st_mode);
-    put_u32(b, (uint32_t)st->st_atime);
-    put_u32(b, (uint32_t)st->st_mtime);
+    sftp_put_attrs(b, &a);
 }
 
 /* --- replies ---------------------------------------------------------- */
@@ -268,25 +82,25 @@ static uint32_t status_of(int err)
 {
     switch (err) {
     case 0:
-        return FX_OK;
+        return SFTP_FX_OK;
     case ENOENT:
     case ENOTDIR:
     case ELOOP:
     case ENAMETOOLONG:
-        return FX_NO_SUCH_FILE;
+        return SFTP_FX_NO_SUCH_FILE;
     case EACCES:
     case EPERM:
     case EROFS:
     case EXDEV:
-        return FX_PERMISSION_DENIED;
+        return SFTP_FX_PERMISSION_DENIED;
     case EOPNOTSUPP:
     case ENOSYS:
-        return FX_OP_UNSUPPORTED;
+        return SFTP_FX_OP_UNSUPPORTED;
     case EPROTO:
     case EBADMSG:
-        return FX_BAD_MESSAGE;
+        return SFTP_FX_BAD_MESSAGE;
     default:
-        return FX_FAILURE;
+        return SFTP_FX_FAILURE;
     }
 }
 
@@ -294,9 +108,9 @@ static uint32_t status_of(int err)
 static void reply_begin(struct sftpd *s, uint8_t type, uint32_t id)
 {
     s->out.len = 0;
-    put_u32(&s->out, 0); /* length, filled in later */
-    put_u8(&s->out, type);
-    put_u32(&s->out, id);
+    sftp_put_u32(&s->out, 0); /* length, filled in later */
+    sftp_put_u8(&s->out, type);
+    sftp_put_u32(&s->out, id);
 }
 
 static int reply_send(struct sftpd *s)
@@ -322,10 +136,10 @@ static int reply_send(struct sftpd *s)
 static int send_status(struct sftpd *s, uint32_t id, uint32_t code,
                        const char *msg)
 {
-    reply_begin(s, FXP_STATUS, id);
-    put_u32(&s->out, code);
-    put_str(&s->out, msg);
-    put_str(&s->out, "");
+    reply_begin(s, SFTP_STATUS, id);
+    sftp_put_u32(&s->out, code);
+    sftp_put_str(&s->out, msg);
+    sftp_put_str(&s->out, "");
     return reply_send(s);
 }
 
@@ -381,8 +195,8 @@ static int reply_handle(struct sftpd *s, uint32_t id, int i)
     hb[5] = (uint8_t)(g >> 16);
     hb[6] = (uint8_t)(g >> 8);
     hb[7] = (uint8_t)g;
-    reply_begin(s, FXP_HANDLE, id);
-    put_bytes(&s->out, hb, sizeof(hb));
+    reply_begin(s, SFTP_HANDLE, id);
+    sftp_put_bytes(&s->out, hb, sizeof(hb));
     return reply_send(s);
 }
 
@@ -390,7 +204,7 @@ static int reply_handle(struct sftpd *s, uint32_t id, int i)
 static struct handle *get_handle(struct sftpd *s, struct req *r)
 {
     size_t len;
-    const uint8_t *p = get_bytes(r, &len);
+    const uint8_t *p = sftp_get_bytes(&r->c, &len);
     uint32_t i, g;
 
     if (p == NULL || len != 8)
@@ -434,7 +248,7 @@ static int handle_close(struct sftpd *s, struct handle *h, int complete)
 static int get_path(struct req *r, char **rel)
 {
     size_t len;
-    const uint8_t *p = get_bytes(r, &len);
+    const uint8_t *p = sftp_get_bytes(&r->c, &len);
 
     *rel = NULL;
     if (p == NULL)
@@ -449,19 +263,19 @@ static int open_flags(uint32_t pf)
 {
     int flags = O_NONBLOCK;
 
-    if ((pf & PF_READ) && (pf & PF_WRITE))
+    if ((pf & SFTP_PF_READ) && (pf & SFTP_PF_WRITE))
         flags |= O_RDWR;
-    else if (pf & PF_WRITE)
+    else if (pf & SFTP_PF_WRITE)
         flags |= O_WRONLY;
     else
         flags |= O_RDONLY;
-    if (pf & PF_APPEND)
+    if (pf & SFTP_PF_APPEND)
         flags |= O_APPEND;
-    if (pf & PF_CREAT)
+    if (pf & SFTP_PF_CREAT)
         flags |= O_CREAT;
-    if (pf & PF_TRUNC)
+    if (pf & SFTP_PF_TRUNC)
         flags |= O_TRUNC;
-    if (pf & PF_EXCL)
+    if (pf & SFTP_PF_EXCL)
         flags |= O_EXCL;
     return flags;
 }
@@ -508,25 +322,25 @@ out:
 static int do_open(struct sftpd *s, struct req *r)
 {
     char *rel = NULL;
-    struct attrs a;
+    struct sftp_attrs a;
     uint32_t pf;
     int fd = -1, ret;
     mode_t mode = 0666;
 
     ret = get_path(r, &rel);
-    pf = get_u32(r);
-    get_attrs(r, &a);
-    if (r->bad)
+    pf = sftp_get_u32(&r->c);
+    sftp_get_attrs(&r->c, &a);
+    if (r->c.bad)
         ret = -EBADMSG;
     if (ret < 0)
         goto out;
-    if (a.flags & ATTR_PERMISSIONS)
+    if (a.flags & SFTP_ATTR_PERMISSIONS)
         mode = a.perm & 07777;
     ret = open_regular(s, rel, open_flags(pf), mode, &fd);
     if (ret < 0)
         goto out;
     /* ret becomes the handle's index */
-    ret = handle_new(s, fd, NULL, rel, (pf & PF_WRITE) != 0);
+    ret = handle_new(s, fd, NULL, rel, (pf & SFTP_PF_WRITE) != 0);
     if (ret >= 0)
         fd = -1; /* transferred to the handle */
 out:
@@ -548,19 +362,19 @@ static int do_close(struct sftpd *s, struct req *r)
 static int do_read(struct sftpd *s, struct req *r)
 {
     struct handle *h = get_handle(s, r);
-    uint64_t off = get_u64(r);
-    uint32_t len = get_u32(r);
+    uint64_t off = sftp_get_u64(&r->c);
+    uint32_t len = sftp_get_u32(&r->c);
     ssize_t n;
 
-    if (r->bad)
+    if (r->c.bad)
         return status(s, r->id, EBADMSG, NULL);
     if (h == NULL || h->dir)
         return status(s, r->id, EBADF, "No such handle");
     if (len > SFTPD_MAX_IO)
         len = SFTPD_MAX_IO;
-    reply_begin(s, FXP_DATA, r->id);
-    put_u32(&s->out, 0);
-    if (buf_reserve(&s->out, len) < 0)
+    reply_begin(s, SFTP_DATA, r->id);
+    sftp_put_u32(&s->out, 0);
+    if (sftp_buf_reserve(&s->out, len) < 0)
         return status(s, r->id, ENOMEM, NULL);
     do {
         n = pread(h->fd, s->out.p + s->out.len, len, (off_t)off);
@@ -568,7 +382,7 @@ static int do_read(struct sftpd *s, struct req *r)
     if (n < 0)
         return status(s, r->id, errno, NULL);
     if (n == 0)
-        return send_status(s, r->id, FX_EOF, "End of file");
+        return send_status(s, r->id, SFTP_FX_EOF, "End of file");
     s->out.p[9] = (uint8_t)(n >> 24);
     s->out.p[10] = (uint8_t)(n >> 16);
     s->out.p[11] = (uint8_t)(n >> 8);
@@ -580,14 +394,14 @@ static int do_read(struct sftpd *s, struct req *r)
 static int do_write(struct sftpd *s, struct req *r)
 {
     struct handle *h = get_handle(s, r);
-    uint64_t off = get_u64(r);
+    uint64_t off = sftp_get_u64(&r->c);
     size_t len, done = 0;
-    const uint8_t *p = get_bytes(r, &len);
+    const uint8_t *p = sftp_get_bytes(&r->c, &len);
     const struct sftpd_fault *f = s->o.fault;
     int64_t total;
     ssize_t n;
 
-    if (r->bad)
+    if (r->c.bad)
         return status(s, r->id, EBADMSG, NULL);
     if (h == NULL || h->dir)
         return status(s, r->id, EBADF, "No such handle");
@@ -640,8 +454,8 @@ static int stat_rel(struct sftpd *s, const char *rel, int follow,
 
 static int reply_attrs(struct sftpd *s, uint32_t id, const struct stat *st)
 {
-    reply_begin(s, FXP_ATTRS, id);
-    put_attrs(&s->out, st);
+    reply_begin(s, SFTP_ATTRS, id);
+    put_stat(&s->out, st);
     return reply_send(s);
 }
 
@@ -680,17 +494,17 @@ static int do_fstat(struct sftpd *s, struct req *r)
 }
 
 /* Apply attributes to an open descriptor. */
-static int apply_fd(int fd, const struct attrs *a)
+static int apply_fd(int fd, const struct sftp_attrs *a)
 {
     struct timespec ts[2];
 
-    if (a->flags & ATTR_UIDGID)
+    if (a->flags & SFTP_ATTR_UIDGID)
         return -EOPNOTSUPP;
-    if ((a->flags & ATTR_SIZE) && ftruncate(fd, (off_t)a->size) < 0)
+    if ((a->flags & SFTP_ATTR_SIZE) && ftruncate(fd, (off_t)a->size) < 0)
         return -errno;
-    if ((a->flags & ATTR_PERMISSIONS) && fchmod(fd, a->perm & 07777) < 0)
+    if ((a->flags & SFTP_ATTR_PERMISSIONS) && fchmod(fd, a->perm & 07777) < 0)
         return -errno;
-    if (a->flags & ATTR_ACMODTIME) {
+    if (a->flags & SFTP_ATTR_ACMODTIME) {
         ts[0].tv_sec = a->atime;
         ts[1].tv_sec = a->mtime;
         ts[0].tv_nsec = ts[1].tv_nsec = 0;
@@ -703,19 +517,19 @@ static int apply_fd(int fd, const struct attrs *a)
 static int do_setstat(struct sftpd *s, struct req *r)
 {
     char *rel = NULL;
-    struct attrs a;
+    struct sftp_attrs a;
     struct stat st;
     int fd = -1, ret = get_path(r, &rel);
 
-    get_attrs(r, &a);
-    if (ret == 0 && r->bad)
+    sftp_get_attrs(&r->c, &a);
+    if (ret == 0 && r->c.bad)
         ret = -EBADMSG;
     if (ret == 0)
         ret = stat_rel(s, rel, 1, &st);
     if (ret == 0) {
         /* Only regular files are opened for writing; folders read-only. */
         fd = vpath_open(s->o.root_fd, rel,
-                        S_ISREG(st.st_mode) && (a.flags & ATTR_SIZE)
+                        S_ISREG(st.st_mode) && (a.flags & SFTP_ATTR_SIZE)
                             ? O_WRONLY | O_NONBLOCK
                             : O_RDONLY | O_NONBLOCK,
                         0);
@@ -730,10 +544,10 @@ static int do_setstat(struct sftpd *s, struct req *r)
 static int do_fsetstat(struct sftpd *s, struct req *r)
 {
     struct handle *h = get_handle(s, r);
-    struct attrs a;
+    struct sftp_attrs a;
 
-    get_attrs(r, &a);
-    if (r->bad)
+    sftp_get_attrs(&r->c, &a);
+    if (r->c.bad)
         return status(s, r->id, EBADMSG, NULL);
     if (h == NULL || h->dir)
         return status(s, r->id, EBADF, "No such handle");
@@ -820,9 +634,9 @@ static int do_readdir(struct sftpd *s, struct req *r)
 
     if (h == NULL || h->dir == NULL)
         return status(s, r->id, EBADF, "No such handle");
-    reply_begin(s, FXP_NAME, r->id);
+    reply_begin(s, SFTP_NAME, r->id);
     count_at = s->out.len;
-    put_u32(&s->out, 0);
+    sftp_put_u32(&s->out, 0);
     while (n < READDIR_BATCH) {
         errno = 0;
         de = readdir(h->dir);
@@ -831,14 +645,14 @@ static int do_readdir(struct sftpd *s, struct req *r)
         if (fstatat(dirfd(h->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
         longname(line, sizeof(line), de->d_name, &st);
-        put_str(&s->out, de->d_name);
-        put_str(&s->out, line);
-        put_attrs(&s->out, &st);
+        sftp_put_str(&s->out, de->d_name);
+        sftp_put_str(&s->out, line);
+        put_stat(&s->out, &st);
         n++;
     }
     if (n == 0)
         return errno ? status(s, r->id, errno, NULL)
-                     : send_status(s, r->id, FX_EOF, "End of file");
+                     : send_status(s, r->id, SFTP_FX_EOF, "End of file");
     s->out.p[count_at] = (uint8_t)(n >> 24);
     s->out.p[count_at + 1] = (uint8_t)(n >> 16);
     s->out.p[count_at + 2] = (uint8_t)(n >> 8);
@@ -906,14 +720,14 @@ static int do_rmdir(struct sftpd *s, struct req *r)
 static int do_mkdir(struct sftpd *s, struct req *r)
 {
     char *rel = NULL;
-    struct attrs a;
+    struct sftp_attrs a;
     mode_t mode = 0777;
     int ret = get_path(r, &rel);
 
-    get_attrs(r, &a);
-    if (ret == 0 && r->bad)
+    sftp_get_attrs(&r->c, &a);
+    if (ret == 0 && r->c.bad)
         ret = -EBADMSG;
-    if (a.flags & ATTR_PERMISSIONS)
+    if (a.flags & SFTP_ATTR_PERMISSIONS)
         mode = a.perm & 07777;
     if (ret == 0)
         ret = at_parent(s, rel, mk_dir, &mode);
@@ -923,11 +737,11 @@ static int do_mkdir(struct sftpd *s, struct req *r)
 
 static int reply_name(struct sftpd *s, uint32_t id, const char *name)
 {
-    reply_begin(s, FXP_NAME, id);
-    put_u32(&s->out, 1);
-    put_str(&s->out, name);
-    put_str(&s->out, name);
-    put_u32(&s->out, 0); /* no attributes */
+    reply_begin(s, SFTP_NAME, id);
+    sftp_put_u32(&s->out, 1);
+    sftp_put_str(&s->out, name);
+    sftp_put_str(&s->out, name);
+    sftp_put_u32(&s->out, 0); /* no attributes */
     return reply_send(s);
 }
 
@@ -1034,19 +848,19 @@ static int reply_statvfs(struct sftpd *s, uint32_t id,
     /* A full disk, as a test asked for, looks full from here too. */
     if (s->o.fault && s->o.fault->write_errno == ENOSPC)
         v->f_bfree = v->f_bavail = 0;
-    reply_begin(s, FXP_EXTENDED_REPLY, id);
-    put_u64(&s->out, v->f_bsize);
-    put_u64(&s->out, v->f_frsize);
-    put_u64(&s->out, v->f_blocks);
-    put_u64(&s->out, v->f_bfree);
-    put_u64(&s->out, v->f_bavail);
-    put_u64(&s->out, v->f_files);
-    put_u64(&s->out, v->f_ffree);
-    put_u64(&s->out, v->f_favail);
-    put_u64(&s->out, v->f_fsid);
-    put_u64(&s->out,
+    reply_begin(s, SFTP_EXTENDED_REPLY, id);
+    sftp_put_u64(&s->out, v->f_bsize);
+    sftp_put_u64(&s->out, v->f_frsize);
+    sftp_put_u64(&s->out, v->f_blocks);
+    sftp_put_u64(&s->out, v->f_bfree);
+    sftp_put_u64(&s->out, v->f_bavail);
+    sftp_put_u64(&s->out, v->f_files);
+    sftp_put_u64(&s->out, v->f_ffree);
+    sftp_put_u64(&s->out, v->f_favail);
+    sftp_put_u64(&s->out, v->f_fsid);
+    sftp_put_u64(&s->out,
             (v->f_flag & ST_RDONLY ? 1 : 0) | (v->f_flag & ST_NOSUID ? 2 : 0));
-    put_u64(&s->out, v->f_namemax);
+    sftp_put_u64(&s->out, v->f_namemax);
     return reply_send(s);
 }
 
@@ -1103,11 +917,11 @@ static int ext_fstatvfs(struct sftpd *s, struct req *r)
 
 static int ext_limits(struct sftpd *s, struct req *r)
 {
-    reply_begin(s, FXP_EXTENDED_REPLY, r->id);
-    put_u64(&s->out, SFTPD_MAX_PACKET);
-    put_u64(&s->out, SFTPD_MAX_IO);
-    put_u64(&s->out, SFTPD_MAX_IO);
-    put_u64(&s->out, SFTPD_MAX_HANDLES);
+    reply_begin(s, SFTP_EXTENDED_REPLY, r->id);
+    sftp_put_u64(&s->out, SFTPD_MAX_PACKET);
+    sftp_put_u64(&s->out, SFTPD_MAX_IO);
+    sftp_put_u64(&s->out, SFTPD_MAX_IO);
+    sftp_put_u64(&s->out, SFTPD_MAX_HANDLES);
     return reply_send(s);
 }
 
@@ -1128,7 +942,7 @@ static const struct {
 static int do_extended(struct sftpd *s, struct req *r)
 {
     size_t len, i;
-    const uint8_t *name = get_bytes(r, &len);
+    const uint8_t *name = sftp_get_bytes(&r->c, &len);
 
     if (name == NULL)
         return status(s, r->id, EBADMSG, NULL);
@@ -1140,25 +954,25 @@ static int do_extended(struct sftpd *s, struct req *r)
 }
 
 static const struct handler handlers[] = {
-    {FXP_OPEN, "open", do_open},
-    {FXP_CLOSE, "close", do_close},
-    {FXP_READ, "read", do_read},
-    {FXP_WRITE, "write", do_write},
-    {FXP_LSTAT, "lstat", do_lstat},
-    {FXP_FSTAT, "fstat", do_fstat},
-    {FXP_SETSTAT, "setstat", do_setstat},
-    {FXP_FSETSTAT, "fsetstat", do_fsetstat},
-    {FXP_OPENDIR, "opendir", do_opendir},
-    {FXP_READDIR, "readdir", do_readdir},
-    {FXP_REMOVE, "remove", do_remove},
-    {FXP_MKDIR, "mkdir", do_mkdir},
-    {FXP_RMDIR, "rmdir", do_rmdir},
-    {FXP_REALPATH, "realpath", do_realpath},
-    {FXP_STAT, "stat", do_stat},
-    {FXP_RENAME, "rename", do_rename},
-    {FXP_READLINK, "readlink", do_readlink},
-    {FXP_SYMLINK, "symlink", do_symlink},
-    {FXP_EXTENDED, "extended", do_extended},
+    {SFTP_OPEN, "open", do_open},
+    {SFTP_CLOSE, "close", do_close},
+    {SFTP_READ, "read", do_read},
+    {SFTP_WRITE, "write", do_write},
+    {SFTP_LSTAT, "lstat", do_lstat},
+    {SFTP_FSTAT, "fstat", do_fstat},
+    {SFTP_SETSTAT, "setstat", do_setstat},
+    {SFTP_FSETSTAT, "fsetstat", do_fsetstat},
+    {SFTP_OPENDIR, "opendir", do_opendir},
+    {SFTP_READDIR, "readdir", do_readdir},
+    {SFTP_REMOVE, "remove", do_remove},
+    {SFTP_MKDIR, "mkdir", do_mkdir},
+    {SFTP_RMDIR, "rmdir", do_rmdir},
+    {SFTP_REALPATH, "realpath", do_realpath},
+    {SFTP_STAT, "stat", do_stat},
+    {SFTP_RENAME, "rename", do_rename},
+    {SFTP_READLINK, "readlink", do_readlink},
+    {SFTP_SYMLINK, "symlink", do_symlink},
+    {SFTP_EXTENDED, "extended", do_extended},
 };
 
 #define N_HANDLERS (sizeof(handlers) / sizeof(handlers[0]))
@@ -1168,30 +982,30 @@ static const struct handler handlers[] = {
 
 static int do_init(struct sftpd *s, struct req *r)
 {
-    uint32_t version = get_u32(r);
+    uint32_t version = sftp_get_u32(&r->c);
     size_t i;
 
-    if (r->bad)
+    if (r->c.bad)
         return -EPROTO;
     log_debug("%s: SFTP init, client version %u", s->o.peer, (unsigned)version);
     s->inited = 1;
     s->out.len = 0;
-    put_u32(&s->out, 0);
-    put_u8(&s->out, FXP_VERSION);
-    put_u32(&s->out, 3);
+    sftp_put_u32(&s->out, 0);
+    sftp_put_u8(&s->out, SFTP_VERSION);
+    sftp_put_u32(&s->out, 3);
     for (i = 0; i < N_EXTENSIONS; i++) {
-        put_str(&s->out, extensions[i].name);
-        put_str(&s->out, extensions[i].version);
+        sftp_put_str(&s->out, extensions[i].name);
+        sftp_put_str(&s->out, extensions[i].version);
     }
     return reply_send(s);
 }
 
 static int dispatch(struct sftpd *s, uint8_t type, const uint8_t *p, size_t len)
 {
-    struct req r = {.p = p, .left = len};
+    struct req r = {.c = {.p = p, .left = len}};
     size_t i;
 
-    if (type == FXP_INIT) {
+    if (type == SFTP_INIT) {
         if (s->inited) {
             log_warn("%s: second SFTP init; ending the session", s->o.peer);
             return -EPROTO;
@@ -1203,8 +1017,8 @@ static int dispatch(struct sftpd *s, uint8_t type, const uint8_t *p, size_t len)
                  s->o.peer, (unsigned)type);
         return -EPROTO;
     }
-    r.id = get_u32(&r);
-    if (r.bad) {
+    r.id = sftp_get_u32(&r.c);
+    if (r.c.bad) {
         log_warn("%s: SFTP request %u without an id; ending the session",
                  s->o.peer, (unsigned)type);
         return -EPROTO;
@@ -1220,7 +1034,7 @@ int sftpd_input(struct sftpd *s, const void *data, size_t len)
     size_t off = 0, plen;
     int r;
 
-    if (buf_reserve(&s->in, len) < 0)
+    if (sftp_buf_reserve(&s->in, len) < 0)
         return -ENOMEM;
     memcpy(s->in.p + s->in.len, data, len);
     s->in.len += len;

@@ -41,6 +41,8 @@ struct sftpc_file;
 #define SFTPC_MAX_PACKET (SFTPC_MAX_WRITE + 4096)
 /* Default bytes of writes in flight per channel. */
 #define SFTPC_WINDOW (8 * 1024 * 1024)
+/* Longest sftpc_error() text. */
+#define SFTPC_ERR_MAX 512
 /* Requests in flight per channel at most. */
 #define SFTPC_MAX_INFLIGHT 512
 

@@ -1,0 +1,1092 @@
+/*
+ * The SFTP v3 client (sftpc.h).
+ *
+ * One thread drives a client.  Every request gets an id and a slot in
+ * c->slot[id % SFTPC_MAX_INFLIGHT] until its reply arrives; replies are
+ * matched by id, in whatever order they come.  Requests waited for (open,
+ * stat, ...) copy their reply into c->reply; requests queued on a file
+ * (write, fsetstat, fsync, close) record their outcome on the file.  The
+ * writes of a file also sit in the file's ring, in the order they were
+ * sent, so that the acknowledged highwater only passes a write once every
+ * write before it is answered too.
+ *
+ * Nothing blocks but pump(): it hands queued bytes to the channel, takes
+ * what arrived, and when neither moved waits on the channel.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sftprelay/sftpc.h"
+#include "sftprelay/sshchan.h"
+
+#define MAX_HANDLE 256           /* the draft's bound on a handle's length */
+#define READ_AHEAD 16            /* reads in flight in sftpc_read() */
+#define OUT_HIGH (512 * 1024)    /* unsent bytes before sftpc_write() waits */
+#define RECV_STEP (64 * 1024)    /* bytes asked of the channel at a time */
+
+enum kind {
+    K_FREE,
+    K_WAITED, /* its reply goes to c->reply */
+    K_FILE,   /* a queued request on a file: STATUS expected */
+    K_WRITE,  /* likewise, and an entry of the file's ring */
+    K_READ,   /* an entry of the running sftpc_read() */
+};
+
+struct slot {
+    enum kind kind;
+    uint32_t id;
+    struct sftpc_file *f;
+    uint32_t ring; /* K_WRITE: index in f->ring; K_READ: in c->rd */
+    uint32_t len;  /* K_WRITE: payload bytes */
+};
+
+struct wr {
+    uint64_t end; /* offset after the write */
+    int done;
+};
+
+struct sftpc_file {
+    struct sftpc_file *next;
+    uint8_t handle[MAX_HANDLE];
+    size_t handle_len;
+    int queued;     /* requests on it not yet answered */
+    int err;        /* the first error of a queued request */
+    char errmsg[256];
+    int started;    /* a write was sent: acked counts from its offset */
+    uint64_t acked; /* the highwater */
+    struct wr ring[SFTPC_MAX_INFLIGHT];
+    uint32_t head, tail; /* ring[head..tail) in flight, modulo its size */
+};
+
+/* One read of sftpc_read(): sent, then answered. */
+struct rd {
+    uint64_t off;
+    uint32_t len;
+    int state; /* 0 sent, 1 answered */
+    int err;
+    uint8_t *data;
+    size_t n;
+};
+
+struct sftpc {
+    struct ssh_chan *ch;
+    size_t window;
+    unsigned ext;
+    size_t max_write, max_read;
+    int dead;       /* the error that ended the session, or 0 */
+    char err[SFTPC_ERR_MAX];
+    struct sftp_buf out;
+    size_t out_sent; /* bytes of out the channel took */
+    struct sftp_buf in;
+    uint32_t next_id;
+    int inflight;         /* slots in use */
+    size_t inflight_bytes; /* write payload not yet answered */
+    struct slot slot[SFTPC_MAX_INFLIGHT];
+    /* the reply of the waited request */
+    int reply_done;
+    uint8_t reply_type;
+    struct sftp_buf reply;
+    struct sftpc_file *files;
+    /* the running sftpc_read() */
+    struct rd rd[READ_AHEAD];
+    uint32_t rd_head, rd_tail;
+};
+
+/* --- errors ----------------------------------------------------------- */
+
+static int say(struct sftpc *c, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int say(struct sftpc *c, int r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* End the session with r; every later call returns it. */
+static int die(struct sftpc *c, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int die(struct sftpc *c, int r, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->dead)
+        return c->dead;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    c->dead = r;
+    return r;
+}
+
+/* A STATUS code as an errno: the one place this is decided. */
+static int status_errno(uint32_t code)
+{
+    switch (code) {
+    case SFTP_FX_OK:
+        return 0;
+    case SFTP_FX_EOF:
+        return -ENODATA;
+    case SFTP_FX_NO_SUCH_FILE:
+        return -ENOENT;
+    case SFTP_FX_PERMISSION_DENIED:
+        return -EACCES;
+    case SFTP_FX_BAD_MESSAGE:
+        return -EBADMSG;
+    case SFTP_FX_NO_CONNECTION:
+    case SFTP_FX_CONNECTION_LOST:
+        return -ECONNRESET;
+    case SFTP_FX_OP_UNSUPPORTED:
+        return -EOPNOTSUPP;
+    default:
+        return -EIO; /* SSH_FX_FAILURE: the server says no more */
+    }
+}
+
+/* A STATUS payload (after the id): its errno, and its words in msg. */
+static int parse_status(struct sftp_cur *cur, char *msg, size_t len, int *bad)
+{
+    uint32_t code = sftp_get_u32(cur);
+    size_t n = 0;
+    const uint8_t *p = sftp_get_bytes(cur, &n);
+
+    /* The language tag is optional in practice: do not require it. */
+    *bad = cur->bad;
+    if (n >= len)
+        n = len - 1;
+    if (p)
+        memcpy(msg, p, n);
+    msg[p ? n : 0] = '\0';
+    if (!p || n == 0)
+        snprintf(msg, len, "%s", strerror(-status_errno(code)));
+    return status_errno(code);
+}
+
+/* --- sending ---------------------------------------------------------- */
+
+/* Hand queued bytes to the channel: 1 if some moved, 0, or an error. */
+static int flush(struct sftpc *c)
+{
+    int moved = 0;
+    ssize_t n;
+
+    while (c->out_sent < c->out.len) {
+        n = c->ch->ops->send(c->ch, c->out.p + c->out_sent,
+                             c->out.len - c->out_sent);
+        if (n < 0)
+            return die(c, (int)n, "%s", c->ch->err[0] ? c->ch->err
+                                                      : strerror((int)-n));
+        if (n == 0)
+            break;
+        c->out_sent += (size_t)n;
+        moved = 1;
+    }
+    if (c->out_sent == c->out.len)
+        c->out.len = c->out_sent = 0;
+    return moved;
+}
+
+/* --- receiving -------------------------------------------------------- */
+
+static struct slot *slot_of(struct sftpc *c, uint32_t id)
+{
+    struct slot *s = &c->slot[id % SFTPC_MAX_INFLIGHT];
+
+    return s->kind != K_FREE && s->id == id ? s : NULL;
+}
+
+static void slot_free(struct sftpc *c, struct slot *s)
+{
+    s->kind = K_FREE;
+    s->f = NULL;
+    c->inflight--;
+}
+
+/* Record err (with msg) as f's first error. */
+static void file_fail(struct sftpc_file *f, int err, const char *msg)
+{
+    if (f->err)
+        return;
+    f->err = err;
+    snprintf(f->errmsg, sizeof(f->errmsg), "%s", msg);
+}
+
+/* A write of f answered: move the highwater over what is done in order. */
+static void write_done(struct sftpc_file *f, uint32_t i, int ok)
+{
+    f->ring[i].done = ok ? 1 : -1;
+    while (f->head != f->tail && f->ring[f->head].done == 1) {
+        f->acked = f->ring[f->head].end;
+        f->head = (f->head + 1) % SFTPC_MAX_INFLIGHT;
+    }
+}
+
+static int on_reply(struct sftpc *c, uint8_t type, uint32_t id,
+                    struct sftp_cur *cur)
+{
+    struct slot *s = slot_of(c, id);
+    char msg[256];
+    int r, bad;
+
+    if (s == NULL)
+        return die(c, -EPROTO, "server: reply (type %u) with unknown id %u",
+                   (unsigned)type, (unsigned)id);
+    switch (s->kind) {
+    case K_WAITED:
+        c->reply.len = 0;
+        c->reply.oom = 0;
+        if (cur->left > 0) {
+            if (sftp_buf_reserve(&c->reply, cur->left) < 0)
+                return die(c, -ENOMEM, "out of memory");
+            memcpy(c->reply.p, cur->p, cur->left);
+            c->reply.len = cur->left;
+        }
+        c->reply_type = type;
+        c->reply_done = 1;
+        break;
+    case K_READ: {
+        struct rd *d = &c->rd[s->ring];
+        size_t n = 0;
+        const uint8_t *p;
+
+        if (type == SFTP_DATA) {
+            p = sftp_get_bytes(cur, &n);
+            if (p == NULL || n > d->len)
+                return die(c, -EPROTO,
+                           "server: malformed DATA reply to a read");
+            d->data = malloc(n ? n : 1);
+            if (d->data == NULL)
+                return die(c, -ENOMEM, "out of memory");
+            memcpy(d->data, p, n);
+            d->n = n;
+        } else if (type == SFTP_STATUS) {
+            d->err = parse_status(cur, msg, sizeof(msg), &bad);
+            if (bad)
+                return die(c, -EPROTO, "server: truncated STATUS reply");
+            if (d->err == 0)
+                return die(c, -EPROTO, "server: OK status for a read");
+            if (d->err != -ENODATA)
+                say(c, d->err, "server: %s", msg);
+        } else {
+            return die(c, -EPROTO, "server: reply of type %u to a read",
+                       (unsigned)type);
+        }
+        d->state = 1;
+        break;
+    }
+    case K_FILE:
+    case K_WRITE:
+        if (type != SFTP_STATUS)
+            return die(c, -EPROTO, "server: reply of type %u where a STATUS "
+                       "was due (id %u)",
+                       (unsigned)type, (unsigned)id);
+        r = parse_status(cur, msg, sizeof(msg), &bad);
+        if (bad)
+            return die(c, -EPROTO, "server: truncated STATUS reply (id %u)",
+                       (unsigned)id);
+        if (r < 0)
+            file_fail(s->f, r, msg);
+        if (s->kind == K_WRITE) {
+            write_done(s->f, s->ring, r == 0);
+            c->inflight_bytes -= s->len;
+        }
+        s->f->queued--;
+        break;
+    default:
+        break;
+    }
+    slot_free(c, s);
+    return 0;
+}
+
+/* Every complete packet in c->in: 0 or the error that ended the session. */
+static int parse_input(struct sftpc *c)
+{
+    size_t off = 0, plen;
+    struct sftp_cur cur;
+    uint8_t type;
+    uint32_t id;
+    int r = 0;
+
+    while (c->in.len - off >= 4 && r == 0) {
+        plen = sftp_u32_at(c->in.p + off);
+        if (plen > SFTPC_MAX_PACKET)
+            return die(c, -EPROTO,
+                       "server: reply of %zu bytes (limit %d)", plen,
+                       SFTPC_MAX_PACKET);
+        if (plen < 5)
+            return die(c, -EPROTO, "server: reply of %zu bytes, too short",
+                       plen);
+        if (c->in.len - off < 4 + plen)
+            break;
+        cur.p = c->in.p + off + 4;
+        cur.left = plen;
+        cur.bad = 0;
+        type = sftp_get_u8(&cur);
+        id = sftp_get_u32(&cur);
+        if (type == SFTP_VERSION) {
+            /* Only as the answer to INIT, which is waited for alone. */
+            struct slot *s = slot_of(c, 0);
+
+            if (s == NULL || s->kind != K_WAITED)
+                return die(c, -EPROTO, "server: unexpected VERSION");
+            cur.p -= 4; /* the version, where the id would be */
+            cur.left += 4;
+            r = on_reply(c, type, 0, &cur);
+        } else {
+            r = on_reply(c, type, id, &cur);
+        }
+        off += 4 + plen;
+    }
+    if (off > 0) {
+        memmove(c->in.p, c->in.p + off, c->in.len - off);
+        c->in.len -= off;
+    }
+    return r;
+}
+
+/* Take what arrived: 1 if some did, 0, or an error. */
+static int receive(struct sftpc *c)
+{
+    int moved = 0, r;
+    ssize_t n;
+
+    for (;;) {
+        if (sftp_buf_reserve(&c->in, RECV_STEP) < 0)
+            return die(c, -ENOMEM, "out of memory");
+        n = c->ch->ops->recv(c->ch, c->in.p + c->in.len, RECV_STEP);
+        if (n == -EPIPE)
+            return die(c, -ECONNRESET, "%s: the server closed the SFTP "
+                       "channel",
+                       c->ch->peer);
+        if (n < 0)
+            return die(c, (int)n, "%s", c->ch->err[0] ? c->ch->err
+                                                      : strerror((int)-n));
+        if (n == 0)
+            return moved;
+        c->in.len += (size_t)n;
+        moved = 1;
+        r = parse_input(c);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* Move bytes both ways; wait on the channel if nothing moved. */
+static int pump(struct sftpc *c)
+{
+    int a, b, r;
+
+    if (c->dead)
+        return c->dead;
+    a = flush(c);
+    if (a < 0)
+        return a;
+    b = receive(c);
+    if (b < 0)
+        return b;
+    if (a || b)
+        return 0;
+    r = c->ch->ops->wait(c->ch, c->out.len > c->out_sent);
+    if (r < 0)
+        return die(c, r, "%s", c->ch->err[0] ? c->ch->err : strerror(-r));
+    return 0;
+}
+
+/* --- requests ----------------------------------------------------------- */
+
+/* A free slot for a new request (waiting while all are taken). */
+static int new_slot(struct sftpc *c, enum kind kind, struct slot **out)
+{
+    struct slot *s;
+    int r;
+
+    for (;;) {
+        if (c->dead)
+            return c->dead;
+        if (c->next_id == 0) /* 0 is INIT's, set by sftpc_start() */
+            c->next_id = 1;
+        s = &c->slot[c->next_id % SFTPC_MAX_INFLIGHT];
+        if (s->kind == K_FREE)
+            break;
+        r = pump(c);
+        if (r < 0)
+            return r;
+    }
+    s->kind = kind;
+    s->id = c->next_id++;
+    s->f = NULL;
+    c->inflight++;
+    *out = s;
+    return 0;
+}
+
+/* Send the packet begun at start; the slot waits for its reply. */
+static int send_packet(struct sftpc *c, size_t start)
+{
+    sftp_packet_end(&c->out, start);
+    if (c->out.oom)
+        return die(c, -ENOMEM, "out of memory");
+    return flush(c) < 0 ? c->dead : 0;
+}
+
+/* Wait for the reply of waited request s: its type, payload in c->reply. */
+static int await(struct sftpc *c)
+{
+    int r;
+
+    while (!c->reply_done) {
+        r = pump(c);
+        if (r < 0)
+            return r;
+    }
+    c->reply_done = 0;
+    return 0;
+}
+
+/* A waited request: begin it; finish with finish_call(). */
+static int begin_call(struct sftpc *c, uint8_t type, size_t *start)
+{
+    struct slot *s;
+    int r = new_slot(c, K_WAITED, &s);
+
+    if (r < 0)
+        return r;
+    *start = sftp_packet_begin(&c->out, type, s->id);
+    return 0;
+}
+
+/*
+ * Send the request begun at start and wait: 0 with a reply of type want
+ * in *cur, the errno of a STATUS, or -EPROTO.
+ */
+static int finish_call(struct sftpc *c, size_t start, uint8_t want,
+                       const char *what, struct sftp_cur *cur)
+{
+    char msg[256];
+    int r, bad;
+
+    r = send_packet(c, start);
+    if (r == 0)
+        r = await(c);
+    if (r < 0)
+        return r;
+    cur->p = c->reply.p;
+    cur->left = c->reply.len;
+    cur->bad = 0;
+    if (c->reply_type == SFTP_STATUS) {
+        r = parse_status(cur, msg, sizeof(msg), &bad);
+        if (bad)
+            return die(c, -EPROTO, "server: truncated STATUS reply to %s",
+                       what);
+        if (r < 0 || want == SFTP_STATUS) {
+            if (r < 0)
+                say(c, r, "server: %s: %s", what, msg);
+            return r;
+        }
+        return die(c, -EPROTO, "server: OK status where %s needed a reply",
+                   what);
+    }
+    if (c->reply_type != want)
+        return die(c, -EPROTO, "server: reply of type %u to %s",
+                   (unsigned)c->reply_type, what);
+    return 0;
+}
+
+/* A request with one path whose answer is a STATUS. */
+static int path_call(struct sftpc *c, uint8_t type, const char *path,
+                     const char *what)
+{
+    struct sftp_cur cur;
+    size_t start;
+    int r = begin_call(c, type, &start);
+
+    if (r < 0)
+        return r;
+    sftp_put_str(&c->out, path);
+    return finish_call(c, start, SFTP_STATUS, what, &cur);
+}
+
+/* An EXTENDED request named name, begun; its fields follow. */
+static int begin_ext(struct sftpc *c, const char *name, size_t *start)
+{
+    int r = begin_call(c, SFTP_EXTENDED, start);
+
+    if (r == 0)
+        sftp_put_str(&c->out, name);
+    return r;
+}
+
+/* --- start ------------------------------------------------------------- */
+
+static void on_extension(struct sftpc *c, const uint8_t *name, size_t n)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } known[] = {
+        {"posix-rename@openssh.com", SFTPC_EXT_POSIX_RENAME},
+        {"fsync@openssh.com", SFTPC_EXT_FSYNC},
+        {"statvfs@openssh.com", SFTPC_EXT_STATVFS},
+        {"limits@openssh.com", SFTPC_EXT_LIMITS},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strlen(known[i].name) == n && memcmp(known[i].name, name, n) == 0)
+            c->ext |= known[i].bit;
+}
+
+/* limits@openssh.com: the server's largest read and write payloads. */
+static int ask_limits(struct sftpc *c)
+{
+    struct sftp_cur cur;
+    uint64_t max_packet, max_read, max_write;
+    size_t start;
+    int r = begin_ext(c, "limits@openssh.com", &start);
+
+    if (r == 0)
+        r = finish_call(c, start, SFTP_EXTENDED_REPLY, "limits", &cur);
+    if (r < 0)
+        return r == -EOPNOTSUPP || r == -EIO ? 0 : r;
+    max_packet = sftp_get_u64(&cur);
+    max_read = sftp_get_u64(&cur);
+    max_write = sftp_get_u64(&cur);
+    if (cur.bad)
+        return die(c, -EPROTO, "server: malformed limits@openssh.com reply");
+    /* As OpenSSH's client: a zero means "no limit" of that kind. */
+    if (max_write == 0 && max_packet > 1024)
+        max_write = max_packet - 1024;
+    if (max_read == 0 && max_packet > 1024)
+        max_read = max_packet - 1024;
+    if (max_write > 0)
+        c->max_write = max_write < SFTPC_MAX_WRITE ? (size_t)max_write
+                                                   : SFTPC_MAX_WRITE;
+    if (max_read > 0)
+        c->max_read = max_read < SFTPC_MAX_WRITE ? (size_t)max_read
+                                                 : SFTPC_MAX_WRITE;
+    return 0;
+}
+
+int sftpc_start(struct ssh_chan *ch, const struct sftpc_opts *o,
+                struct sftpc **out)
+{
+    struct sftpc *c = calloc(1, sizeof(*c));
+    struct sftp_cur cur;
+    uint32_t version;
+    const uint8_t *name;
+    size_t start, n, dn;
+    int r;
+
+    *out = c;
+    if (c == NULL)
+        return -ENOMEM;
+    c->ch = ch;
+    c->window = o && o->window ? o->window : SFTPC_WINDOW;
+    c->max_write = c->max_read = SFTPC_DEFAULT_WRITE;
+    /* INIT has no id; its slot is 0's. */
+    c->slot[0].kind = K_WAITED;
+    c->slot[0].id = 0;
+    c->inflight = 1;
+    c->next_id = 1;
+    start = sftp_packet_begin(&c->out, SFTP_INIT, 0);
+    sftp_put_u32(&c->out, SFTP_VERSION_3);
+    r = send_packet(c, start);
+    if (r == 0)
+        r = await(c);
+    if (r < 0)
+        return r;
+    if (c->reply_type != SFTP_VERSION)
+        return die(c, -EPROTO, "server: answered INIT with type %u",
+                   (unsigned)c->reply_type);
+    cur.p = c->reply.p;
+    cur.left = c->reply.len;
+    cur.bad = 0;
+    version = sftp_get_u32(&cur);
+    if (cur.bad)
+        return die(c, -EPROTO, "server: malformed VERSION");
+    if (version != SFTP_VERSION_3)
+        return die(c, -EPROTO, "server speaks SFTP version %u; this client "
+                   "speaks version 3",
+                   (unsigned)version);
+    while (cur.left > 0 && !cur.bad) {
+        name = sftp_get_bytes(&cur, &n);
+        sftp_get_bytes(&cur, &dn);
+        if (!cur.bad)
+            on_extension(c, name, n);
+    }
+    if (cur.bad)
+        return die(c, -EPROTO, "server: malformed extension in VERSION");
+    if (c->ext & SFTPC_EXT_LIMITS)
+        return ask_limits(c);
+    return 0;
+}
+
+void sftpc_free(struct sftpc *c)
+{
+    struct sftpc_file *f, *next;
+    uint32_t i;
+
+    if (c == NULL)
+        return;
+    for (f = c->files; f; f = next) {
+        next = f->next;
+        free(f);
+    }
+    for (i = 0; i < READ_AHEAD; i++)
+        free(c->rd[i].data);
+    sftp_buf_free(&c->out);
+    sftp_buf_free(&c->in);
+    sftp_buf_free(&c->reply);
+    free(c);
+}
+
+const char *sftpc_error(const struct sftpc *c)
+{
+    return c->err;
+}
+
+unsigned sftpc_extensions(const struct sftpc *c)
+{
+    return c->ext;
+}
+
+size_t sftpc_max_write(const struct sftpc *c)
+{
+    return c->max_write;
+}
+
+size_t sftpc_max_read(const struct sftpc *c)
+{
+    return c->max_read;
+}
+
+/* --- paths ------------------------------------------------------------- */
+
+int sftpc_realpath(struct sftpc *c, const char *path, char **out)
+{
+    struct sftp_cur cur;
+    const uint8_t *p;
+    size_t start, n;
+    int r = begin_call(c, SFTP_REALPATH, &start);
+
+    *out = NULL;
+    if (r < 0)
+        return r;
+    sftp_put_str(&c->out, path);
+    r = finish_call(c, start, SFTP_NAME, "resolving a path", &cur);
+    if (r < 0)
+        return r;
+    if (sftp_get_u32(&cur) != 1 || (p = sftp_get_bytes(&cur, &n)) == NULL ||
+        memchr(p, '\0', n) != NULL)
+        return die(c, -EPROTO, "server: malformed REALPATH reply");
+    *out = strndup((const char *)p, n);
+    return *out ? 0 : -ENOMEM;
+}
+
+int sftpc_stat(struct sftpc *c, const char *path, struct sftp_attrs *a)
+{
+    struct sftp_cur cur;
+    size_t start;
+    int r = begin_call(c, SFTP_STAT, &start);
+
+    if (r < 0)
+        return r;
+    sftp_put_str(&c->out, path);
+    r = finish_call(c, start, SFTP_ATTRS, "stat", &cur);
+    if (r < 0)
+        return r;
+    sftp_get_attrs(&cur, a);
+    return cur.bad ? die(c, -EPROTO, "server: malformed ATTRS reply") : 0;
+}
+
+int sftpc_mkdir(struct sftpc *c, const char *path, uint32_t mode)
+{
+    struct sftp_attrs a = {.flags = SFTP_ATTR_PERMISSIONS, .perm = mode};
+    struct sftp_cur cur;
+    size_t start;
+    int r = begin_call(c, SFTP_MKDIR, &start);
+
+    if (r < 0)
+        return r;
+    sftp_put_str(&c->out, path);
+    sftp_put_attrs(&c->out, &a);
+    return finish_call(c, start, SFTP_STATUS, "mkdir", &cur);
+}
+
+int sftpc_remove(struct sftpc *c, const char *path)
+{
+    return path_call(c, SFTP_REMOVE, path, "remove");
+}
+
+int sftpc_rename(struct sftpc *c, const char *from, const char *to)
+{
+    struct sftp_cur cur;
+    size_t start;
+    int r;
+
+    if (c->ext & SFTPC_EXT_POSIX_RENAME)
+        r = begin_ext(c, "posix-rename@openssh.com", &start);
+    else
+        r = begin_call(c, SFTP_RENAME, &start);
+    if (r < 0)
+        return r;
+    sftp_put_str(&c->out, from);
+    sftp_put_str(&c->out, to);
+    return finish_call(c, start, SFTP_STATUS, "rename", &cur);
+}
+
+int sftpc_statvfs(struct sftpc *c, const char *path, uint64_t *avail)
+{
+    struct sftp_cur cur;
+    uint64_t frsize, bavail;
+    size_t start;
+    int r;
+
+    if (!(c->ext & SFTPC_EXT_STATVFS))
+        return say(c, -EOPNOTSUPP, "server: no statvfs@openssh.com");
+    r = begin_ext(c, "statvfs@openssh.com", &start);
+    if (r < 0)
+        return r;
+    sftp_put_str(&c->out, path);
+    r = finish_call(c, start, SFTP_EXTENDED_REPLY, "statvfs", &cur);
+    if (r < 0)
+        return r;
+    sftp_get_u64(&cur); /* f_bsize */
+    frsize = sftp_get_u64(&cur);
+    sftp_get_u64(&cur); /* f_blocks */
+    sftp_get_u64(&cur); /* f_bfree */
+    bavail = sftp_get_u64(&cur);
+    if (cur.bad)
+        return die(c, -EPROTO, "server: malformed statvfs reply");
+    *avail = frsize * bavail;
+    return 0;
+}
+
+/* --- files ------------------------------------------------------------- */
+
+int sftpc_open(struct sftpc *c, const char *path, uint32_t pflags,
+               uint32_t mode, struct sftpc_file **out)
+{
+    struct sftp_attrs a = {.flags = SFTP_ATTR_PERMISSIONS, .perm = mode};
+    struct sftpc_file *f;
+    struct sftp_cur cur;
+    const uint8_t *h;
+    size_t start, n;
+    int r;
+
+    *out = NULL;
+    r = begin_call(c, SFTP_OPEN, &start);
+    if (r < 0)
+        return r;
+    sftp_put_str(&c->out, path);
+    sftp_put_u32(&c->out, pflags);
+    sftp_put_attrs(&c->out, &a);
+    r = finish_call(c, start, SFTP_HANDLE, "open", &cur);
+    if (r < 0)
+        return r;
+    h = sftp_get_bytes(&cur, &n);
+    if (h == NULL || n == 0 || n > MAX_HANDLE)
+        return die(c, -EPROTO, "server: malformed HANDLE reply");
+    f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -ENOMEM;
+    memcpy(f->handle, h, n);
+    f->handle_len = n;
+    f->next = c->files;
+    c->files = f;
+    *out = f;
+    return 0;
+}
+
+int sftpc_fstat(struct sftpc *c, struct sftpc_file *f, struct sftp_attrs *a)
+{
+    struct sftp_cur cur;
+    size_t start;
+    int r = begin_call(c, SFTP_FSTAT, &start);
+
+    if (r < 0)
+        return r;
+    sftp_put_bytes(&c->out, f->handle, f->handle_len);
+    r = finish_call(c, start, SFTP_ATTRS, "fstat", &cur);
+    if (r < 0)
+        return r;
+    sftp_get_attrs(&cur, a);
+    return cur.bad ? die(c, -EPROTO, "server: malformed ATTRS reply") : 0;
+}
+
+/* f's first error, into c's message. */
+static int file_error(struct sftpc *c, struct sftpc_file *f)
+{
+    if (c->dead)
+        return c->dead;
+    if (f->err)
+        say(c, f->err, "server: %s", f->errmsg);
+    return f->err;
+}
+
+/* A request queued on f: begin it. */
+static int begin_queued(struct sftpc *c, struct sftpc_file *f, uint8_t type,
+                        enum kind kind, struct slot **s, size_t *start)
+{
+    int r = file_error(c, f);
+
+    if (r == 0)
+        r = new_slot(c, kind, s);
+    if (r < 0)
+        return r;
+    (*s)->f = f;
+    f->queued++;
+    *start = sftp_packet_begin(&c->out, type, (*s)->id);
+    if (type == SFTP_EXTENDED)
+        return 0; /* the name comes before the handle */
+    sftp_put_bytes(&c->out, f->handle, f->handle_len);
+    return 0;
+}
+
+/* Wait until fewer than n bytes of writes are in flight (and unsent). */
+static int make_room(struct sftpc *c, size_t n)
+{
+    int r;
+
+    while ((c->inflight_bytes > 0 && c->inflight_bytes + n > c->window) ||
+           c->out.len - c->out_sent > OUT_HIGH) {
+        r = pump(c);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int sftpc_write(struct sftpc *c, struct sftpc_file *f, uint64_t off,
+                const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    struct slot *s;
+    size_t start, n;
+    uint32_t i;
+    int r;
+
+    while (len > 0) {
+        n = len < c->max_write ? len : c->max_write;
+        r = make_room(c, n);
+        if (r == 0)
+            r = begin_queued(c, f, SFTP_WRITE, K_WRITE, &s, &start);
+        if (r < 0)
+            return r;
+        if (!f->started) {
+            f->started = 1;
+            f->acked = off;
+        }
+        i = f->tail;
+        f->ring[i].end = off + n;
+        f->ring[i].done = 0;
+        f->tail = (f->tail + 1) % SFTPC_MAX_INFLIGHT;
+        s->ring = i;
+        s->len = (uint32_t)n;
+        c->inflight_bytes += n;
+        sftp_put_u64(&c->out, off);
+        sftp_put_bytes(&c->out, p, n);
+        r = send_packet(c, start);
+        if (r < 0)
+            return r;
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int sftpc_fsetstat(struct sftpc *c, struct sftpc_file *f,
+                   const struct sftp_attrs *a)
+{
+    struct slot *s;
+    size_t start;
+    int r = begin_queued(c, f, SFTP_FSETSTAT, K_FILE, &s, &start);
+
+    if (r < 0)
+        return r;
+    sftp_put_attrs(&c->out, a);
+    return send_packet(c, start);
+}
+
+int sftpc_fsync(struct sftpc *c, struct sftpc_file *f)
+{
+    struct slot *s;
+    size_t start;
+    int r;
+
+    if (!(c->ext & SFTPC_EXT_FSYNC))
+        return say(c, -EOPNOTSUPP, "server: no fsync@openssh.com");
+    r = begin_queued(c, f, SFTP_EXTENDED, K_FILE, &s, &start);
+    if (r < 0)
+        return r;
+    sftp_put_str(&c->out, "fsync@openssh.com");
+    sftp_put_bytes(&c->out, f->handle, f->handle_len);
+    return send_packet(c, start);
+}
+
+int sftpc_drain(struct sftpc *c, struct sftpc_file *f)
+{
+    int r;
+
+    while (f->queued > 0) {
+        r = pump(c);
+        if (r < 0)
+            return r;
+    }
+    return file_error(c, f);
+}
+
+uint64_t sftpc_acked(const struct sftpc_file *f)
+{
+    return f->acked;
+}
+
+static void file_free(struct sftpc *c, struct sftpc_file *f)
+{
+    struct sftpc_file **pp;
+    int i;
+
+    for (pp = &c->files; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    /* A dead session leaves requests unanswered: forget them. */
+    for (i = 0; i < SFTPC_MAX_INFLIGHT; i++)
+        if (c->slot[i].kind != K_FREE && c->slot[i].f == f)
+            slot_free(c, &c->slot[i]);
+    free(f);
+}
+
+int sftpc_close(struct sftpc *c, struct sftpc_file *f)
+{
+    struct slot *s;
+    size_t start;
+    int r;
+
+    if (f == NULL)
+        return 0;
+    /* Close even after an error of a queued request: the handle is the
+     * server's to free. */
+    r = c->dead ? c->dead : new_slot(c, K_FILE, &s);
+    if (r == 0) {
+        s->f = f;
+        f->queued++;
+        start = sftp_packet_begin(&c->out, SFTP_CLOSE, s->id);
+        sftp_put_bytes(&c->out, f->handle, f->handle_len);
+        r = send_packet(c, start);
+    }
+    if (r == 0)
+        r = sftpc_drain(c, f);
+    else
+        file_error(c, f);
+    file_free(c, f);
+    return r;
+}
+
+/* --- reads ------------------------------------------------------------- */
+
+/* Send a read of len bytes at off as entry i of c->rd. */
+static int send_read(struct sftpc *c, struct sftpc_file *f, uint32_t i,
+                     uint64_t off, uint32_t len)
+{
+    struct slot *s;
+    size_t start;
+    int r = new_slot(c, K_READ, &s);
+
+    if (r < 0)
+        return r;
+    s->f = f;
+    s->ring = i;
+    c->rd[i] = (struct rd){.off = off, .len = len};
+    start = sftp_packet_begin(&c->out, SFTP_READ, s->id);
+    sftp_put_bytes(&c->out, f->handle, f->handle_len);
+    sftp_put_u64(&c->out, off);
+    sftp_put_u32(&c->out, len);
+    return send_packet(c, start);
+}
+
+/* Wait for every read still in flight, dropping their data. */
+static void read_settle(struct sftpc *c)
+{
+    uint32_t i;
+
+    while (c->rd_head != c->rd_tail) {
+        i = c->rd_head % READ_AHEAD;
+        while (!c->dead && c->rd[i].state == 0)
+            if (pump(c) < 0)
+                break;
+        free(c->rd[i].data);
+        c->rd[i].data = NULL;
+        c->rd_head++;
+    }
+}
+
+int sftpc_read(struct sftpc *c, struct sftpc_file *f, uint64_t off,
+               uint64_t len, int (*cb)(void *arg, const void *p, size_t n),
+               void *arg)
+{
+    uint64_t next = off, end = off + len;
+    struct rd *d;
+    uint32_t n;
+    int r = 0;
+
+    c->rd_head = c->rd_tail = 0;
+    while (r == 0 && (c->rd_head != c->rd_tail || next < end)) {
+        /* Keep READ_AHEAD reads in flight. */
+        while (r == 0 && next < end && c->rd_tail - c->rd_head < READ_AHEAD) {
+            n = end - next < c->max_read ? (uint32_t)(end - next)
+                                         : (uint32_t)c->max_read;
+            r = send_read(c, f, c->rd_tail % READ_AHEAD, next, n);
+            c->rd_tail++;
+            next += n;
+        }
+        if (r < 0)
+            break;
+        d = &c->rd[c->rd_head % READ_AHEAD];
+        while (r == 0 && d->state == 0)
+            r = pump(c);
+        if (r < 0)
+            break;
+        if (d->err) {
+            r = d->err;
+            if (r == -ENODATA)
+                say(c, r, "server: end of file at %llu, before %llu",
+                    (unsigned long long)d->off, (unsigned long long)end);
+            break;
+        }
+        if (d->n > 0)
+            r = cb(arg, d->data, d->n);
+        free(d->data);
+        d->data = NULL;
+        if (r == 0 && d->n < d->len) {
+            /* A short read: the rest must come before what follows, so
+             * ask for it and wait for it alone. */
+            uint64_t roff = d->off + d->n;
+
+            if (d->n == 0) {
+                r = die(c, -EPROTO, "server: empty DATA reply");
+                break;
+            }
+            read_settle(c);
+            c->rd_head = c->rd_tail = 0;
+            next = roff;
+            continue;
+        }
+        c->rd_head++;
+    }
+    read_settle(c);
+    return r;
+}

@@ -122,9 +122,12 @@ static const struct conf_key journal_keys[] = {
 static const struct conf_key transfer_keys[] = {
     CONF_KEY_INT(C, transfer.workers, "workers", 4, 1, 64,
                  "files sent at once, each on its own connection"),
-    CONF_KEY_I64(C, transfer.chunk_size, "chunk_size", 4194304, 32768,
+    CONF_KEY_I64(C, transfer.chunk_size, "chunk_size", 262144, 32768,
                  268435456,
-                 "bytes read and written per step; resume granularity"),
+                 "bytes read and handed to the target per step"),
+    CONF_KEY_I64(C, transfer.bandwidth_limit, "bandwidth_limit", 0, 0,
+                 INT64_C(1) << 40,
+                 "bytes per second for the whole agent (0: no limit)"),
     CONF_KEY_INT(C, transfer.max_attempts, "max_attempts", 0, 0, 1000000,
                  "attempts before a file is marked failed (0: never)"),
     CONF_KEY_INT(C, transfer.backoff_initial, "backoff_initial", 1, 1, 86400,
@@ -187,6 +190,8 @@ static const char *type_name(enum conf_type t)
     case CONF_INT:
     case CONF_INT64:
         return "an integer";
+    case CONF_BOOL:
+        return "true or false";
     case CONF_STRV:
         return "a list of strings";
     case CONF_GROUPS:
@@ -205,6 +210,8 @@ static int type_ok(const struct conf_key *k, const config_setting_t *s)
     case CONF_INT:
     case CONF_INT64:
         return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+    case CONF_BOOL:
+        return t == CONFIG_TYPE_BOOL;
     case CONF_STRV:
         return t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST;
     case CONF_GROUPS:
@@ -301,6 +308,7 @@ static int set_default(void *base, const struct conf_key *k)
         *(char **)field(base, k->offset) = strdup(def);
         return *(char **)field(base, k->offset) ? 0 : -ENOMEM;
     case CONF_INT:
+    case CONF_BOOL:
         *(int *)field(base, k->offset) = (int)k->def_int;
         return 0;
     case CONF_INT64:
@@ -398,6 +406,9 @@ static int set_value(const struct conf_scope *s, void *base,
     case CONF_INT:
     case CONF_INT64:
         return set_int(s, base, k, v, err, errlen);
+    case CONF_BOOL:
+        *(int *)field(base, k->offset) = config_setting_get_bool(v);
+        return 0;
     case CONF_STRV:
         return set_strv(s, base, k, v, err, errlen);
     case CONF_GROUPS:
@@ -955,7 +966,7 @@ long long conf_int(const struct conf *c, const char *key)
     size_t idx;
 
     k = lookup(c, key, &sec, &idx);
-    if (k && k->type == CONF_INT)
+    if (k && (k->type == CONF_INT || k->type == CONF_BOOL))
         return *(int *)field(sec->settings, k->offset);
     if (k && k->type == CONF_INT64)
         return *(int64_t *)field(sec->settings, k->offset);
@@ -1002,7 +1013,8 @@ static const char *kind(enum conf_type t)
 {
     static const char *const names[] = {
         [CONF_STRING] = "string", [CONF_INT] = "integer",
-        [CONF_INT64] = "integer", [CONF_STRV] = "strings",
+        [CONF_INT64] = "integer", [CONF_BOOL] = "boolean",
+        [CONF_STRV] = "strings",
         [CONF_GROUPS] = "groups",
     };
 
@@ -1021,6 +1033,8 @@ static void print_key(const char *prefix, const struct conf_key *k)
     else if (k->type == CONF_INT || k->type == CONF_INT64)
         snprintf(val, sizeof(val), "%lld (%lld..%lld)", k->def_int, k->min,
                  k->max);
+    else if (k->type == CONF_BOOL)
+        snprintf(val, sizeof(val), "%s", k->def_int ? "true" : "false");
     else if (k->type == CONF_STRV)
         snprintf(val, sizeof(val), "[%s]", def ? def : "");
     else if (k->type == CONF_GROUPS)

@@ -28,6 +28,7 @@
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
+#include "sftprelay/ratelimit.h"
 #include "sftprelay/sched.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
@@ -60,6 +61,7 @@ struct sched {
     int done_fd;   /* readable once every worker has returned */
     struct worker *w;
     int n;
+    struct ratelimit *rate; /* transfer.bandwidth_limit, or NULL */
 
     /* Guarded by lock. */
     pthread_mutex_t lock;
@@ -110,7 +112,9 @@ int sched_new(const struct sched_opts *o, struct sched **out)
     s->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     s->n = c->transfer.workers;
     s->w = calloc((size_t)s->n, sizeof(*s->w));
-    if (s->cancel_fd < 0 || s->done_fd < 0 || s->w == NULL) {
+    if (s->cancel_fd < 0 || s->done_fd < 0 || s->w == NULL ||
+        (c->transfer.bandwidth_limit > 0 &&
+         ratelimit_new(c->transfer.bandwidth_limit, &s->rate) < 0)) {
         sched_free(s);
         return -ENOMEM;
     }
@@ -461,6 +465,7 @@ static void *worker_main(void *arg)
         .buf = w->buf,
         .bufsize = (size_t)s->c->transfer.chunk_size,
         .cancel_fd = s->cancel_fd,
+        .rate = s->rate,
         .checkpoint = checkpoint,
         .arg = w,
     };
@@ -589,6 +594,7 @@ void sched_free(struct sched *s)
         journal_close(w->j);
     }
     free(s->w);
+    ratelimit_free(s->rate);
     if (s->cancel_fd >= 0)
         close(s->cancel_fd);
     if (s->done_fd >= 0)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sftprelay/ratelimit.h"
 #include "sftprelay/transform.h"
 #include "sftprelay/xfer.h"
 
@@ -33,6 +34,7 @@ struct xfer {
     struct source_stat st; /* at open */
     EVP_MD_CTX *md;
     int64_t pos;
+    int64_t saved; /* the last checkpoint */
     int target_open;
 };
 
@@ -104,6 +106,7 @@ static int step_open_target(struct xfer *x)
         return sink_err(x, r);
     x->target_open = 1;
     x->pos = off;
+    x->saved = off;
     x->res->resumed_at = off;
     return 0;
 }
@@ -130,6 +133,21 @@ static int step_rehash(struct xfer *x)
         at += (int64_t)got;
     }
     return 0;
+}
+
+/* Checkpoint what the target has acknowledged, if it moved. */
+static int save(struct xfer *x)
+{
+    struct sink *sk = x->env->sink;
+    int64_t at;
+
+    if (!x->env->checkpoint || !transform_chain_resumable(x->env->chain))
+        return 0;
+    at = sk->ops->durable ? sk->ops->durable(sk) : x->pos;
+    if (at <= x->saved)
+        return 0;
+    x->saved = at;
+    return x->env->checkpoint(x->env->arg, at);
 }
 
 static int step_send(struct xfer *x)
@@ -172,15 +190,17 @@ static int step_send(struct xfer *x)
             return r;
         }
         if (outlen > 0) {
+            r = ratelimit_take(x->env->rate, outlen, x->env->cancel_fd);
+            if (r < 0)
+                return r;
             r = sink_write(x->env->sink, out, outlen);
             if (r < 0)
                 return sink_err(x, r);
         }
         x->pos += (int64_t)got;
         x->res->sent += (int64_t)outlen;
-        if (x->env->checkpoint && !last &&
-            transform_chain_resumable(x->env->chain)) {
-            r = x->env->checkpoint(x->env->arg, x->pos);
+        if (!last) {
+            r = save(x);
             if (r < 0)
                 return r;
         }
@@ -209,13 +229,22 @@ static int step_commit(struct xfer *x)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0, i;
+    struct sink_done d = {
+        .size = x->res->resumed_at + x->res->sent,
+        .mtime_ns = x->st.mtime_ns,
+        .mode = x->st.mode,
+    };
     int r;
 
-    r = sink_commit(x->env->sink);
+    EVP_DigestFinal_ex(x->md, md, &len);
+    /* The digest is of the source; of what was written only if the
+     * chain keeps bytes as they are. */
+    if (transform_chain_resumable(x->env->chain))
+        d.sha256 = md;
+    r = sink_commit(x->env->sink, &d);
     if (r < 0)
         return sink_err(x, r);
     x->target_open = 0;
-    EVP_DigestFinal_ex(x->md, md, &len);
     for (i = 0; i < len && i < 32; i++)
         snprintf(x->res->sha256 + 2 * i, 3, "%02x", md[i]);
     return 0;

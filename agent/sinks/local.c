@@ -216,13 +216,20 @@ static int sync_dir_of(const char *path)
     return r;
 }
 
-static int local_commit(struct sink *s)
+static int local_commit(struct sink *s, const struct sink_done *d)
 {
     struct local_sink *ls = (struct local_sink *)s;
+    struct timespec t[2] = {
+        {.tv_nsec = UTIME_OMIT},
+        {.tv_sec = d->mtime_ns / 1000000000, .tv_nsec = d->mtime_ns % 1000000000},
+    };
     int r;
 
-    /* An earlier, longer upload of the same name may have left a tail. */
-    if (ftruncate(ls->fd, ls->pos) < 0 || fsync(ls->fd) < 0)
+    /* An earlier, longer upload of the same name may have left a tail.
+     * The source's mode and modification time are kept. */
+    if (ftruncate(ls->fd, ls->pos) < 0 ||
+        (d->mode & 07777 && fchmod(ls->fd, (mode_t)(d->mode & 07777)) < 0) ||
+        futimens(ls->fd, t) < 0 || fsync(ls->fd) < 0)
         return sink_fail(s, -errno, "%s: %s", ls->tmp, strerror(errno));
     r = close(ls->fd);
     ls->fd = -1;

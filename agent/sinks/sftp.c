@@ -1058,13 +1058,14 @@ static int rename_into_place(struct sftp_sink *s)
     return rc;
 }
 
-static int sftp_commit(struct sink *base)
+static int sftp_commit(struct sink *base, const struct sink_done *d)
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
     LIBSSH2_SFTP_ATTRIBUTES a;
     char what[64 + 2 * PATH_MAX];
     int rc;
 
+    (void)d;
     if (s->tail) {
         /* An earlier, longer upload of the same name left a tail. */
         memset(&a, 0, sizeof(a));

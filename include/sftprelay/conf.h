@@ -31,6 +31,7 @@ enum conf_type {
     CONF_STRING, /* char * */
     CONF_INT,    /* int */
     CONF_INT64,  /* int64_t */
+    CONF_BOOL,   /* int, 0 or 1: true or false in the file */
     CONF_STRV,   /* char **, NULL-terminated, with a size_t count */
     CONF_GROUPS, /* a list of groups, each read with elem's keys */
 };
@@ -104,6 +105,7 @@ struct conf {
     struct {
         int workers;
         int64_t chunk_size;
+        int64_t bandwidth_limit; /* bytes per second, all workers; 0 none */
         int max_attempts; /* 0 = never give up */
         int backoff_initial;
         int backoff_max;
@@ -184,6 +186,11 @@ void conf_print_keys(const struct conf_table *const *extra);
     {                                                                          \
         .name = (k), .type = CONF_INT64, .offset = offsetof(T, F),             \
         .def_int = (def), .min = (lo), .max = (hi), .doc = (d)                 \
+    }
+#define CONF_KEY_BOOL(T, F, k, def, d)                                         \
+    {                                                                          \
+        .name = (k), .type = CONF_BOOL, .offset = offsetof(T, F),              \
+        .def_int = (def), .doc = (d)                                           \
     }
 #define CONF_KEY_STRV(T, F, N, k, def, d)                                      \
     {                                                                          \

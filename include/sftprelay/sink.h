@@ -11,7 +11,9 @@
  *
  * One instance serves one worker and sends one file at a time:
  *   connect -> open -> write ... -> commit  (or abort, keeping the upload
- * for a later resume).  A connection stays open between files.  Every call
+ * for a later resume).  A write may return before the target has the
+ * bytes (the SFTP sink keeps many writes in flight); durable() says how
+ * far the target has acknowledged them, and only that is checkpointed.  A connection stays open between files.  Every call
  * may block for up to target.timeout; it returns -ECANCELED at once when
  * the cancel descriptor given to create() becomes readable.
  *
@@ -29,6 +31,14 @@ struct conf_table;
 struct sink;
 
 #define SINK_ERR_MAX 512
+
+/* What commit() is told of the file it completes. */
+struct sink_done {
+    int64_t size;         /* bytes written from offset 0 */
+    int64_t mtime_ns;     /* the source file's modification time */
+    int mode;             /* its permission bits */
+    const uint8_t *sha256; /* 32 bytes: of the bytes written, all of them */
+};
 
 struct sink_ops {
     const char *name;
@@ -53,10 +63,22 @@ struct sink_ops {
      * permission bits.
      */
     int (*open)(struct sink *s, const char *rel, int mode, int64_t *offset);
-    /* Write len bytes at the current offset; 0 once all are acknowledged. */
+    /*
+     * Write len bytes at the current offset: 0 once they are taken (buf
+     * may be reused), or an error of this or an earlier write.
+     */
     int (*write)(struct sink *s, const void *buf, size_t len);
-    /* Flush, close and rename into place.  0 means delivered. */
-    int (*commit)(struct sink *s);
+    /*
+     * The offset below which every byte written is on the target, for
+     * checkpoints.  NULL: every write is acknowledged when it returns.
+     */
+    int64_t (*durable)(struct sink *s);
+    /*
+     * Wait for every write, check the file against d as the sink's
+     * settings ask, flush, close and rename into place.  0 means
+     * delivered.
+     */
+    int (*commit)(struct sink *s, const struct sink_done *d);
     /* Stop the current file; what was written stays for a resume. */
     void (*abort)(struct sink *s);
 };
@@ -112,9 +134,9 @@ static inline int sink_write(struct sink *s, const void *buf, size_t len)
     return s->ops->write(s, buf, len);
 }
 
-static inline int sink_commit(struct sink *s)
+static inline int sink_commit(struct sink *s, const struct sink_done *d)
 {
-    return s->ops->commit(s);
+    return s->ops->commit(s, d);
 }
 
 static inline void sink_abort(struct sink *s)

@@ -16,6 +16,7 @@
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
 
+struct ratelimit;
 struct transform_chain;
 
 /* What a worker owns and reuses for every file. */
@@ -25,8 +26,12 @@ struct xfer_env {
     struct transform_chain *chain;
     void *buf; /* bufsize bytes: the chunk size */
     size_t bufsize;
-    int cancel_fd; /* readable: stop between chunks with -ECANCELED */
-    /* After each acknowledged chunk: bytes below offset are on the target. */
+    int cancel_fd;         /* readable: stop between chunks with -ECANCELED */
+    struct ratelimit *rate; /* transfer.bandwidth_limit; NULL: none */
+    /*
+     * As the target acknowledges bytes (sink durable()): every byte below
+     * offset is there.
+     */
     int (*checkpoint)(void *arg, int64_t offset);
     void *arg;
 };

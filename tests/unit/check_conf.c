@@ -140,7 +140,7 @@ START_TEST(test_defaults)
     ck_assert_str_eq(c->journal.path, "/var/lib/sftprelay/journal.db");
     ck_assert_int_eq(c->journal.keep_delivered_days, 30);
     ck_assert_int_eq(c->transfer.workers, 4);
-    ck_assert_int_eq(c->transfer.chunk_size, 4194304);
+    ck_assert_int_eq(c->transfer.chunk_size, 262144);
     ck_assert_int_eq(c->transfer.max_attempts, 0);
     ck_assert_int_eq(c->transfer.backoff_initial, 1);
     ck_assert_int_eq(c->transfer.backoff_max, 300);

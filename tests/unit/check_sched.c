@@ -149,10 +149,11 @@ static int fake_write(struct sink *s, const void *buf, size_t len)
     return 0;
 }
 
-static int fake_commit(struct sink *s)
+static int fake_commit(struct sink *s, const struct sink_done *d)
 {
     struct fake_sink *fs = (struct fake_sink *)s;
 
+    (void)d;
     pthread_mutex_lock(&fk.lock);
     if (fk.files < MAX_PATHS)
         fk.paths[fk.files] = fs->rel;

@@ -55,6 +55,7 @@ struct sftpc_file {
     uint8_t handle[MAX_HANDLE];
     size_t handle_len;
     int queued;     /* requests on it not yet answered */
+    int closing;    /* CLOSE was sent */
     int err;        /* the first error of a queued request */
     char errmsg[256];
     int started;    /* a write was sent: acked counts from its offset */
@@ -970,24 +971,34 @@ static void file_free(struct sftpc *c, struct sftpc_file *f)
     free(f);
 }
 
-int sftpc_close(struct sftpc *c, struct sftpc_file *f)
+int sftpc_close_send(struct sftpc *c, struct sftpc_file *f)
 {
     struct slot *s;
     size_t start;
     int r;
 
-    if (f == NULL)
+    if (f->closing)
         return 0;
     /* Close even after an error of a queued request: the handle is the
      * server's to free. */
     r = c->dead ? c->dead : new_slot(c, K_FILE, &s);
-    if (r == 0) {
-        s->f = f;
-        f->queued++;
-        start = sftp_packet_begin(&c->out, SFTP_CLOSE, s->id);
-        sftp_put_bytes(&c->out, f->handle, f->handle_len);
-        r = send_packet(c, start);
-    }
+    if (r < 0)
+        return r;
+    f->closing = 1;
+    s->f = f;
+    f->queued++;
+    start = sftp_packet_begin(&c->out, SFTP_CLOSE, s->id);
+    sftp_put_bytes(&c->out, f->handle, f->handle_len);
+    return send_packet(c, start);
+}
+
+int sftpc_close(struct sftpc *c, struct sftpc_file *f)
+{
+    int r;
+
+    if (f == NULL)
+        return 0;
+    r = sftpc_close_send(c, f);
     if (r == 0)
         r = sftpc_drain(c, f);
     else

@@ -113,10 +113,13 @@ int sftpc_drain(struct sftpc *c, struct sftpc_file *f);
  */
 uint64_t sftpc_acked(const struct sftpc_file *f);
 /*
- * Close f: queue CLOSE, wait for every request on it, free f.  Returns
- * the first error of any of them.
+ * Close f: queue CLOSE (unless sftpc_close_send() did), wait for every
+ * request on it, free f.  Returns the first error of any of them.
  */
 int sftpc_close(struct sftpc *c, struct sftpc_file *f);
+/* Queue CLOSE now, so that requests sent before sftpc_close() follow it
+ * on the wire. */
+int sftpc_close_send(struct sftpc *c, struct sftpc_file *f);
 
 /*
  * Read len bytes from off, many reads in flight, handing the bytes to

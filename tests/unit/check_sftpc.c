@@ -475,6 +475,8 @@ static const struct ssh_backend mock_backend = {
 static char *dir;
 static struct mock *m;
 static struct sftpc *c;
+/* Buffers of the running test, freed by teardown() even when it fails. */
+static void *scratch[4];
 
 static struct mock *mock_new(int engine)
 {
@@ -529,6 +531,12 @@ static void setup_script(void)
 
 static void teardown(void)
 {
+    size_t i;
+
+    for (i = 0; i < sizeof(scratch) / sizeof(scratch[0]); i++) {
+        free(scratch[i]);
+        scratch[i] = NULL;
+    }
     sftpc_free(c);
     c = NULL;
     mock_free(m);
@@ -557,6 +565,9 @@ static uint8_t *random_bytes(size_t n, unsigned seed)
     size_t i;
 
     ck_assert_ptr_nonnull(p);
+    for (i = 0; scratch[i] != NULL; i++)
+        ck_assert_uint_lt(i + 1, sizeof(scratch) / sizeof(scratch[0]));
+    scratch[i] = p;
     for (i = 0; i < n; i++) {
         x ^= x << 13;
         x ^= x >> 17;
@@ -719,7 +730,6 @@ START_TEST(test_upload_many_mib_pipelined)
     ck_assert_uint_eq(m->n_ext[X_FSYNC], 1);
     ck_assert_uint_eq(m->outstanding, 0);
     ck_assert_int_eq(m->stalls, 0);
-    free(data);
 }
 END_TEST
 
@@ -736,7 +746,6 @@ START_TEST(test_window_honoured)
                   (unsigned long long)m->max_outstanding, window);
     /* and the window is used, not one write at a time */
     ck_assert_uint_ge(m->max_outstanding, window / 2);
-    free(data);
 }
 END_TEST
 
@@ -750,7 +759,6 @@ START_TEST(test_default_window_honoured)
     ck_assert_uint_le(m->max_outstanding, SFTPC_WINDOW + sftpc_max_write(c));
     ck_assert_uint_ge(m->max_outstanding, SFTPC_WINDOW / 2);
     assert_file("d.bin", data, len);
-    free(data);
 }
 END_TEST
 
@@ -770,7 +778,6 @@ START_TEST(test_channel_in_small_pieces)
     ck_assert_int_eq(sftpc_stat(c, "small.bin", &a), 0);
     ck_assert(a.flags & SFTP_ATTR_SIZE);
     ck_assert_uint_eq(a.size, len);
-    free(data);
 }
 END_TEST
 
@@ -830,7 +837,7 @@ START_TEST(test_read_back_in_order)
     struct sink s = {.cap = len + 4096};
     struct sftpc_file *f = NULL;
 
-    s.p = malloc(s.cap);
+    s.p = random_bytes(s.cap, 0);
     free(tu_write(dir, "r.bin", data, len));
     start_client(0);
     ck_assert_int_eq(sftpc_open(c, "r.bin", SFTP_PF_READ, 0, &f), 0);
@@ -851,8 +858,6 @@ START_TEST(test_read_back_in_order)
     ck_assert_uint_eq(s.len, 5000);
     ck_assert(memcmp(s.p, data + len - 5000, 5000) == 0);
     ck_assert_int_eq(sftpc_close(c, f), 0);
-    free(s.p);
-    free(data);
 }
 END_TEST
 
@@ -864,7 +869,7 @@ START_TEST(test_read_stopped_by_callback)
     struct sftpc_file *f = NULL;
     struct sftp_attrs a;
 
-    s.p = malloc(s.cap);
+    s.p = random_bytes(s.cap, 0);
     free(tu_write(dir, "r.bin", data, len));
     start_client(0);
     ck_assert_int_eq(sftpc_open(c, "r.bin", SFTP_PF_READ, 0, &f), 0);
@@ -875,8 +880,6 @@ START_TEST(test_read_stopped_by_callback)
     /* the reads still in flight were gathered: the session goes on */
     ck_assert_int_eq(sftpc_stat(c, "r.bin", &a), 0);
     ck_assert_uint_eq(a.size, len);
-    free(s.p);
-    free(data);
 }
 END_TEST
 
@@ -898,7 +901,6 @@ START_TEST(test_without_limits_default_write)
     for (i = 0; i < m->nw; i++)
         ck_assert_uint_le(m->w[i].len, 32768);
     ck_assert_uint_eq(m->nw, (len + 32767) / 32768);
-    free(data);
 }
 END_TEST
 
@@ -978,7 +980,6 @@ START_TEST(test_acked_from_resume_offset)
     ck_assert_uint_eq(sftpc_acked(f), len);
     ck_assert_int_eq(sftpc_close(c, f), 0);
     assert_file("part", data, len);
-    free(data);
 }
 END_TEST
 
@@ -1011,7 +1012,6 @@ START_TEST(test_acked_after_many_small_writes)
                   n, (unsigned long long)sftpc_acked(f), len);
     ck_assert_int_eq(sftpc_close(c, f), 0);
     assert_file("many", data, len);
-    free(data);
 }
 END_TEST
 
@@ -1095,7 +1095,6 @@ START_TEST(test_out_of_order_acks)
     ck_assert_int_eq(sftpc_drain(c, f), 0);
     ck_assert_uint_eq(sftpc_acked(f), 5000);
     ck_assert_int_eq(sftpc_close(c, f), 0);
-    free(data);
 }
 END_TEST
 
@@ -1136,7 +1135,6 @@ START_TEST(test_status_error_mid_window)
     ck_assert_int_eq(sftpc_close(c, f), -EIO);
     /* and only there: the session goes on */
     ck_assert_int_eq(sftpc_mkdir(c, "d", 0755), 0);
-    free(data);
 }
 END_TEST
 
@@ -1162,7 +1160,6 @@ START_TEST(test_close_returns_first_error)
     ck_assert_int_eq(sftpc_write(c, f, 0, data, 4 * 32768), 0);
     ck_assert_int_eq(sftpc_close(c, f), -EACCES);
     assert_error_has("quota", NULL);
-    free(data);
 }
 END_TEST
 
@@ -1199,7 +1196,6 @@ START_TEST(test_channel_closed_mid_window)
     ck_assert_int_eq(sftpc_close(c, f), -ECONNRESET);
     ck_assert_int_eq(sftpc_mkdir(c, "d", 0755), -ECONNRESET);
     ck_assert_int_eq(m->stalls, 0);
-    free(data);
 }
 END_TEST
 
@@ -1238,7 +1234,6 @@ START_TEST(test_dead_client_every_call)
     /* even a write of nothing */
     ck_assert_int_eq(sftpc_write(c, f, 0, data, 0), -ECONNRESET);
     ck_assert_int_eq(sftpc_close(c, f), -ECONNRESET);
-    free(data);
 }
 END_TEST
 
@@ -1523,7 +1518,6 @@ START_TEST(test_limits_bounded)
             ck_assert_uint_eq(m->w[i].off, 7 + 1000 * i);
             ck_assert_uint_eq(m->w[i].len, i < 2 ? 1000 : 500);
         }
-        free(data);
     }
 }
 END_TEST

@@ -50,6 +50,10 @@ struct wr {
     int done;
 };
 
+/* A file's writes in flight: one more entry than there can be writes, so
+ * that a full ring is not taken for an empty one. */
+#define RING (SFTPC_MAX_INFLIGHT + 1)
+
 struct sftpc_file {
     struct sftpc_file *next;
     uint8_t handle[MAX_HANDLE];
@@ -60,8 +64,8 @@ struct sftpc_file {
     char errmsg[256];
     int started;    /* a write was sent: acked counts from its offset */
     uint64_t acked; /* the highwater */
-    struct wr ring[SFTPC_MAX_INFLIGHT];
-    uint32_t head, tail; /* ring[head..tail) in flight, modulo its size */
+    struct wr ring[RING];
+    uint32_t head, tail; /* ring[head..tail) in flight, modulo RING */
 };
 
 /* One read of sftpc_read(): sent, then answered. */
@@ -228,7 +232,7 @@ static void write_done(struct sftpc_file *f, uint32_t i, int ok)
     f->ring[i].done = ok ? 1 : -1;
     while (f->head != f->tail && f->ring[f->head].done == 1) {
         f->acked = f->ring[f->head].end;
-        f->head = (f->head + 1) % SFTPC_MAX_INFLIGHT;
+        f->head = (f->head + 1) % RING;
     }
 }
 
@@ -448,7 +452,8 @@ static int await(struct sftpc *c)
 
     while (!c->reply_done) {
         r = pump(c);
-        if (r < 0)
+        /* A reply that came with the channel's end still counts. */
+        if (r < 0 && !c->reply_done)
             return r;
     }
     c->reply_done = 0;
@@ -826,14 +831,12 @@ int sftpc_fstat(struct sftpc *c, struct sftpc_file *f, struct sftp_attrs *a)
     return cur.bad ? die(c, -EPROTO, "server: malformed ATTRS reply") : 0;
 }
 
-/* f's first error, into c's message. */
+/* f's first error, into c's message; else the session's, if it ended. */
 static int file_error(struct sftpc *c, struct sftpc_file *f)
 {
-    if (c->dead)
-        return c->dead;
     if (f->err)
-        say(c, f->err, "server: %s", f->errmsg);
-    return f->err;
+        return say(c, f->err, "server: %s", f->errmsg);
+    return c->dead;
 }
 
 /* A request queued on f: begin it. */
@@ -876,8 +879,10 @@ int sftpc_write(struct sftpc *c, struct sftpc_file *f, uint64_t off,
     struct slot *s;
     size_t start, n;
     uint32_t i;
-    int r;
+    int r = file_error(c, f);
 
+    if (r < 0)
+        return r;
     while (len > 0) {
         n = len < c->max_write ? len : c->max_write;
         r = make_room(c, n);
@@ -892,7 +897,7 @@ int sftpc_write(struct sftpc *c, struct sftpc_file *f, uint64_t off,
         i = f->tail;
         f->ring[i].end = off + n;
         f->ring[i].done = 0;
-        f->tail = (f->tail + 1) % SFTPC_MAX_INFLIGHT;
+        f->tail = (f->tail + 1) % RING;
         s->ring = i;
         s->len = (uint32_t)n;
         c->inflight_bytes += n;
@@ -943,10 +948,11 @@ int sftpc_drain(struct sftpc *c, struct sftpc_file *f)
 
     while (f->queued > 0) {
         r = pump(c);
-        if (r < 0)
+        if (r < 0 && f->queued > 0)
             return r;
     }
-    return file_error(c, f);
+    /* Every request answered, even if the channel ended meanwhile. */
+    return f->err ? file_error(c, f) : 0;
 }
 
 uint64_t sftpc_acked(const struct sftpc_file *f)

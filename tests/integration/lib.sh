@@ -304,3 +304,28 @@ is_delivered() {
 same_file() {
     cmp -s "$1" "$2"
 }
+
+# conf_keys SECTION TEXT: add TEXT ("key = value; ...") to SECTION
+# (target or transfer) of the config write_conf wrote.
+conf_keys() {
+    local anchor
+    case $1 in
+    target) anchor='timeout = [0-9]*;' ;;
+    transfer) anchor='backoff_max = [0-9]*;' ;;
+    *) fail "conf_keys: unknown section '$1'" ;;
+    esac
+    sed -i "s|$anchor|& $2|" "$T/relay.conf"
+    grep -qF "$2" "$T/relay.conf" || fail "conf_keys: $1 not rewritten"
+}
+
+# run_once NAME: sftprelayd --once, its output to $T/NAME.log; returns its
+# exit status.
+run_once() {
+    "$SFTPRELAYD" -c "$T/relay.conf" --once >>"$T/$1.log" 2>&1
+}
+
+# reported TEXT NAME: TEXT is in the status the journal holds or in the
+# agent's log $T/NAME.log.
+reported() {
+    { relay status; cat "$T/$2.log"; } 2>/dev/null | grep -qF -- "$1"
+}

@@ -69,7 +69,10 @@ struct sched {
     int stopping;
     int running;      /* workers not yet returned */
     uint64_t wakeups; /* sched_notify() calls */
-    int64_t once_cursor;
+    int64_t once_cursor;   /* --once: the highest id claimed */
+    uint8_t *once_tried;   /* --once: a bit per id claimed, from once_base */
+    int64_t once_base;
+    size_t once_bytes;
     int target_down;
     int probing;           /* a worker is probing the target */
     int64_t probes;        /* failed in a row */
@@ -284,23 +287,55 @@ static int64_t idle_ms(struct worker *w, int r)
 }
 
 /*
+ * --once: mark id claimed in this run; 1 if it already was, -ENOMEM.
+ * Claims go in id order, so the bits cover a short range.  Lock held.
+ */
+static int once_mark(struct sched *s, int64_t id)
+{
+    size_t byte, n;
+    uint8_t *p;
+
+    if (s->once_tried == NULL)
+        s->once_base = id;
+    if (id < s->once_base)
+        return 1; /* below the first claim: claimed before this run's */
+    byte = (size_t)((id - s->once_base) / 8);
+    if (byte >= s->once_bytes) {
+        n = s->once_bytes ? s->once_bytes : 1024;
+        while (n <= byte)
+            n *= 2;
+        p = realloc(s->once_tried, n);
+        if (p == NULL)
+            return -ENOMEM;
+        memset(p + s->once_bytes, 0, n - s->once_bytes);
+        s->once_tried = p;
+        s->once_bytes = n;
+    }
+    if (s->once_tried[byte] & (1u << ((id - s->once_base) % 8)))
+        return 1;
+    s->once_tried[byte] |= (uint8_t)(1u << ((id - s->once_base) % 8));
+    if (id > s->once_cursor)
+        s->once_cursor = id;
+    return 0;
+}
+
+/*
  * Take a claimed row, or (--once) give back one this run already tried:
  * another worker may have tried it and queued it again after this one
- * read the cursor.  Every queued row at or below the cursor was claimed
- * in this run, since claims go in id order.
+ * read the cursor.  (Comparing with the cursor is not enough: two workers
+ * claim 51 and 52 from the same cursor, and 52's worker may move the
+ * cursor first.)
  */
 static int claimed(struct worker *w, struct journal_file *f)
 {
     struct sched *s = w->s;
-    int tried;
+    int tried = 0;
 
     pthread_mutex_lock(&s->lock);
-    tried = s->o.once && f->id <= s->once_cursor;
-    if (!tried) {
+    if (s->o.once)
+        tried = once_mark(s, f->id) != 0;
+    if (!tried)
         w->held = f->id;
-        if (s->o.once)
-            s->once_cursor = f->id;
-    }
     pthread_mutex_unlock(&s->lock);
     if (tried) {
         posted(f,
@@ -594,6 +629,7 @@ void sched_free(struct sched *s)
         journal_close(w->j);
     }
     free(s->w);
+    free(s->once_tried);
     ratelimit_free(s->rate);
     if (s->cancel_fd >= 0)
         close(s->cancel_fd);

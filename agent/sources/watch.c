@@ -3,6 +3,12 @@
  * tree keyed by descriptor; files waiting to settle are in a tree keyed by
  * path and a FIFO ordered by deadline (settle_ms is the same for every
  * file, so touching a file moves it to the tail).
+ *
+ * A file closed after writing is reported at once, and remembered for
+ * settle_ms: closed or written again within that time, it waits until it
+ * has been quiet for settle_ms and is reported again.  So a file written
+ * in one go is sent without delay, and one written in several sessions
+ * is sent once per quiet spell, not once per close.
  */
 #include "config.h"
 
@@ -40,6 +46,7 @@ struct wdent {
 struct pend {
     char *rel;
     int64_t due_ms;
+    int reported; /* reported at its close: only remembered until due */
     TAILQ_ENTRY(pend) link;
 };
 
@@ -128,8 +135,11 @@ static void arm_settle(struct watch *w)
     timer_arm(w->settle_fd, ms > 0 ? ms : 1, 0);
 }
 
-/* rel was written or moved in: (re)start its quiet period. */
-static void touch(struct watch *w, const char *rel)
+/*
+ * rel was written or moved in: (re)start its quiet period, and report it
+ * when it ends (reported: it was reported just now, so only remember it).
+ */
+static void settle(struct watch *w, const char *rel, int reported)
 {
     struct pend key = {.rel = (char *)rel}, *p;
     void *node = tfind(&key, &w->pendings, cmp_pend);
@@ -152,6 +162,7 @@ static void touch(struct watch *w, const char *rel)
         was_first = 0;
     }
     p->due_ms = mono_ms() + w->o.settle_ms;
+    p->reported = reported;
     TAILQ_INSERT_TAIL(&w->queue, p, link);
     if (was_first || TAILQ_FIRST(&w->queue) == p)
         arm_settle(w);
@@ -161,6 +172,11 @@ static void touch(struct watch *w, const char *rel)
  * A regular file found: report it, or let it settle if it is fresh.
  * Returns 0, or found()'s error.
  */
+static void touch(struct watch *w, const char *rel)
+{
+    settle(w, rel, 0);
+}
+
 static int consider(struct watch *w, const char *rel, int fresh_ok)
 {
     char full[PATH_MAX];
@@ -385,6 +401,22 @@ static void unwatch_tree(struct watch *w, const char *rel)
     free(pw.wds);
 }
 
+/*
+ * rel was closed after writing, or moved in: report it now, unless it
+ * was written or closed within the last settle_ms.
+ */
+static void closed(struct watch *w, const char *rel)
+{
+    struct pend key = {.rel = (char *)rel};
+
+    if (w->o.settle_ms == 0 || tfind(&key, &w->pendings, cmp_pend)) {
+        touch(w, rel);
+        return;
+    }
+    if (consider(w, rel, 1) == 0)
+        settle(w, rel, 1);
+}
+
 static void handle_event(struct watch *w, const struct inotify_event *ev)
 {
     struct wdent key = {.wd = ev->wd}, *e;
@@ -418,7 +450,7 @@ static void handle_event(struct watch *w, const struct inotify_event *ev)
         else if (ev->mask & (IN_CREATE | IN_MOVED_TO))
             scan_dir(w, rel);
     } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
-        touch(w, rel);
+        closed(w, rel);
     } else if (ev->mask & IN_MODIFY) {
         struct pend pk = {.rel = rel};
 
@@ -463,7 +495,8 @@ static void on_settle(struct loop *l, int fd, uint32_t events, void *arg)
     while (r == 0 && (p = TAILQ_FIRST(&w->queue)) != NULL && p->due_ms <= now) {
         TAILQ_REMOVE(&w->queue, p, link);
         tdelete(p, &w->pendings, cmp_pend);
-        r = consider(w, p->rel, 1);
+        if (!p->reported)
+            r = consider(w, p->rel, 1);
         free(p->rel);
         free(p);
     }

@@ -324,8 +324,9 @@ run_once() {
     "$SFTPRELAYD" -c "$T/relay.conf" --once >>"$T/$1.log" 2>&1
 }
 
-# reported TEXT NAME: TEXT is in the status the journal holds or in the
-# agent's log $T/NAME.log.
-reported() {
-    { relay status; cat "$T/$2.log"; } 2>/dev/null | grep -qF -- "$1"
+# status_says TEXT: TEXT is in "sftprelay status" (what the journal holds).
+status_says() {
+    local status
+    status=$(relay status 2>/dev/null || true)
+    grep -qF -- "$1" <<<"$status"
 }

@@ -115,9 +115,9 @@ start_agent agent-c1
 checkpointed() {
     local o
     o=$(checkpoint_of big.bin)
-    [ -n "$o" ] && [ "$o" -gt 0 ]
+    [ -n "$o" ] && [ "$o" -ge $((16 * MiB)) ]
 }
-wait_for 60 checkpointed || fail "(c) no checkpoint recorded"
+wait_for 60 checkpointed || fail "(c) no checkpoint of 16 MiB recorded"
 seen=$(checkpoint_of big.bin)
 kill -9 "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null || true

@@ -44,6 +44,8 @@ run_once agent-a2 || rc=$?
 is_delivered nolimits.bin || fail "(a) nolimits.bin is '$(state_of nolimits.bin)'"
 same_file "$T/src/nolimits.bin" "$T/dst/nolimits.bin" || fail "(a) nolimits.bin differs"
 [ "$(refusals)" = "$before" ] || fail "(a) writes over 32 KiB without limits@openssh.com"
+grep -q 'SFTP writes of 32768 bytes' "$T/agent-a2.log" ||
+    fail "(a) the agent does not say it writes 32768 bytes at a time"
 ok "(a) without limits@openssh.com: 5 MiB delivered byte-identical in writes of 32 KiB at most"
 
 # (b) Writes past 3 MiB refused (a quota reached midway).

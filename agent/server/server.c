@@ -484,8 +484,11 @@ static ssh_channel on_channel_open(ssh_session s, void *arg)
 
 /*
  * Re-read the fault file when it changes.  Lines: "write_error ENOSPC",
- * "write_error EACCES", "stall_ms N", "drop_after_bytes N".  A missing or
- * empty file means no fault.
+ * "write_error EACCES", "write_error_offset N" (write_error only for
+ * writes reaching past byte N of a file), "stall_ms N", "drop_after_bytes
+ * N", "no_limits 1" (limits@openssh.com not offered to sessions that
+ * start after), "max_write N" (longer writes fail).  A missing or empty
+ * file means no fault.
  */
 static void load_fault(struct session *ss)
 {
@@ -518,6 +521,12 @@ static void load_fault(struct session *ss)
             ss->fault.stall_ms = atoi(val);
         else if (strcmp(key, "drop_after_bytes") == 0)
             ss->fault.drop_after = strtoll(val, NULL, 10);
+        else if (strcmp(key, "write_error_offset") == 0)
+            ss->fault.write_errno_from = strtoll(val, NULL, 10);
+        else if (strcmp(key, "no_limits") == 0)
+            ss->fault.no_limits = atoi(val);
+        else if (strcmp(key, "max_write") == 0)
+            ss->fault.max_write = strtoul(val, NULL, 10);
     }
     fclose(f);
 }

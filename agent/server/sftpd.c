@@ -407,8 +407,14 @@ static int do_write(struct sftpd *s, struct req *r)
         return status(s, r->id, EBADF, "No such handle");
     if (!h->writing)
         return status(s, r->id, EACCES, "Handle not open for writing");
-    if (f && f->write_errno)
+    if (f && f->write_errno &&
+        (f->write_errno_from <= 0 || off + len > (uint64_t)f->write_errno_from))
         return status(s, r->id, f->write_errno, NULL);
+    if (f && f->max_write > 0 && len > f->max_write) {
+        log_info("%s: fault injection: a write of %zu bytes refused (max %zu)",
+                 s->o.peer, len, f->max_write);
+        return status(s, r->id, EINVAL, "Write larger than the server takes");
+    }
     while (done < len) {
         n = pwrite(h->fd, p + done, len - done, (off_t)(off + done));
         if (n < 0 && errno == EINTR)
@@ -939,6 +945,13 @@ static const struct {
 
 #define N_EXTENSIONS (sizeof(extensions) / sizeof(extensions[0]))
 
+/* Whether extension i is hidden by fault injection (no_limits). */
+static int ext_hidden(const struct sftpd *s, size_t i)
+{
+    return s->o.fault && s->o.fault->no_limits &&
+           extensions[i].fn == ext_limits;
+}
+
 static int do_extended(struct sftpd *s, struct req *r)
 {
     size_t len, i;
@@ -948,7 +961,7 @@ static int do_extended(struct sftpd *s, struct req *r)
         return status(s, r->id, EBADMSG, NULL);
     for (i = 0; i < N_EXTENSIONS; i++)
         if (strlen(extensions[i].name) == len &&
-            memcmp(extensions[i].name, name, len) == 0)
+            memcmp(extensions[i].name, name, len) == 0 && !ext_hidden(s, i))
             return extensions[i].fn(s, r);
     return status(s, r->id, EOPNOTSUPP, "Unsupported extension");
 }
@@ -994,6 +1007,8 @@ static int do_init(struct sftpd *s, struct req *r)
     sftp_put_u8(&s->out, SFTP_VERSION);
     sftp_put_u32(&s->out, 3);
     for (i = 0; i < N_EXTENSIONS; i++) {
+        if (ext_hidden(s, i))
+            continue;
         sftp_put_str(&s->out, extensions[i].name);
         sftp_put_str(&s->out, extensions[i].version);
     }

@@ -27,9 +27,12 @@ struct sftpd;
  * is read at each request, so a test can change it while clients run.
  */
 struct sftpd_fault {
-    int write_errno;    /* ENOSPC or EACCES: WRITE requests fail with it */
-    int stall_ms;       /* delay before every reply */
+    int write_errno;          /* ENOSPC or EACCES: WRITE requests fail */
+    int64_t write_errno_from; /* only WRITEs reaching past it fail; 0 all */
+    int stall_ms;             /* delay before every reply */
     int64_t drop_after; /* written bytes (whole server) before a drop; <0 off */
+    int no_limits;      /* limits@openssh.com neither offered nor answered */
+    size_t max_write;   /* longer WRITE payloads fail; 0 no limit */
 };
 
 struct sftpd_cb {

@@ -117,12 +117,46 @@ make_keys() {
     chmod 600 "$T/keys/authorized_keys"
 }
 
-# start_sshd [PORT]: sshd serving SFTP on 127.0.0.1; sets TARGET_PORT and
-# TARGET_PID, writes $T/known_hosts (as start_serve does).
+# host_key TYPE: the path of the test's host key of TYPE (ed25519, ecdsa or
+# rsa), made on first use.
+host_key() {
+    local f=$T/keys/host_$1
+    case $1 in
+    ed25519 | ecdsa | rsa) ;;
+    *) fail "host_key: unknown key type '$1'" ;;
+    esac
+    [ -f "$T/keys/host_ed25519" ] || make_keys
+    [ -f "$f" ] || ssh-keygen -q -t "$1" -N '' -C sftprelay-test-host -f "$f"
+    echo "$f"
+}
+
+# start_sshd [-k TYPES] [PORT]: sshd serving SFTP on 127.0.0.1; sets
+# TARGET_PORT and TARGET_PID, writes $T/known_hosts (as start_serve does)
+# with a line for each host key.  TYPES is a comma-separated list of host
+# key types, ed25519 (the default), ecdsa, rsa: the server has those keys
+# and signs with nothing else (rsa: rsa-sha2-512 and rsa-sha2-256 only,
+# never SHA-1).  SSHD_EXTRA holds more sshd_config lines.
 start_sshd() {
+    local types=ed25519 type key keys="" algs=""
+    if [ "${1:-}" = -k ]; then
+        types=$2
+        shift 2
+    fi
     [ -f "$T/keys/host_ed25519" ] || make_keys
     TARGET_PORT=${1:-$(free_port)}
     TARGET_PATH=$T/dst
+    : >"$T/known_hosts"
+    for type in ${types//,/ }; do
+        key=$(host_key "$type")
+        keys+="HostKey $key"$'\n'
+        case $type in
+        ed25519) algs+=,ssh-ed25519 ;;
+        ecdsa) algs+=,ecdsa-sha2-nistp256 ;;
+        rsa) algs+=,rsa-sha2-512,rsa-sha2-256 ;;
+        esac
+        echo "[127.0.0.1]:$TARGET_PORT $(cut -d' ' -f1,2 "$key.pub")" \
+            >>"$T/known_hosts"
+    done
     if [ "$(id -u)" = 0 ]; then
         mkdir -p /run/sshd
         chmod 755 /run/sshd
@@ -137,7 +171,7 @@ start_sshd() {
     cat >"$T/sshd_config" <<CONF
 Port $TARGET_PORT
 ListenAddress 127.0.0.1
-HostKey $T/keys/host_ed25519
+${keys}HostKeyAlgorithms ${algs#,}
 PidFile none
 AuthorizedKeysFile $T/keys/authorized_keys
 PubkeyAuthentication yes
@@ -150,13 +184,12 @@ AllowUsers $(id -un)
 Subsystem sftp $sftp
 LogLevel INFO
 MaxStartups 100
+${SSHD_EXTRA:-}
 CONF
     "$SSHD" -D -e -f "$T/sshd_config" >>"$T/sshd.log" 2>&1 &
     TARGET_PID=$!
     PIDS+=("$TARGET_PID")
     wait_for 10 port_open "$TARGET_PORT" || fail "sshd did not start on $TARGET_PORT"
-    echo "[127.0.0.1]:$TARGET_PORT $(cut -d' ' -f1,2 "$T/keys/host_ed25519.pub")" \
-        >"$T/known_hosts"
 }
 
 # start_serve [PORT] [EXTRA ARGS]: "sftprelay serve" on 127.0.0.1 with
@@ -270,4 +303,30 @@ is_delivered() {
 # same_file SRC DST: byte-identical.
 same_file() {
     cmp -s "$1" "$2"
+}
+
+# conf_keys SECTION TEXT: add TEXT ("key = value; ...") to SECTION
+# (target or transfer) of the config write_conf wrote.
+conf_keys() {
+    local anchor
+    case $1 in
+    target) anchor='timeout = [0-9]*;' ;;
+    transfer) anchor='backoff_max = [0-9]*;' ;;
+    *) fail "conf_keys: unknown section '$1'" ;;
+    esac
+    sed -i "s|$anchor|& $2|" "$T/relay.conf"
+    grep -qF "$2" "$T/relay.conf" || fail "conf_keys: $1 not rewritten"
+}
+
+# run_once NAME: sftprelayd --once, its output to $T/NAME.log; returns its
+# exit status.
+run_once() {
+    "$SFTPRELAYD" -c "$T/relay.conf" --once >>"$T/$1.log" 2>&1
+}
+
+# status_says TEXT: TEXT is in "sftprelay status" (what the journal holds).
+status_says() {
+    local status
+    status=$(relay status 2>/dev/null || true)
+    grep -qF -- "$1" <<<"$status"
 }

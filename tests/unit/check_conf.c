@@ -366,6 +366,102 @@ START_TEST(test_generic_keys)
 }
 END_TEST
 
+/* The SFTP sink's transfer keys as read: the defaults, then set. */
+struct sftp_keys_case {
+    const char *text;
+    const char *transport, *ciphers, *verify;
+    int keepalive, fsync, preserve_mtime;
+    long long bandwidth_limit;
+};
+
+static const struct sftp_keys_case sftp_keys_cases[] = {
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n", "libssh",
+     "", "size", 30, 1, 1, 0},
+    {"source = { path = \"/up\"; };\n"
+     "target = { host = \"h\"; transport = \"libssh2\";\n"
+     "  ciphers = \"^aes128-gcm@openssh.com\"; keepalive = 0;\n"
+     "  fsync = false; preserve_mtime = false;\n"
+     "  verify = \"sha256\"; };\n"
+     "transfer = { bandwidth_limit = 4194304; };\n",
+     "libssh2", "^aes128-gcm@openssh.com", "sha256", 0, 0, 0, 4194304},
+    {"source = { path = \"/up\"; };\n"
+     "target = { host = \"h\"; verify = \"none\"; };\n",
+     "libssh", "", "none", 30, 1, 1, 0},
+};
+
+START_TEST(test_sftp_transfer_keys)
+{
+    const struct sftp_keys_case *k = &sftp_keys_cases[_i];
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+
+    ck_assert_int_eq(load(k->text, &c, err), 0);
+    ck_assert_str_eq(conf_str(c, "target.transport"), k->transport);
+    ck_assert_str_eq(conf_str(c, "target.ciphers"), k->ciphers);
+    ck_assert_str_eq(conf_str(c, "target.verify"), k->verify);
+    ck_assert_int_eq(conf_int(c, "target.keepalive"), k->keepalive);
+    ck_assert_int_eq(conf_int(c, "target.fsync"), k->fsync);
+    ck_assert_int_eq(conf_int(c, "target.preserve_mtime"), k->preserve_mtime);
+    ck_assert_int_eq(c->transfer.bandwidth_limit, k->bandwidth_limit);
+    conf_free(c);
+}
+END_TEST
+
+/* A bad value of the SFTP sink's transfer keys: where, and what the text
+ * must hold (the whole of the text is the sink's to word). */
+struct bad_sftp_case {
+    const char *text;
+    const char *prefix; /* the error starts with it */
+    const char *words[3];
+};
+
+static const struct bad_sftp_case bad_sftp_cases[] = {
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n"
+     " transport = \"putty\"; };\n",
+     "DIR/sftprelay.conf:3: target.transport: ",
+     {"\"putty\"", "libssh, libssh2", NULL}},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n"
+     " verify = \"md5\"; };\n",
+     "DIR/sftprelay.conf:3: target.verify: ",
+     {"\"md5\"", "sha256", NULL}},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n"
+     " fsync = 1; };\n",
+     "DIR/sftprelay.conf:3: target.fsync: expected true or false",
+     {NULL}},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n"
+     " preserve_mtime = \"yes\"; };\n",
+     "DIR/sftprelay.conf:3: target.preserve_mtime: expected true or false",
+     {NULL}},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\";\n"
+     " keepalive = 90000; };\n",
+     "DIR/sftprelay.conf:3: target.keepalive: 90000 is out of range (0 to "
+     "86400)",
+     {NULL}},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transfer = {\n bandwidth_limit = -1; };\n",
+     "DIR/sftprelay.conf:4: transfer.bandwidth_limit: -1 is out of range",
+     {NULL}},
+};
+
+START_TEST(test_sftp_transfer_keys_bad)
+{
+    const struct bad_sftp_case *bc = &bad_sftp_cases[_i];
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+    const char *e;
+    size_t i;
+
+    ck_assert_int_eq(load(bc->text, &c, err), -EINVAL);
+    ck_assert_ptr_null(c);
+    e = rel_err(err);
+    ck_assert_msg(strncmp(e, bc->prefix, strlen(bc->prefix)) == 0,
+                  "error \"%s\" does not start with \"%s\"", e, bc->prefix);
+    for (i = 0; i < 3 && bc->words[i]; i++)
+        ck_assert_msg(strstr(e, bc->words[i]), "error \"%s\" lacks \"%s\"", e,
+                      bc->words[i]);
+}
+END_TEST
+
 static Suite *conf_suite(void)
 {
     Suite *s = suite_create("conf");
@@ -380,6 +476,10 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_target_keys_per_sink);
     tcase_add_test(tc, test_generic_keys);
+    tcase_add_loop_test(tc, test_sftp_transfer_keys, 0,
+                        sizeof(sftp_keys_cases) / sizeof(sftp_keys_cases[0]));
+    tcase_add_loop_test(tc, test_sftp_transfer_keys_bad, 0,
+                        sizeof(bad_sftp_cases) / sizeof(bad_sftp_cases[0]));
     suite_add_tcase(s, tc);
     return s;
 }

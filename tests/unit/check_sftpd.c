@@ -317,16 +317,12 @@ static char *slurp(const char *rel)
     return buf;
 }
 
-START_TEST(test_version_lists_extensions)
+/* A new engine answering INIT with fault in force: the VERSION reply. */
+static void init_with_fault(struct rep *r)
 {
-    /* setup() checked version 3; the extensions follow it. */
-    const char *want[] = {"posix-rename@openssh.com", "statvfs@openssh.com",
-                          "fsync@openssh.com", "limits@openssh.com"};
     struct sftpd *t;
-    struct sftpd_opts o = {.root_fd = root_fd, .peer = "t"};
+    struct sftpd_opts o = {.root_fd = root_fd, .peer = "t", .fault = &fault};
     struct sftpd_cb cb = {.send = on_send};
-    struct rep r;
-    size_t i;
 
     ck_assert_int_eq(sftpd_new(&o, &cb, &t), 0);
     out_len = out_pos = 0;
@@ -334,7 +330,20 @@ START_TEST(test_version_lists_extensions)
     u32(3);
     ck_assert_int_eq(sftpd_input(t, pk, finish()), 0);
     sftpd_free(t);
-    reply(&r);
+    reply(r);
+    ck_assert_int_eq(r->type, FXP_VERSION);
+}
+
+START_TEST(test_version_lists_extensions)
+{
+    /* Version 3, and the extensions after it. */
+    const char *want[] = {"posix-rename@openssh.com", "statvfs@openssh.com",
+                          "fsync@openssh.com", "limits@openssh.com"};
+    struct rep r;
+    size_t i;
+
+    init_with_fault(&r); /* no fault set */
+    ck_assert_uint_eq(rd32(r.data), 3);
     for (i = 0; i < 4; i++)
         ck_assert_ptr_nonnull(memmem(r.data, r.len, want[i], strlen(want[i])));
 }
@@ -693,6 +702,77 @@ START_TEST(test_fault_injection)
 }
 END_TEST
 
+START_TEST(test_fault_no_limits)
+{
+    const char *kept[] = {"posix-rename@openssh.com", "statvfs@openssh.com",
+                          "fsync@openssh.com"};
+    const char *lim = "limits@openssh.com";
+    struct rep r;
+    uint32_t id;
+    size_t i;
+
+    fault.no_limits = 1;
+    init_with_fault(&r);
+    ck_assert_ptr_null(memmem(r.data, r.len, lim, strlen(lim)));
+    for (i = 0; i < 3; i++)
+        ck_assert_ptr_nonnull(memmem(r.data, r.len, kept[i], strlen(kept[i])));
+    /* Asked for anyway, it is not there either. */
+    out_len = out_pos = 0;
+    id = begin(EXTENDED);
+    str(lim);
+    ck_assert_int_eq(send_pk(), 0);
+    expect_status(id, OP_UNSUPPORTED);
+
+    fault.no_limits = 0;
+    init_with_fault(&r);
+    ck_assert_ptr_nonnull(memmem(r.data, r.len, lim, strlen(lim)));
+}
+END_TEST
+
+START_TEST(test_fault_write_error_midway)
+{
+    uint8_t h[8];
+
+    ck_assert_uint_eq(open_path("f", 0x2 | 0x8, h), OK);
+    fault.write_errno = EACCES;
+    fault.write_errno_from = 6;
+    write_at(h, 0, "0123", OK);
+    write_at(h, 4, "45", OK); /* ends at 6: still below the fault */
+    write_at(h, 6, "6", PERMISSION_DENIED);
+    write_at(h, 5, "56", PERMISSION_DENIED); /* reaches past 6 */
+    write_at(h, 2, "ab", OK);                /* below 6: still taken */
+    fault.write_errno = 0;
+    write_at(h, 6, "6789", OK);
+    close_h(h);
+    ck_assert_str_eq(slurp("f"), "01ab456789");
+}
+END_TEST
+
+START_TEST(test_fault_max_write)
+{
+    uint8_t h[8];
+    struct rep r;
+    uint32_t id;
+
+    ck_assert_uint_eq(open_path("f", 0x2 | 0x8, h), OK);
+    fault.max_write = 4;
+    write_at(h, 0, "0123", OK);
+    id = begin(WRITE);
+    bytes(h, 8);
+    u64(4);
+    str("45678");
+    ck_assert_int_eq(send_pk(), 0);
+    reply(&r);
+    ck_assert_uint_eq(r.id, id);
+    ck_assert_uint_eq(r.code, FAILURE);
+    ck_assert_str_eq(r.msg, "Write larger than the server takes");
+    fault.max_write = 0;
+    write_at(h, 4, "45678", OK);
+    close_h(h);
+    ck_assert_str_eq(slurp("f"), "012345678");
+}
+END_TEST
+
 static Suite *sftpd_suite(void)
 {
     Suite *suite = suite_create("sftpd");
@@ -712,6 +792,9 @@ static Suite *sftpd_suite(void)
     tcase_add_test(tc, test_truncated_fields_answered);
     tcase_add_test(tc, test_partial_packets);
     tcase_add_test(tc, test_fault_injection);
+    tcase_add_test(tc, test_fault_no_limits);
+    tcase_add_test(tc, test_fault_write_error_midway);
+    tcase_add_test(tc, test_fault_max_write);
     suite_add_tcase(suite, tc);
     return suite;
 }

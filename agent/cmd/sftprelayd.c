@@ -291,6 +291,19 @@ static const char *upload_prefix(const struct conf *c)
     return p;
 }
 
+/* Where the embedded server's uploads land in the source, or NULL. */
+static const char *served_prefix(const struct conf *c)
+{
+    const struct server_conf *sc = conf_settings(c, &server_conf_table);
+    size_t n = strlen(c->source.path);
+
+    if (sc == NULL || sc->listen == NULL || sc->root == NULL ||
+        strncmp(sc->root, c->source.path, n) != 0 ||
+        (sc->root[n] != '\0' && sc->root[n] != '/' && n > 1))
+        return NULL;
+    return upload_prefix(c);
+}
+
 /* The journal at start-up: rows a previous run left sending, our pid. */
 static int open_journal(struct agent *a)
 {
@@ -372,7 +385,8 @@ static int start_relay(struct agent *a, int once)
                             .n_exclude = c->source.n_exclude,
                             .settle_ms = once ? 0 : c->source.settle_ms,
                             .rescan_interval =
-                                once ? 0 : c->source.rescan_interval};
+                                once ? 0 : c->source.rescan_interval,
+                            .settle_under = served_prefix(c)};
     struct watch_cb cb = {.found = on_found, .arg = a};
     struct loop_handler h = {.fn = on_rescan, .arg = a};
     char where[PATH_MAX + 300];

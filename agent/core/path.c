@@ -134,3 +134,12 @@ int path_excluded(const char *base, char *const *globs, size_t n)
             return 1;
     return 0;
 }
+
+int path_is_under(const char *rel, const char *dir)
+{
+    size_t n = strlen(dir);
+
+    if (n == 0)
+        return 1;
+    return strncmp(rel, dir, n) == 0 && (rel[n] == '\0' || rel[n] == '/');
+}

@@ -409,7 +409,8 @@ static void closed(struct watch *w, const char *rel)
 {
     struct pend key = {.rel = (char *)rel};
 
-    if (w->o.settle_ms == 0 || tfind(&key, &w->pendings, cmp_pend)) {
+    if (w->o.settle_ms == 0 || tfind(&key, &w->pendings, cmp_pend) ||
+        (w->o.settle_under && path_is_under(rel, w->o.settle_under))) {
         touch(w, rel);
         return;
     }

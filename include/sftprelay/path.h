@@ -50,4 +50,7 @@ size_t path_dir_len(const char *p);
 /* Whether base matches one of n fnmatch(3) globs (leading dots literal). */
 int path_excluded(const char *base, char *const *globs, size_t n);
 
+/* Whether rel is dir or inside it (both relative; "" is the whole tree). */
+int path_is_under(const char *rel, const char *dir);
+
 #endif

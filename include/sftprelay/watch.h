@@ -27,6 +27,13 @@ struct watch_opts {
     size_t n_exclude;
     int settle_ms;
     int rescan_interval; /* seconds; 0 = never */
+    /*
+     * Files under this folder (relative to root; "" the whole tree) are
+     * reported by someone else when they are closed (the embedded
+     * server's uploads): the watcher lets them settle first, as a
+     * safety net, instead of reporting them at their close.  NULL: none.
+     */
+    const char *settle_under;
 };
 
 struct watch_cb {

@@ -127,7 +127,18 @@ START_TEST(test_deep_tree)
 }
 END_TEST
 
-static Suite *path_suite(void)
+static START_TEST(test_is_under)
+{
+    ck_assert(path_is_under("a/b.txt", ""));
+    ck_assert(path_is_under("up/b.txt", "up"));
+    ck_assert(path_is_under("up", "up"));
+    ck_assert(path_is_under("up/x/y", "up/x"));
+    ck_assert(!path_is_under("upload/b.txt", "up"));
+    ck_assert(!path_is_under("b.txt", "up"));
+}
+END_TEST
+
+Suite *path_suite(void)
 {
     Suite *s = suite_create("path");
     TCase *tc = tcase_create("mapping");
@@ -137,6 +148,7 @@ static Suite *path_suite(void)
     tcase_add_test(tc, test_join);
     tcase_add_test(tc, test_tmp_name);
     tcase_add_test(tc, test_deep_tree);
+    tcase_add_test(tc, test_is_under);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -127,7 +127,7 @@ START_TEST(test_deep_tree)
 }
 END_TEST
 
-static START_TEST(test_is_under)
+START_TEST(test_is_under)
 {
     ck_assert(path_is_under("a/b.txt", ""));
     ck_assert(path_is_under("up/b.txt", "up"));
@@ -138,7 +138,7 @@ static START_TEST(test_is_under)
 }
 END_TEST
 
-Suite *path_suite(void)
+static Suite *path_suite(void)
 {
     Suite *s = suite_create("path");
     TCase *tc = tcase_create("mapping");

@@ -194,8 +194,11 @@ static int step_send(struct xfer *x)
             if (r < 0)
                 return r;
             r = sink_write(x->env->sink, out, outlen);
-            if (r < 0)
+            if (r < 0) {
+                /* What the target acknowledged before the error stays. */
+                save(x);
                 return sink_err(x, r);
+            }
         }
         x->pos += (int64_t)got;
         x->res->sent += (int64_t)outlen;
@@ -242,8 +245,10 @@ static int step_commit(struct xfer *x)
     if (transform_chain_resumable(x->env->chain))
         d.sha256 = md;
     r = sink_commit(x->env->sink, &d);
-    if (r < 0)
+    if (r < 0) {
+        save(x);
         return sink_err(x, r);
+    }
     x->target_open = 0;
     for (i = 0; i < len && i < 32; i++)
         snprintf(x->res->sha256 + 2 * i, 3, "%02x", md[i]);

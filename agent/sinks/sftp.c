@@ -64,6 +64,7 @@ struct sftp_sink {
     char *tmp;
     char *final;
     int64_t pos;
+    int64_t acked; /* the highwater, kept when the file or session goes */
     int tail; /* the temporary file may be longer than what we wrote */
     int said_no_fsync;
 };
@@ -369,6 +370,7 @@ static int sftp_open(struct sink *base, const char *rel, int mode,
         s->tail = (int64_t)a.size > *offset;
     }
     s->pos = *offset;
+    s->acked = *offset;
     return 0;
 }
 
@@ -400,6 +402,8 @@ static int sftp_write(struct sink *base, const void *buf, size_t len)
     struct sftp_sink *s = (struct sftp_sink *)base;
     int r = sftpc_write(s->c, s->f, (uint64_t)s->pos, buf, len);
 
+    if (sftpc_acked(s->f) > (uint64_t)s->acked)
+        s->acked = (int64_t)sftpc_acked(s->f);
     if (r < 0)
         return io_fail(s, r, "writing");
     s->pos += (int64_t)len;
@@ -410,7 +414,9 @@ static int64_t sftp_durable(struct sink *base)
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
 
-    return s->f ? (int64_t)sftpc_acked(s->f) : 0;
+    if (s->f && sftpc_acked(s->f) > (uint64_t)s->acked)
+        s->acked = (int64_t)sftpc_acked(s->f);
+    return s->acked;
 }
 
 /* Queue what goes behind the last write: size, attributes, fsync. */
@@ -446,6 +452,17 @@ static int finish_file(struct sftp_sink *s, const struct sink_done *d)
         }
     }
     return r < 0 ? io_fail(s, r, "finishing") : 0;
+}
+
+/*
+ * The temporary file failed its check: remove it, so that the next
+ * attempt starts from byte 0 rather than resuming bad bytes.  Returns r.
+ */
+static int discard(struct sftp_sink *s, int r)
+{
+    s->acked = 0;
+    sftpc_remove(s->c, s->tmp);
+    return r;
 }
 
 struct hashing {
@@ -486,10 +503,11 @@ static int verify_sha256(struct sftp_sink *s, const struct sink_done *d)
     if (r < 0)
         return io_fail(s, r, "reading back");
     if (len != 32 || memcmp(md, d->sha256, 32) != 0)
-        return sink_fail(&s->base, -EIO,
-                         "%s: %s: SHA-256 read back from the target differs "
-                         "from the source's; not renamed into place",
-                         s->peer, s->tmp);
+        return discard(s, sink_fail(&s->base, -EIO,
+                                    "%s: %s: SHA-256 read back from the "
+                                    "target differs from the source's; not "
+                                    "renamed into place",
+                                    s->peer, s->tmp));
     return 0;
 }
 
@@ -518,11 +536,12 @@ static int verify(struct sftp_sink *s, const struct sink_done *d)
         return fail(s, rs, what);
     }
     if (!(a.flags & SFTP_ATTR_SIZE) || a.size != (uint64_t)d->size)
-        return sink_fail(&s->base, -EIO,
-                         "%s: %s holds %llu bytes where %lld were sent; not "
-                         "renamed into place",
-                         s->peer, s->tmp, (unsigned long long)a.size,
-                         (long long)d->size);
+        return discard(s, sink_fail(&s->base, -EIO,
+                                    "%s: %s holds %llu bytes where %lld were "
+                                    "sent; not renamed into place",
+                                    s->peer, s->tmp,
+                                    (unsigned long long)a.size,
+                                    (long long)d->size));
     if (s->cf->verify_how == VERIFY_SHA256 && d->sha256)
         return verify_sha256(s, d);
     return 0;

@@ -201,7 +201,7 @@ static int fail(struct lchan *c, int rc, const char *what)
     char words[SSH_ERR_MAX];
 
     if (r == -ETIMEDOUT)
-        say(c, "%s: %s: no progress for %d ms", c->base.peer, what,
+        say(c, "%s: %s: timed out, no progress for %d ms", c->base.peer, what,
             c->timeout_ms);
     else if (rc == SSH_AGAIN || text[0] == '\0')
         say(c, "%s: %s: %s", c->base.peer, what, strerror(-r));

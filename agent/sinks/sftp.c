@@ -262,6 +262,10 @@ static int sftp_connect(struct sink *base)
         return 0;
     drop(s);
     r = cf->backend->open(&o, &s->ch, err, sizeof(err));
+    /* Whatever stops a connection (a cipher name no library knows, say)
+     * concerns the target, not the file that was to be sent. */
+    if (r < 0 && r != -ECANCELED && !sink_error_is_target(r))
+        r = -ENOTCONN;
     if (r < 0)
         return sink_fail(base, r, "%s", err);
     r = sftpc_start(s->ch, NULL, &s->c);

@@ -550,17 +550,57 @@ static int one_file(struct journal *j, sqlite3_stmt *st,
     return r;
 }
 
-int journal_claim(struct journal *j, int64_t now, int64_t once_after,
-                  struct journal_file *out)
+static int by_id(const void *a, const void *b)
+{
+    const struct journal_file *x = a, *y = b;
+
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int journal_claim_batch(struct journal *j, int64_t now, int64_t once_after,
+                        int max, int64_t max_bytes, struct journal_file *out,
+                        int *n)
 {
     sqlite3_stmt *st = stmt(j, once_after >= 0 ? ST_CLAIM_ONCE : ST_CLAIM);
+    int rc, r = 0, i;
 
+    *n = 0;
     if (st == NULL)
         return -EROFS;
     sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, max);
+    sqlite3_bind_int64(st, 3, max_bytes > 0 ? max_bytes : 1);
     if (once_after >= 0)
-        sqlite3_bind_int64(st, 2, once_after);
-    return one_file(j, st, out);
+        sqlite3_bind_int64(st, 4, once_after);
+    /* Every row is read, so that the UPDATE ... RETURNING completes. */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (r == 0 && *n < max)
+            r = row_to_file(st, &out[*n]);
+        if (r == 0 && *n < max)
+            (*n)++;
+    }
+    if (rc != SQLITE_DONE && r == 0)
+        r = sql_err(rc);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (r < 0) {
+        for (i = 0; i < *n; i++)
+            journal_file_clear(&out[i]);
+        *n = 0;
+        return r;
+    }
+    if (*n == 0)
+        return -ENOENT;
+    qsort(out, (size_t)*n, sizeof(*out), by_id);
+    return 0;
+}
+
+int journal_claim(struct journal *j, int64_t now, int64_t once_after,
+                  struct journal_file *out)
+{
+    int n;
+
+    return journal_claim_batch(j, now, once_after, 1, 0, out, &n);
 }
 
 int journal_checkpoint(struct journal *j, const struct journal_file *f,

@@ -115,20 +115,32 @@
 /* Whether path is known at this size and mtime.  ?1 path. */
 #define SQL_GET "SELECT " FILE_COLUMNS " FROM files WHERE path = ?1"
 
-/* The next file due.  ?1 now. */
+/*
+ * The next files due, in order: at most ?2 of them, and no more once the
+ * sizes before a file reach ?3 bytes (the first is always taken).  ?1 now.
+ */
 #define SQL_CLAIM                                                              \
     "UPDATE files SET state = 'sending', attempted_at = ?1"                    \
-    " WHERE id = (SELECT id FROM files"                                        \
-    "             WHERE state = 'queued' AND next_attempt <= ?1"               \
-    "             ORDER BY next_attempt, id LIMIT 1)"                          \
+    " WHERE id IN (SELECT id FROM"                                             \
+    "   (SELECT id, SUM(size) OVER (ORDER BY next_attempt, id"                 \
+    "                ROWS UNBOUNDED PRECEDING) - size AS before"               \
+    "    FROM (SELECT id, size, next_attempt FROM files"                       \
+    "          WHERE state = 'queued' AND next_attempt <= ?1"                  \
+    "          ORDER BY next_attempt, id LIMIT ?2))"                           \
+    "   WHERE before < ?3)"                                                    \
     " RETURNING " FILE_COLUMNS
 
-/* The next queued file after id ?2, whatever its due time (--once). */
+/* The same for --once: the next queued files after id ?4, whatever their
+ * due time. */
 #define SQL_CLAIM_ONCE                                                         \
     "UPDATE files SET state = 'sending', attempted_at = ?1"                    \
-    " WHERE id = (SELECT id FROM files"                                        \
-    "             WHERE state = 'queued' AND id > ?2"                          \
-    "             ORDER BY id LIMIT 1)"                                        \
+    " WHERE id IN (SELECT id FROM"                                             \
+    "   (SELECT id, SUM(size) OVER (ORDER BY id"                               \
+    "                ROWS UNBOUNDED PRECEDING) - size AS before"               \
+    "    FROM (SELECT id, size FROM files"                                     \
+    "          WHERE state = 'queued' AND id > ?4"                             \
+    "          ORDER BY id LIMIT ?2))"                                         \
+    "   WHERE before < ?3)"                                                    \
     " RETURNING " FILE_COLUMNS
 
 /* ?1 offset, ?2 id, ?3 size, ?4 mtime_ns: only for the version being sent. */

@@ -125,6 +125,16 @@ int journal_claim(struct journal *j, int64_t now, int64_t once_after,
                   struct journal_file *out);
 
 /*
+ * The same for up to max rows in one transaction, in id order, taking no
+ * further row once the sizes of those before it reach max_bytes (the
+ * first is always taken): small files come many at a time, a big one
+ * alone.  *n is how many; -ENOENT when none.
+ */
+int journal_claim_batch(struct journal *j, int64_t now, int64_t once_after,
+                        int max, int64_t max_bytes, struct journal_file *out,
+                        int *n);
+
+/*
  * Record that the target acknowledged every byte below offset for the
  * version f describes.  A row changed meanwhile is left alone.
  */

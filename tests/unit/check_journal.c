@@ -264,6 +264,46 @@ START_TEST(test_recover_after_crash)
 }
 END_TEST
 
+/* Small files come many to a claim, a big one alone, in id order. */
+START_TEST(test_claim_batch)
+{
+    struct journal_file b[16];
+    int n, i;
+
+    ck_assert_int_eq(journal_offer(j, "a", 1000, 1, 100, NULL), 0);
+    ck_assert_int_eq(journal_offer(j, "b", 1000, 1, 100, NULL), 0);
+    ck_assert_int_eq(journal_offer(j, "c", 3000, 1, 100, NULL), 0);
+    ck_assert_int_eq(journal_offer(j, "d", 10, 1, 100, NULL), 0);
+    ck_assert_int_eq(journal_offer(j, "e", 10, 1, 100, NULL), 0);
+    /* a and b: c would start at 2000 bytes, not below 2000. */
+    ck_assert_int_eq(journal_claim_batch(j, 100, -1, 16, 2000, b, &n), 0);
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(b[0].path, "a");
+    ck_assert_str_eq(b[1].path, "b");
+    ck_assert_int_eq(b[1].state, JS_SENDING);
+    for (i = 0; i < n; i++)
+        journal_file_clear(&b[i]);
+    /* c alone: bigger than the budget, still taken. */
+    ck_assert_int_eq(journal_claim_batch(j, 100, -1, 16, 2000, b, &n), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(b[0].path, "c");
+    journal_file_clear(&b[0]);
+    /* At most max rows. */
+    ck_assert_int_eq(journal_claim_batch(j, 100, -1, 1, 2000, b, &n), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(b[0].path, "d");
+    journal_file_clear(&b[0]);
+    /* --once: after an id, whatever the due time. */
+    ck_assert_int_eq(journal_claim_batch(j, 0, 0, 16, 2000, b, &n), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(b[0].path, "e");
+    journal_file_clear(&b[0]);
+    ck_assert_int_eq(journal_claim_batch(j, 100, -1, 16, 2000, b, &n),
+                     -ENOENT);
+    ck_assert_int_eq(n, 0);
+}
+END_TEST
+
 START_TEST(test_once_claims_each_row_once)
 {
     struct journal_file f;
@@ -761,6 +801,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, test_backoff_and_failure);
     tcase_add_test(tc, test_retry_by_path);
     tcase_add_test(tc, test_recover_after_crash);
+    tcase_add_test(tc, test_claim_batch);
     tcase_add_test(tc, test_once_claims_each_row_once);
     tcase_add_test(tc, test_prune_and_status);
     tcase_add_test(tc, test_list_and_agent_keys);

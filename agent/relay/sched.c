@@ -36,6 +36,10 @@
 #include "sftprelay/xfer.h"
 
 #define IDLE_POLL_MS 2000
+/* Rows a worker claims at a time: up to CLAIM_ROWS small files, no more
+ * once CLAIM_BYTES are claimed (a bigger file comes alone). */
+#define CLAIM_ROWS 16
+#define CLAIM_BYTES (4 * 1024 * 1024)
 #define SWEEP_EVERY_S 60 /* look for rows left sending by no worker */
 #define ERROR_REMIND_MS 60000
 
@@ -50,7 +54,10 @@ struct worker {
     struct transform_chain *chain;
     void *buf;
     const struct journal_file *cur; /* being sent */
-    int64_t held;                   /* id of the row being sent; s->lock */
+    /* Claimed, not yet sent: batch[next..n). */
+    struct journal_file batch[CLAIM_ROWS];
+    int next, n;
+    int64_t held[CLAIM_ROWS]; /* ids claimed and not yet recorded; s->lock */
 };
 
 struct sched {
@@ -222,9 +229,9 @@ static int wait_target(struct worker *w)
 static void sweep(struct worker *w)
 {
     struct sched *s = w->s;
-    int64_t held[64];
+    int64_t held[64 * CLAIM_ROWS];
     size_t n = 0;
-    int i;
+    int i, k;
 
     pthread_mutex_lock(&s->lock);
     if (s->o.once || mono_ms() < s->sweep_at_ms) {
@@ -232,9 +239,10 @@ static void sweep(struct worker *w)
         return;
     }
     s->sweep_at_ms = mono_ms() + (int64_t)s->o.sweep_s * 1000;
-    for (i = 0; i < s->n && n < 64; i++)
-        if (s->w[i].held)
-            held[n++] = s->w[i].held;
+    for (i = 0; i < s->n; i++)
+        for (k = 0; k < CLAIM_ROWS && n < sizeof(held) / sizeof(held[0]); k++)
+            if (s->w[i].held[k])
+                held[n++] = s->w[i].held[k];
     pthread_mutex_unlock(&s->lock);
     if (jwriter_sweep(s->jw, now_s(), now_s() - s->o.sweep_s, held, n) < 0)
         log_error("journal: out of memory for the sweep; trying again in "
@@ -326,7 +334,7 @@ static int once_mark(struct sched *s, int64_t id)
  * claim 51 and 52 from the same cursor, and 52's worker may move the
  * cursor first.)
  */
-static int claimed(struct worker *w, struct journal_file *f)
+static int claimed(struct worker *w, struct journal_file *f, int slot)
 {
     struct sched *s = w->s;
     int tried = 0;
@@ -335,7 +343,7 @@ static int claimed(struct worker *w, struct journal_file *f)
     if (s->o.once)
         tried = once_mark(s, f->id) != 0;
     if (!tried)
-        w->held = f->id;
+        w->held[slot] = f->id;
     pthread_mutex_unlock(&s->lock);
     if (tried) {
         posted(f,
@@ -345,12 +353,59 @@ static int claimed(struct worker *w, struct journal_file *f)
     return !tried;
 }
 
+/* The row in slot of w's batch is recorded: no longer held. */
+static void unhold(struct worker *w, int slot)
+{
+    pthread_mutex_lock(&w->s->lock);
+    w->held[slot] = 0;
+    pthread_mutex_unlock(&w->s->lock);
+}
+
 /*
- * The next row to send, or -ENOENT when the worker should stop (once mode
- * with nothing left, or stopping).  Waits while the target is down or
- * nothing is due.
+ * Give back the rows claimed and not sent (stopping, or the target went
+ * down): queued again as they were, no attempt counted.
  */
-static int claim(struct worker *w, struct journal_file *f)
+static void give_back(struct worker *w)
+{
+    struct journal_file *f;
+
+    for (; w->next < w->n; w->next++) {
+        f = &w->batch[w->next];
+        if (f->id == 0)
+            continue; /* given back when claimed */
+        posted(f, jwriter_requeue(w->s->jw, f, f->next_attempt, f->last_error,
+                                  0, 0));
+        journal_file_clear(f);
+        unhold(w, w->next);
+    }
+    w->next = w->n = 0;
+}
+
+/* Claim a batch into w->batch: 0 if one row or more is w's to send. */
+static int claim_batch(struct worker *w, int64_t cursor)
+{
+    int r, i, kept = 0;
+
+    r = journal_claim_batch(w->j, now_s(), cursor, CLAIM_ROWS, CLAIM_BYTES,
+                            w->batch, &w->n);
+    if (r < 0)
+        return r;
+    w->next = 0;
+    for (i = 0; i < w->n; i++)
+        kept += claimed(w, &w->batch[i], i);
+    if (kept == 0) {
+        w->n = 0;
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/*
+ * The next row to send (its slot in w->batch), or -ENOENT when the worker
+ * should stop (once mode with nothing left, or stopping).  Waits while
+ * the target is down or nothing is due.
+ */
+static int claim(struct worker *w)
 {
     struct sched *s = w->s;
     uint64_t seen;
@@ -358,6 +413,8 @@ static int claim(struct worker *w, struct journal_file *f)
     int r;
 
     for (;;) {
+        while (w->next < w->n && w->batch[w->next].id == 0)
+            w->next++; /* given back when claimed (--once) */
         sweep(w);
         pthread_mutex_lock(&s->lock);
         r = wait_target(w);
@@ -366,10 +423,10 @@ static int claim(struct worker *w, struct journal_file *f)
         pthread_mutex_unlock(&s->lock);
         if (r < 0)
             return r;
-        r = journal_claim(w->j, now_s(), cursor, f);
-        if (r == 0 && claimed(w, f))
-            return 0;
-        if (r == 0)
+        if (w->next < w->n)
+            return w->next++;
+        r = claim_batch(w, cursor);
+        if (r == 0 || r == -EAGAIN)
             continue;
         wait = idle_ms(w, r);
         /* --once ends when nothing is left, or the journal fails. */
@@ -483,6 +540,7 @@ static void record(struct worker *w, const struct journal_file *f,
     if (res->target) {
         target_down(w, res->err);
         posted(f, jwriter_requeue(jw, f, now_s(), res->err, 0, 0));
+        give_back(w); /* the rest waits for the target in the journal */
         return;
     }
     target_up(w);
@@ -505,29 +563,29 @@ static void *worker_main(void *arg)
         .arg = w,
     };
     struct xfer_result res;
-    struct journal_file f;
+    struct journal_file *f;
     uint64_t one = 1;
-    int r, last;
+    int r, last, slot;
 
-    while (claim(w, &f) == 0) {
+    while ((slot = claim(w)) >= 0) {
+        f = &w->batch[slot];
         struct xfer_job job = {
-            .path = f.path,
-            .size = f.size,
-            .mtime_ns = f.mtime_ns,
-            .resume_offset = f.resume_offset,
+            .path = f->path,
+            .size = f->size,
+            .mtime_ns = f->mtime_ns,
+            .resume_offset = f->resume_offset,
         };
 
-        w->cur = &f;
-        log_debug("worker %d: sending %s (%lld bytes from %lld)", w->id, f.path,
-                  (long long)f.size, (long long)f.resume_offset);
+        w->cur = f;
+        log_debug("worker %d: sending %s (%lld bytes from %lld)", w->id,
+                  f->path, (long long)f->size, (long long)f->resume_offset);
         r = xfer_run(&env, &job, &res);
-        record(w, &f, &res, r);
+        record(w, f, &res, r);
         w->cur = NULL;
-        pthread_mutex_lock(&s->lock);
-        w->held = 0;
-        pthread_mutex_unlock(&s->lock);
-        journal_file_clear(&f);
+        unhold(w, slot);
+        journal_file_clear(f);
     }
+    give_back(w);
     sink_disconnect(w->sink);
     pthread_mutex_lock(&s->lock);
     last = --s->running == 0;

@@ -3,8 +3,10 @@
  *
  * One thread drives a client.  Every request gets an id and a slot in
  * c->slot[id % SFTPC_MAX_INFLIGHT] until its reply arrives; replies are
- * matched by id, in whatever order they come.  Requests waited for (open,
- * stat, ...) copy their reply into c->reply; requests queued on a file
+ * matched by id, in whatever order they come.  Requests whose reply is
+ * wanted (open, stat, ...) keep it in their slot until it is collected,
+ * so many can be in flight (the _send() and _recv() pairs); requests
+ * queued on a file
  * (write, fsetstat, fsync, close) record their outcome on the file.  The
  * writes of a file also sit in the file's ring, in the order they were
  * sent, so that the acknowledged highwater only passes a write once every
@@ -31,7 +33,8 @@
 
 enum kind {
     K_FREE,
-    K_WAITED, /* its reply goes to c->reply */
+    K_WAITED, /* its reply stays in the slot until collected */
+    K_DROP,   /* its reply is not wanted */
     K_FILE,   /* a queued request on a file: STATUS expected */
     K_WRITE,  /* likewise, and an entry of the file's ring */
     K_READ,   /* an entry of the running sftpc_read() */
@@ -43,6 +46,9 @@ struct slot {
     struct sftpc_file *f;
     uint32_t ring; /* K_WRITE: index in f->ring; K_READ: in c->rd */
     uint32_t len;  /* K_WRITE: payload bytes */
+    int done;      /* K_WAITED: the reply is in rtype and rbuf */
+    uint8_t rtype;
+    struct sftp_buf rbuf;
 };
 
 struct wr {
@@ -92,8 +98,7 @@ struct sftpc {
     int inflight;         /* slots in use */
     size_t inflight_bytes; /* write payload not yet answered */
     struct slot slot[SFTPC_MAX_INFLIGHT];
-    /* the reply of the waited request */
-    int reply_done;
+    /* the reply last collected */
     uint8_t reply_type;
     struct sftp_buf reply;
     struct sftpc_file *files;
@@ -214,6 +219,7 @@ static void slot_free(struct sftpc *c, struct slot *s)
 {
     s->kind = K_FREE;
     s->f = NULL;
+    s->done = 0;
     c->inflight--;
 }
 
@@ -248,17 +254,17 @@ static int on_reply(struct sftpc *c, uint8_t type, uint32_t id,
                    (unsigned)type, (unsigned)id);
     switch (s->kind) {
     case K_WAITED:
-        c->reply.len = 0;
-        c->reply.oom = 0;
+        s->rbuf.len = 0;
+        s->rbuf.oom = 0;
         if (cur->left > 0) {
-            if (sftp_buf_reserve(&c->reply, cur->left) < 0)
+            if (sftp_buf_reserve(&s->rbuf, cur->left) < 0)
                 return die(c, -ENOMEM, "out of memory");
-            memcpy(c->reply.p, cur->p, cur->left);
-            c->reply.len = cur->left;
+            memcpy(s->rbuf.p, cur->p, cur->left);
+            s->rbuf.len = cur->left;
         }
-        c->reply_type = type;
-        c->reply_done = 1;
-        break;
+        s->rtype = type;
+        s->done = 1;
+        return 0; /* the slot is freed when the reply is collected */
     case K_READ: {
         struct rd *d = &c->rd[s->ring];
         size_t n = 0;
@@ -445,46 +451,59 @@ static int send_packet(struct sftpc *c, size_t start)
     return flush(c) < 0 ? c->dead : 0;
 }
 
-/* Wait for the reply of waited request s: its type, payload in c->reply. */
-static int await(struct sftpc *c)
+/*
+ * Wait for the reply of request id: its type in c->reply_type, its
+ * payload in c->reply.  The slot is freed either way.
+ */
+static int await(struct sftpc *c, uint32_t id)
 {
+    struct slot *s = slot_of(c, id);
+    struct sftp_buf t;
     int r;
 
-    while (!c->reply_done) {
+    if (s == NULL || s->kind != K_WAITED)
+        return c->dead ? c->dead : -EINVAL;
+    while (!s->done) {
         r = pump(c);
         /* A reply that came with the channel's end still counts. */
-        if (r < 0 && !c->reply_done)
+        if (r < 0 && !s->done) {
+            slot_free(c, s);
             return r;
+        }
     }
-    c->reply_done = 0;
+    t = c->reply; /* swapped, not copied */
+    c->reply = s->rbuf;
+    s->rbuf = t;
+    c->reply_type = s->rtype;
+    slot_free(c, s);
     return 0;
 }
 
-/* A waited request: begin it; finish with finish_call(). */
-static int begin_call(struct sftpc *c, uint8_t type, size_t *start)
+/* A request whose reply is wanted: begin it; finish with finish_call(). */
+static int begin_call(struct sftpc *c, uint8_t type, size_t *start,
+                      uint32_t *id)
 {
     struct slot *s;
     int r = new_slot(c, K_WAITED, &s);
 
     if (r < 0)
         return r;
+    *id = s->id;
     *start = sftp_packet_begin(&c->out, type, s->id);
     return 0;
 }
 
 /*
- * Send the request begun at start and wait: 0 with a reply of type want
- * in *cur, the errno of a STATUS, or -EPROTO.
+ * Collect the reply of request id: 0 with a reply of type want in *cur,
+ * the errno of a STATUS, or -EPROTO.
  */
-static int finish_call(struct sftpc *c, size_t start, uint8_t want,
-                       const char *what, struct sftp_cur *cur)
+static int recv_call(struct sftpc *c, uint32_t id, uint8_t want,
+                     const char *what, struct sftp_cur *cur)
 {
     char msg[256];
     int r, bad;
 
-    r = send_packet(c, start);
-    if (r == 0)
-        r = await(c);
+    r = await(c, id);
     if (r < 0)
         return r;
     cur->p = c->reply.p;
@@ -509,24 +528,47 @@ static int finish_call(struct sftpc *c, size_t start, uint8_t want,
     return 0;
 }
 
+/* Send the request begun at start (id) and collect its reply. */
+static int finish_call(struct sftpc *c, size_t start, uint32_t id,
+                       uint8_t want, const char *what, struct sftp_cur *cur)
+{
+    int r = send_packet(c, start);
+
+    return r < 0 ? r : recv_call(c, id, want, what, cur);
+}
+
+void sftpc_forget(struct sftpc *c, uint32_t id)
+{
+    struct slot *s = slot_of(c, id);
+
+    if (s == NULL || s->kind != K_WAITED)
+        return;
+    if (s->done)
+        slot_free(c, s);
+    else
+        s->kind = K_DROP;
+}
+
 /* A request with one path whose answer is a STATUS. */
 static int path_call(struct sftpc *c, uint8_t type, const char *path,
                      const char *what)
 {
     struct sftp_cur cur;
     size_t start;
-    int r = begin_call(c, type, &start);
+    uint32_t id;
+    int r = begin_call(c, type, &start, &id);
 
     if (r < 0)
         return r;
     sftp_put_str(&c->out, path);
-    return finish_call(c, start, SFTP_STATUS, what, &cur);
+    return finish_call(c, start, id, SFTP_STATUS, what, &cur);
 }
 
 /* An EXTENDED request named name, begun; its fields follow. */
-static int begin_ext(struct sftpc *c, const char *name, size_t *start)
+static int begin_ext(struct sftpc *c, const char *name, size_t *start,
+                     uint32_t *id)
 {
-    int r = begin_call(c, SFTP_EXTENDED, start);
+    int r = begin_call(c, SFTP_EXTENDED, start, id);
 
     if (r == 0)
         sftp_put_str(&c->out, name);
@@ -559,10 +601,11 @@ static int ask_limits(struct sftpc *c)
     struct sftp_cur cur;
     uint64_t max_packet, max_read, max_write;
     size_t start;
-    int r = begin_ext(c, "limits@openssh.com", &start);
+    uint32_t id;
+    int r = begin_ext(c, "limits@openssh.com", &start, &id);
 
     if (r == 0)
-        r = finish_call(c, start, SFTP_EXTENDED_REPLY, "limits", &cur);
+        r = finish_call(c, start, id, SFTP_EXTENDED_REPLY, "limits", &cur);
     if (r < 0)
         return r == -EOPNOTSUPP || r == -EIO ? 0 : r;
     max_packet = sftp_get_u64(&cur);
@@ -609,7 +652,7 @@ int sftpc_start(struct ssh_chan *ch, const struct sftpc_opts *o,
     sftp_put_u32(&c->out, SFTP_VERSION_3);
     r = send_packet(c, start);
     if (r == 0)
-        r = await(c);
+        r = await(c, 0);
     if (r < 0)
         return r;
     if (c->reply_type != SFTP_VERSION)
@@ -651,6 +694,8 @@ void sftpc_free(struct sftpc *c)
     }
     for (i = 0; i < READ_AHEAD; i++)
         free(c->rd[i].data);
+    for (i = 0; i < SFTPC_MAX_INFLIGHT; i++)
+        sftp_buf_free(&c->slot[i].rbuf);
     sftp_buf_free(&c->out);
     sftp_buf_free(&c->in);
     sftp_buf_free(&c->reply);
@@ -684,13 +729,14 @@ int sftpc_realpath(struct sftpc *c, const char *path, char **out)
     struct sftp_cur cur;
     const uint8_t *p;
     size_t start, n;
-    int r = begin_call(c, SFTP_REALPATH, &start);
+    uint32_t id;
+    int r = begin_call(c, SFTP_REALPATH, &start, &id);
 
     *out = NULL;
     if (r < 0)
         return r;
     sftp_put_str(&c->out, path);
-    r = finish_call(c, start, SFTP_NAME, "resolving a path", &cur);
+    r = finish_call(c, start, id, SFTP_NAME, "resolving a path", &cur);
     if (r < 0)
         return r;
     if (sftp_get_u32(&cur) != 1 || (p = sftp_get_bytes(&cur, &n)) == NULL ||
@@ -700,20 +746,34 @@ int sftpc_realpath(struct sftpc *c, const char *path, char **out)
     return *out ? 0 : -ENOMEM;
 }
 
-int sftpc_stat(struct sftpc *c, const char *path, struct sftp_attrs *a)
+int sftpc_stat_send(struct sftpc *c, const char *path, uint32_t *id)
 {
-    struct sftp_cur cur;
     size_t start;
-    int r = begin_call(c, SFTP_STAT, &start);
+    int r = begin_call(c, SFTP_STAT, &start, id);
 
     if (r < 0)
         return r;
     sftp_put_str(&c->out, path);
-    r = finish_call(c, start, SFTP_ATTRS, "stat", &cur);
+    return send_packet(c, start);
+}
+
+int sftpc_stat_recv(struct sftpc *c, uint32_t id, struct sftp_attrs *a)
+{
+    struct sftp_cur cur;
+    int r = recv_call(c, id, SFTP_ATTRS, "stat", &cur);
+
     if (r < 0)
         return r;
     sftp_get_attrs(&cur, a);
     return cur.bad ? die(c, -EPROTO, "server: malformed ATTRS reply") : 0;
+}
+
+int sftpc_stat(struct sftpc *c, const char *path, struct sftp_attrs *a)
+{
+    uint32_t id;
+    int r = sftpc_stat_send(c, path, &id);
+
+    return r < 0 ? r : sftpc_stat_recv(c, id, a);
 }
 
 int sftpc_mkdir(struct sftpc *c, const char *path, uint32_t mode)
@@ -721,13 +781,14 @@ int sftpc_mkdir(struct sftpc *c, const char *path, uint32_t mode)
     struct sftp_attrs a = {.flags = SFTP_ATTR_PERMISSIONS, .perm = mode};
     struct sftp_cur cur;
     size_t start;
-    int r = begin_call(c, SFTP_MKDIR, &start);
+    uint32_t id;
+    int r = begin_call(c, SFTP_MKDIR, &start, &id);
 
     if (r < 0)
         return r;
     sftp_put_str(&c->out, path);
     sftp_put_attrs(&c->out, &a);
-    return finish_call(c, start, SFTP_STATUS, "mkdir", &cur);
+    return finish_call(c, start, id, SFTP_STATUS, "mkdir", &cur);
 }
 
 int sftpc_remove(struct sftpc *c, const char *path)
@@ -735,21 +796,36 @@ int sftpc_remove(struct sftpc *c, const char *path)
     return path_call(c, SFTP_REMOVE, path, "remove");
 }
 
-int sftpc_rename(struct sftpc *c, const char *from, const char *to)
+int sftpc_rename_send(struct sftpc *c, const char *from, const char *to,
+                      uint32_t *id)
 {
-    struct sftp_cur cur;
     size_t start;
     int r;
 
     if (c->ext & SFTPC_EXT_POSIX_RENAME)
-        r = begin_ext(c, "posix-rename@openssh.com", &start);
+        r = begin_ext(c, "posix-rename@openssh.com", &start, id);
     else
-        r = begin_call(c, SFTP_RENAME, &start);
+        r = begin_call(c, SFTP_RENAME, &start, id);
     if (r < 0)
         return r;
     sftp_put_str(&c->out, from);
     sftp_put_str(&c->out, to);
-    return finish_call(c, start, SFTP_STATUS, "rename", &cur);
+    return send_packet(c, start);
+}
+
+int sftpc_status_recv(struct sftpc *c, uint32_t id, const char *what)
+{
+    struct sftp_cur cur;
+
+    return recv_call(c, id, SFTP_STATUS, what, &cur);
+}
+
+int sftpc_rename(struct sftpc *c, const char *from, const char *to)
+{
+    uint32_t id;
+    int r = sftpc_rename_send(c, from, to, &id);
+
+    return r < 0 ? r : sftpc_status_recv(c, id, "rename");
 }
 
 int sftpc_statvfs(struct sftpc *c, const char *path, uint64_t *avail)
@@ -757,15 +833,16 @@ int sftpc_statvfs(struct sftpc *c, const char *path, uint64_t *avail)
     struct sftp_cur cur;
     uint64_t frsize, bavail;
     size_t start;
+    uint32_t id;
     int r;
 
     if (!(c->ext & SFTPC_EXT_STATVFS))
         return say(c, -EOPNOTSUPP, "server: no statvfs@openssh.com");
-    r = begin_ext(c, "statvfs@openssh.com", &start);
+    r = begin_ext(c, "statvfs@openssh.com", &start, &id);
     if (r < 0)
         return r;
     sftp_put_str(&c->out, path);
-    r = finish_call(c, start, SFTP_EXTENDED_REPLY, "statvfs", &cur);
+    r = finish_call(c, start, id, SFTP_EXTENDED_REPLY, "statvfs", &cur);
     if (r < 0)
         return r;
     sftp_get_u64(&cur); /* f_bsize */
@@ -781,24 +858,31 @@ int sftpc_statvfs(struct sftpc *c, const char *path, uint64_t *avail)
 
 /* --- files ------------------------------------------------------------- */
 
-int sftpc_open(struct sftpc *c, const char *path, uint32_t pflags,
-               uint32_t mode, struct sftpc_file **out)
+int sftpc_open_send(struct sftpc *c, const char *path, uint32_t pflags,
+                    uint32_t mode, uint32_t *id)
 {
     struct sftp_attrs a = {.flags = SFTP_ATTR_PERMISSIONS, .perm = mode};
-    struct sftpc_file *f;
-    struct sftp_cur cur;
-    const uint8_t *h;
-    size_t start, n;
-    int r;
+    size_t start;
+    int r = begin_call(c, SFTP_OPEN, &start, id);
 
-    *out = NULL;
-    r = begin_call(c, SFTP_OPEN, &start);
     if (r < 0)
         return r;
     sftp_put_str(&c->out, path);
     sftp_put_u32(&c->out, pflags);
     sftp_put_attrs(&c->out, &a);
-    r = finish_call(c, start, SFTP_HANDLE, "open", &cur);
+    return send_packet(c, start);
+}
+
+int sftpc_open_recv(struct sftpc *c, uint32_t id, struct sftpc_file **out)
+{
+    struct sftpc_file *f;
+    struct sftp_cur cur;
+    const uint8_t *h;
+    size_t n;
+    int r;
+
+    *out = NULL;
+    r = recv_call(c, id, SFTP_HANDLE, "open", &cur);
     if (r < 0)
         return r;
     h = sftp_get_bytes(&cur, &n);
@@ -815,16 +899,27 @@ int sftpc_open(struct sftpc *c, const char *path, uint32_t pflags,
     return 0;
 }
 
+int sftpc_open(struct sftpc *c, const char *path, uint32_t pflags,
+               uint32_t mode, struct sftpc_file **out)
+{
+    uint32_t id;
+    int r = sftpc_open_send(c, path, pflags, mode, &id);
+
+    *out = NULL;
+    return r < 0 ? r : sftpc_open_recv(c, id, out);
+}
+
 int sftpc_fstat(struct sftpc *c, struct sftpc_file *f, struct sftp_attrs *a)
 {
     struct sftp_cur cur;
     size_t start;
-    int r = begin_call(c, SFTP_FSTAT, &start);
+    uint32_t id;
+    int r = begin_call(c, SFTP_FSTAT, &start, &id);
 
     if (r < 0)
         return r;
     sftp_put_bytes(&c->out, f->handle, f->handle_len);
-    r = finish_call(c, start, SFTP_ATTRS, "fstat", &cur);
+    r = finish_call(c, start, id, SFTP_ATTRS, "fstat", &cur);
     if (r < 0)
         return r;
     sftp_get_attrs(&cur, a);

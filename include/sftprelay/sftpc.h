@@ -91,6 +91,25 @@ int sftpc_rename(struct sftpc *c, const char *from, const char *to);
  * (statvfs@openssh.com): -EOPNOTSUPP without the extension. */
 int sftpc_statvfs(struct sftpc *c, const char *path, uint64_t *avail);
 
+/*
+ * Pipelined forms of the calls below: _send() sends the request and
+ * gives its id, the matching _recv() waits for and takes its reply, in
+ * any order (each id exactly once, or sftpc_forget()).  Many files can
+ * so be opened, checked and renamed in one round trip.
+ */
+int sftpc_open_send(struct sftpc *c, const char *path, uint32_t pflags,
+                    uint32_t mode, uint32_t *id);
+int sftpc_open_recv(struct sftpc *c, uint32_t id, struct sftpc_file **f);
+int sftpc_stat_send(struct sftpc *c, const char *path, uint32_t *id);
+int sftpc_stat_recv(struct sftpc *c, uint32_t id, struct sftp_attrs *a);
+int sftpc_rename_send(struct sftpc *c, const char *from, const char *to,
+                      uint32_t *id);
+/* The STATUS answering id (a rename): 0 or its errno; what names it in
+ * sftpc_error(). */
+int sftpc_status_recv(struct sftpc *c, uint32_t id, const char *what);
+/* The reply to id is not wanted: it is dropped when it comes. */
+void sftpc_forget(struct sftpc *c, uint32_t id);
+
 /* Open path with SFTP_PF_* pflags, creating it with mode. */
 int sftpc_open(struct sftpc *c, const char *path, uint32_t pflags,
                uint32_t mode, struct sftpc_file **f);

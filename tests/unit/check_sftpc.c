@@ -794,6 +794,56 @@ START_TEST(test_rename_replaces_existing)
 }
 END_TEST
 
+/*
+ * Many files opened, written, checked and renamed with their requests in
+ * flight together; replies collected in another order than sent.
+ */
+START_TEST(test_pipelined_files)
+{
+    struct sftpc_file *f[3];
+    struct sftp_attrs a;
+    uint32_t open_id[3], stat_id[3], ren_id[3], miss;
+    char tmp[32], fin[32];
+    int i;
+
+    start_client(0);
+    for (i = 0; i < 3; i++) {
+        snprintf(tmp, sizeof(tmp), "f%d.part", i);
+        ck_assert_int_eq(sftpc_open_send(c, tmp,
+                                         SFTP_PF_WRITE | SFTP_PF_CREAT |
+                                             SFTP_PF_TRUNC,
+                                         0644, &open_id[i]),
+                         0);
+    }
+    ck_assert_int_eq(sftpc_stat_send(c, "no/such", &miss), 0);
+    for (i = 2; i >= 0; i--) {
+        snprintf(tmp, sizeof(tmp), "f%d.part", i);
+        ck_assert_int_eq(sftpc_open_recv(c, open_id[i], &f[i]), 0);
+        ck_assert_int_eq(sftpc_write(c, f[i], 0, tmp, strlen(tmp)), 0);
+        ck_assert_int_eq(sftpc_close_send(c, f[i]), 0);
+        ck_assert_int_eq(sftpc_stat_send(c, tmp, &stat_id[i]), 0);
+    }
+    ck_assert_int_eq(sftpc_stat_recv(c, miss, &a), -ENOENT);
+    for (i = 0; i < 3; i++) {
+        snprintf(tmp, sizeof(tmp), "f%d.part", i);
+        snprintf(fin, sizeof(fin), "f%d", i);
+        ck_assert_int_eq(sftpc_stat_recv(c, stat_id[i], &a), 0);
+        ck_assert_uint_eq(a.size, strlen(tmp));
+        ck_assert_int_eq(sftpc_close(c, f[i]), 0);
+        ck_assert_int_eq(sftpc_rename_send(c, tmp, fin, &ren_id[i]), 0);
+    }
+    /* One reply not wanted: dropped, its slot free again. */
+    sftpc_forget(c, ren_id[1]);
+    ck_assert_int_eq(sftpc_status_recv(c, ren_id[2], "rename"), 0);
+    ck_assert_int_eq(sftpc_status_recv(c, ren_id[0], "rename"), 0);
+    for (i = 0; i < 3; i++) {
+        snprintf(tmp, sizeof(tmp), "f%d.part", i);
+        snprintf(fin, sizeof(fin), "f%d", i);
+        assert_file(fin, (const uint8_t *)tmp, strlen(tmp));
+    }
+}
+END_TEST
+
 START_TEST(test_mkdir_stat_remove)
 {
     struct sftp_attrs a;
@@ -1566,6 +1616,7 @@ static Suite *sftpc_suite(void)
     tcase_add_test(e, test_default_window_honoured);
     tcase_add_test(e, test_channel_in_small_pieces);
     tcase_add_test(e, test_rename_replaces_existing);
+    tcase_add_test(e, test_pipelined_files);
     tcase_add_test(e, test_mkdir_stat_remove);
     tcase_add_test(e, test_open_missing_folder);
     tcase_add_test(e, test_read_back_in_order);

@@ -547,6 +547,65 @@ static void record(struct worker *w, const struct journal_file *f,
     file_failed(w, f, res);
 }
 
+static struct xfer_job job_of(const struct journal_file *f)
+{
+    struct xfer_job job = {
+        .path = f->path,
+        .size = f->size,
+        .mtime_ns = f->mtime_ns,
+        .resume_offset = f->resume_offset,
+    };
+
+    return job;
+}
+
+/*
+ * The rows from slot on (slot, then those claim() has not handed out yet)
+ * that can go together as small files: how many, at least 1.
+ */
+static int gather(struct worker *w, const struct xfer_env *env, int slot,
+                  struct xfer_job *jobs)
+{
+    int k = 1;
+
+    jobs[0] = job_of(&w->batch[slot]);
+    while (k < CLAIM_ROWS && w->next + k - 1 < w->n &&
+           w->batch[w->next + k - 1].id != 0) {
+        jobs[k] = job_of(&w->batch[w->next + k - 1]);
+        if (!xfer_can_batch(env, jobs, (size_t)k + 1))
+            break;
+        k++;
+    }
+    return k;
+}
+
+/*
+ * Send the k rows from slot on together; 0, or -EOPNOTSUPP when the sink
+ * wants them one at a time (nothing was sent).
+ */
+static int send_many(struct worker *w, struct xfer_env *env, int slot,
+                     const struct xfer_job *jobs, int k)
+{
+    struct xfer_result res[CLAIM_ROWS];
+    int rc[CLAIM_ROWS], i, r, first = w->next;
+
+    log_debug("worker %d: sending %s and %d more small files together",
+              w->id, jobs[0].path, k - 1);
+    r = xfer_run_many(env, jobs, (size_t)k, res, rc);
+    if (r < 0)
+        return r;
+    w->next = first + k - 1; /* past the rows sent with slot */
+    for (i = 0; i < k; i++) {
+        int at = i == 0 ? slot : first + i - 1;
+        struct journal_file *f = &w->batch[at];
+
+        record(w, f, &res[i], rc[i]);
+        unhold(w, at);
+        journal_file_clear(f);
+    }
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -563,19 +622,17 @@ static void *worker_main(void *arg)
         .arg = w,
     };
     struct xfer_result res;
+    struct xfer_job jobs[CLAIM_ROWS], job;
     struct journal_file *f;
     uint64_t one = 1;
-    int r, last, slot;
+    int r, last, slot, k;
 
     while ((slot = claim(w)) >= 0) {
+        k = gather(w, &env, slot, jobs);
+        if (k > 1 && send_many(w, &env, slot, jobs, k) == 0)
+            continue;
         f = &w->batch[slot];
-        struct xfer_job job = {
-            .path = f->path,
-            .size = f->size,
-            .mtime_ns = f->mtime_ns,
-            .resume_offset = f->resume_offset,
-        };
-
+        job = job_of(f);
         w->cur = f;
         log_debug("worker %d: sending %s (%lld bytes from %lld)", w->id,
                   f->path, (long long)f->size, (long long)f->resume_offset);

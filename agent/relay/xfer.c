@@ -296,3 +296,151 @@ out:
     EVP_MD_CTX_free(x.md);
     return r;
 }
+
+/* --- many small files ------------------------------------------------- */
+
+int xfer_can_batch(const struct xfer_env *env, const struct xfer_job *jobs,
+                   size_t n)
+{
+    int64_t total = 0;
+    size_t i;
+
+    if (n < 2 || n > SINK_PUT_MAX || !env->sink->ops->put_many ||
+        !transform_chain_resumable(env->chain))
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (jobs[i].resume_offset > 0 || jobs[i].size > XFER_SMALL)
+            return 0;
+        total += jobs[i].size;
+    }
+    return total <= (int64_t)env->bufsize;
+}
+
+/* Read job whole into buf (its size), hashed into digest, checked
+ * unchanged. */
+static int read_whole(struct xfer *x, void *buf, uint8_t *digest)
+{
+    const struct source_ops *ops = x->env->src->ops;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0, i;
+    const void *out;
+    size_t got = 0, outlen;
+    int r;
+
+    r = step_open_source(x);
+    if (r < 0)
+        return r;
+    if (x->st.size > 0) {
+        r = ops->read(x->f, buf, (size_t)x->st.size, 0, &got);
+        if (r < 0) {
+            snprintf(x->res->err, sizeof(x->res->err), "source: %s",
+                     strerror(-r));
+            return r;
+        }
+    }
+    if ((int64_t)got != x->st.size) {
+        snprintf(x->res->err, sizeof(x->res->err),
+                 "source shrank while it was read");
+        return -ESTALE;
+    }
+    r = step_verify(x); /* the bytes read are one version */
+    if (r < 0)
+        return r;
+    r = transform_chain_begin(x->env->chain);
+    if (r == 0)
+        r = transform_chain_process(x->env->chain, buf, got, 1, &out,
+                                    &outlen);
+    if (r == 0 && outlen != got)
+        r = -EINVAL; /* a chain that keeps offsets keeps lengths */
+    if (r < 0) {
+        snprintf(x->res->err, sizeof(x->res->err), "transform: %s",
+                 strerror(-r));
+        return r;
+    }
+    if (out != buf)
+        memmove(buf, out, outlen);
+    EVP_DigestUpdate(x->md, buf, got);
+    EVP_DigestFinal_ex(x->md, md, &len);
+    for (i = 0; i < len && i < 32; i++) {
+        snprintf(x->res->sha256 + 2 * i, 3, "%02x", md[i]);
+        digest[i] = md[i];
+    }
+    return 0;
+}
+
+/* res's text for the error r of a put_many() item. */
+static int item_result(struct xfer_result *res, const struct sink_item *it)
+{
+    int r = it->result;
+
+    if (r == 0)
+        return 0;
+    snprintf(res->err, sizeof(res->err), "%s", it->err);
+    res->target = sink_error_is_target(r);
+    return r == -ENOENT ? -EIO : r;
+}
+
+int xfer_run_many(struct xfer_env *env, const struct xfer_job *jobs,
+                  size_t n, struct xfer_result *res, int *rc)
+{
+    struct sink_item items[SINK_PUT_MAX];
+    uint8_t digest[SINK_PUT_MAX][32];
+    size_t idx[SINK_PUT_MAX], k = 0, i, j;
+    char *buf = env->buf;
+    int64_t off = 0, total = 0;
+    int r;
+
+    for (i = 0; i < n; i++) {
+        struct xfer x = {.env = env, .job = &jobs[i], .res = &res[i]};
+
+        memset(&res[i], 0, sizeof(res[i]));
+        x.md = EVP_MD_CTX_new();
+        if (x.md == NULL || EVP_DigestInit_ex(x.md, EVP_sha256(), NULL) != 1)
+            rc[i] = -ENOMEM;
+        else
+            rc[i] = read_whole(&x, buf + off, digest[k]);
+        if (rc[i] < 0 && !res[i].err[0])
+            snprintf(res[i].err, sizeof(res[i].err), "%s", strerror(-rc[i]));
+        if (x.f)
+            env->src->ops->close(x.f);
+        EVP_MD_CTX_free(x.md);
+        if (rc[i] < 0)
+            continue;
+        items[k] = (struct sink_item){
+            .rel = jobs[i].path,
+            .data = buf + off,
+            .d = {.size = x.st.size, .mtime_ns = x.st.mtime_ns,
+                  .mode = x.st.mode, .sha256 = digest[k]},
+            .result = -EINPROGRESS,
+        };
+        idx[k++] = i;
+        off += x.st.size;
+    }
+    if (k == 0)
+        return 0;
+    r = sink_connect(env->sink);
+    for (j = 0; r == 0 && j < k; j++)
+        total += items[j].d.size;
+    if (r == 0)
+        r = ratelimit_take(env->rate, (size_t)total, env->cancel_fd);
+    if (r == 0)
+        r = env->sink->ops->put_many(env->sink, items, k);
+    if (r == -EOPNOTSUPP)
+        return r;
+    for (j = 0; j < k; j++) {
+        i = idx[j];
+        if (r < 0 && items[j].result == 0)
+            continue; /* delivered before the target failed */
+        if (r < 0 && items[j].result != 0 && !items[j].err[0]) {
+            items[j].result = r;
+            snprintf(items[j].err, sizeof(items[j].err), "%s",
+                     sink_error(env->sink));
+        }
+        rc[i] = item_result(&res[i], &items[j]);
+        if (rc[i] == 0)
+            res[i].sent = items[j].d.size;
+        else
+            res[i].sha256[0] = '\0';
+    }
+    return 0;
+}

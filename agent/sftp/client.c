@@ -471,9 +471,12 @@ static int await(struct sftpc *c, uint32_t id)
             return r;
         }
     }
-    t = c->reply; /* swapped, not copied */
+    /* The reply moves to c->reply; slots keep no memory between replies
+     * (512 of them would hold 2 MiB). */
+    t = c->reply;
     c->reply = s->rbuf;
-    s->rbuf = t;
+    s->rbuf = (struct sftp_buf){0};
+    sftp_buf_free(&t);
     c->reply_type = s->rtype;
     slot_free(c, s);
     return 0;

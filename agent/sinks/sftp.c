@@ -423,16 +423,19 @@ static int64_t sftp_durable(struct sink *base)
     return s->acked;
 }
 
-/* Queue what goes behind the last write: size, attributes, fsync. */
-static int finish_file(struct sftp_sink *s, const struct sink_done *d)
+/*
+ * Queue what goes behind f's last write: its size when an older upload
+ * left a tail (tail), attributes, fsync.  0 or the client's error.
+ */
+static int queue_finish(struct sftp_sink *s, struct sftpc_file *f,
+                        const struct sink_done *d, int tail)
 {
     struct sftp_attrs a = {0};
     int r;
 
-    if (s->tail) {
-        /* An earlier, longer upload of the same name left a tail. */
+    if (tail) {
         a.flags |= SFTP_ATTR_SIZE;
-        a.size = (uint64_t)s->pos;
+        a.size = (uint64_t)d->size;
     }
     if (d->mode & 07777) {
         a.flags |= SFTP_ATTR_PERMISSIONS;
@@ -443,9 +446,9 @@ static int finish_file(struct sftp_sink *s, const struct sink_done *d)
         a.mtime = (uint32_t)(d->mtime_ns / 1000000000);
         a.atime = a.mtime;
     }
-    r = a.flags ? sftpc_fsetstat(s->c, s->f, &a) : 0;
+    r = a.flags ? sftpc_fsetstat(s->c, f, &a) : 0;
     if (r == 0 && s->cf->fsync) {
-        r = sftpc_fsync(s->c, s->f);
+        r = sftpc_fsync(s->c, f);
         if (r == -EOPNOTSUPP) {
             if (!s->said_no_fsync)
                 log_info("%s: the server has no fsync@openssh.com: files "
@@ -455,6 +458,16 @@ static int finish_file(struct sftp_sink *s, const struct sink_done *d)
             r = 0;
         }
     }
+    return r;
+}
+
+static int finish_file(struct sftp_sink *s, const struct sink_done *d)
+{
+    struct sink_done at = *d;
+    int r;
+
+    at.size = s->pos;
+    r = queue_finish(s, s->f, &at, s->tail);
     return r < 0 ? io_fail(s, r, "finishing") : 0;
 }
 
@@ -591,6 +604,200 @@ static int sftp_commit(struct sink *base, const struct sink_done *d)
     return 0;
 }
 
+/* --- many small files at once ------------------------------------------ */
+
+/* Where one item of put_many() is. */
+struct put {
+    char *tmp, *final;
+    struct sftpc_file *f;
+    uint32_t open_id, stat_id, ren_id;
+    int stage; /* PUT_* below: what was sent and not yet collected */
+};
+
+enum { PUT_NONE, PUT_OPENING, PUT_WRITING, PUT_RENAMING, PUT_DONE };
+
+/* The item failed with r: its own words, from the sink's or client's. */
+static int item_fail(struct sftp_sink *s, struct sink_item *it, int r,
+                     const char *verb, const char *path)
+{
+    const char *why = s->base.err[0] ? s->base.err
+                      : s->c         ? sftpc_error(s->c)
+                                     : "";
+
+    if (s->base.err[0])
+        snprintf(it->err, sizeof(it->err), "%s", why);
+    else
+        snprintf(it->err, sizeof(it->err), "%s: %s %s: %s", s->peer, verb,
+                 path, why[0] ? why : strerror(-r));
+    it->result = r;
+    s->base.err[0] = '\0';
+    return r;
+}
+
+/* Whether r ends the session, and with it every item still open. */
+static int session_error(int r)
+{
+    return sink_error_is_target(r) || r == -ECANCELED || r == -EPROTO ||
+           r == -ENOMEM;
+}
+
+/* Open item i's temporary file now (a folder had to be made first). */
+static int put_open_again(struct sftp_sink *s, struct sink_item *it,
+                          struct put *p)
+{
+    int r = remote_mkdirs(s, p->tmp, path_dir_len(p->tmp));
+
+    if (r == 0)
+        r = sftpc_open(s->c, p->tmp,
+                       SFTP_PF_WRITE | SFTP_PF_CREAT | SFTP_PF_TRUNC,
+                       (uint32_t)(it->d.mode & 0777 ? it->d.mode & 0777 : 0644),
+                       &p->f);
+    return r;
+}
+
+/* Item's open answered: queue its bytes and what follows them. */
+static int put_write(struct sftp_sink *s, struct sink_item *it, struct put *p)
+{
+    int r = sftpc_open_recv(s->c, p->open_id, &p->f);
+
+    if (r == -ENOENT)
+        r = put_open_again(s, it, p);
+    if (r < 0)
+        return item_fail(s, it, r, "opening", p->tmp);
+    r = sftpc_write(s->c, p->f, 0, it->data, (size_t)it->d.size);
+    if (r == 0)
+        r = queue_finish(s, p->f, &it->d, 0);
+    if (r == 0)
+        r = sftpc_close_send(s->c, p->f);
+    if (r == 0 && s->cf->verify_how != VERIFY_NONE)
+        r = sftpc_stat_send(s->c, p->tmp, &p->stat_id);
+    if (r < 0)
+        return item_fail(s, it, r, "writing", p->tmp);
+    p->stage = PUT_WRITING;
+    return 0;
+}
+
+/* Item's writes, close and stat answered: check it, then rename it. */
+static int put_rename(struct sftp_sink *s, struct sink_item *it, struct put *p)
+{
+    struct sftp_attrs a = {0};
+    int rs = 0, r;
+
+    if (s->cf->verify_how != VERIFY_NONE)
+        rs = sftpc_stat_recv(s->c, p->stat_id, &a);
+    r = sftpc_close(s->c, p->f);
+    p->f = NULL;
+    if (r < 0)
+        return item_fail(s, it, r, "writing", p->tmp);
+    if (rs < 0)
+        return item_fail(s, it, rs, "checking", p->tmp);
+    if (s->cf->verify_how != VERIFY_NONE &&
+        (!(a.flags & SFTP_ATTR_SIZE) || a.size != (uint64_t)it->d.size)) {
+        sftpc_remove(s->c, p->tmp);
+        snprintf(it->err, sizeof(it->err),
+                 "%s: %s holds %llu bytes where %lld were sent; not renamed "
+                 "into place",
+                 s->peer, p->tmp, (unsigned long long)a.size,
+                 (long long)it->d.size);
+        it->result = -EIO;
+        return -EIO;
+    }
+    r = sftpc_rename_send(s->c, p->tmp, p->final, &p->ren_id);
+    if (r < 0)
+        return item_fail(s, it, r, "renaming", p->tmp);
+    p->stage = PUT_RENAMING;
+    return 0;
+}
+
+/* Item's rename answered. */
+static int put_done(struct sftp_sink *s, struct sink_item *it, struct put *p)
+{
+    int r = sftpc_status_recv(s->c, p->ren_id, "rename");
+
+    if (r < 0 && !session_error(r)) {
+        /* Without posix-rename@openssh.com an older copy is in the way:
+         * the one-file path removes it first. */
+        s->tmp = p->tmp;
+        s->final = p->final;
+        r = rename_into_place(s);
+        s->tmp = s->final = NULL;
+    }
+    if (r < 0)
+        return item_fail(s, it, r, "renaming", p->tmp);
+    it->result = 0;
+    p->stage = PUT_DONE;
+    return 0;
+}
+
+static int sftp_put_many(struct sink *base, struct sink_item *it, size_t n)
+{
+    struct sftp_sink *s = (struct sftp_sink *)base;
+    struct put p[SINK_PUT_MAX] = {0};
+    char *tmprel;
+    size_t i;
+    int r = 0, dead = 0;
+
+    if (s->cf->verify_how == VERIFY_SHA256 || n > SINK_PUT_MAX || !s->c)
+        return -EOPNOTSUPP;
+    base->err[0] = '\0';
+    for (i = 0; i < n; i++) {
+        it[i].result = -EINPROGRESS;
+        it[i].err[0] = '\0';
+        tmprel = NULL;
+        r = path_tmp_name(it[i].rel, &tmprel);
+        if (r == 0)
+            r = path_join(s->root, tmprel, &p[i].tmp);
+        if (r == 0)
+            r = path_join(s->root, it[i].rel, &p[i].final);
+        free(tmprel);
+        if (r < 0) {
+            snprintf(it[i].err, sizeof(it[i].err), "%s: invalid path",
+                     it[i].rel);
+            it[i].result = r;
+            continue;
+        }
+        r = sftpc_open_send(
+            s->c, p[i].tmp, SFTP_PF_WRITE | SFTP_PF_CREAT | SFTP_PF_TRUNC,
+            (uint32_t)(it[i].d.mode & 0777 ? it[i].d.mode & 0777 : 0644),
+            &p[i].open_id);
+        if (r < 0)
+            break;
+        p[i].stage = PUT_OPENING;
+    }
+    /* Each stage for every item, so that the next requests of all of
+     * them travel together. */
+    for (i = 0; r >= 0 && i < n; i++)
+        if (p[i].stage == PUT_OPENING)
+            r = session_error(put_write(s, &it[i], &p[i])) ? it[i].result : 0;
+    for (i = 0; r >= 0 && i < n; i++)
+        if (p[i].stage == PUT_WRITING)
+            r = session_error(put_rename(s, &it[i], &p[i])) ? it[i].result
+                                                             : 0;
+    for (i = 0; r >= 0 && i < n; i++)
+        if (p[i].stage == PUT_RENAMING)
+            r = session_error(put_done(s, &it[i], &p[i])) ? it[i].result : 0;
+    if (r < 0) {
+        dead = r;
+        for (i = 0; i < n; i++)
+            if (it[i].result == -EINPROGRESS)
+                item_fail(s, &it[i], r, "sending", p[i].tmp ? p[i].tmp : "");
+        sink_fail(base, r, "%s", it[0].err);
+        for (i = 0; i < n; i++)
+            if (it[i].result < 0 && it[i].err[0]) {
+                sink_fail(base, r, "%s", it[i].err);
+                break;
+            }
+        drop(s); /* frees what the client held of open files */
+    }
+    for (i = 0; i < n; i++) {
+        if (!dead && p[i].f)
+            sftpc_close(s->c, p[i].f);
+        free(p[i].tmp);
+        free(p[i].final);
+    }
+    return dead;
+}
+
 static void sftp_abort(struct sink *base)
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
@@ -620,4 +827,5 @@ const struct sink_ops sink_sftp = {
     .durable = sftp_durable,
     .commit = sftp_commit,
     .abort = sftp_abort,
+    .put_many = sftp_put_many,
 };

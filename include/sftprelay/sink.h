@@ -40,6 +40,18 @@ struct sink_done {
     const uint8_t *sha256; /* 32 bytes: of the bytes written, all of them */
 };
 
+/* A small file put_many() delivers whole. */
+struct sink_item {
+    const char *rel;  /* checked by path_rel_check() */
+    const void *data; /* d.size bytes */
+    struct sink_done d;
+    int result;             /* out: 0 delivered, or a negative errno */
+    char err[SINK_ERR_MAX]; /* out: why not */
+};
+
+/* Files put_many() takes at most at once. */
+#define SINK_PUT_MAX 32
+
 struct sink_ops {
     const char *name;
     /* Its target.* keys; their values land in its settings struct. */
@@ -81,6 +93,16 @@ struct sink_ops {
     int (*commit)(struct sink *s, const struct sink_done *d);
     /* Stop the current file; what was written stays for a resume. */
     void (*abort)(struct sink *s);
+    /*
+     * Deliver n (at most SINK_PUT_MAX) small files whole, connected and
+     * with no file open, their requests in flight together: each as
+     * open, write, commit would, with the same checks.  Sets every
+     * item's result; returns 0, or a negative errno that concerns the
+     * target as a whole (items it stopped have it too), or -EOPNOTSUPP
+     * before doing anything when the settings need one file at a time.
+     * NULL: the sink has no such form.
+     */
+    int (*put_many)(struct sink *s, struct sink_item *items, size_t n);
 };
 
 /* Every sink starts with this. */

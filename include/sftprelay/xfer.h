@@ -63,4 +63,24 @@ struct xfer_result {
 int xfer_run(struct xfer_env *env, const struct xfer_job *job,
              struct xfer_result *res);
 
+/*
+ * Whether xfer_run_many() can take these n jobs together: the sink has
+ * put_many, the chain keeps bytes as they are, none resumes, each is at
+ * most XFER_SMALL bytes and all fit in the buffer.
+ */
+#define XFER_SMALL (64 * 1024)
+int xfer_can_batch(const struct xfer_env *env, const struct xfer_job *jobs,
+                   size_t n);
+
+/*
+ * Send n small files together (xfer_can_batch() said yes): each is read
+ * whole into the buffer, checked unchanged, then all go to the sink's
+ * put_many() with their requests in flight together.  r[i] and res[i]
+ * are what xfer_run() would have returned for jobs[i].  Returns 0, or
+ * -EOPNOTSUPP when the sink declined before doing anything (send them
+ * one by one).
+ */
+int xfer_run_many(struct xfer_env *env, const struct xfer_job *jobs,
+                  size_t n, struct xfer_result *res, int *r);
+
 #endif

@@ -410,12 +410,19 @@ static int claim(struct worker *w)
     struct sched *s = w->s;
     uint64_t seen;
     int64_t cursor, wait;
-    int r;
+    int r, down;
 
     for (;;) {
         while (w->next < w->n && w->batch[w->next].id == 0)
             w->next++; /* given back when claimed (--once) */
         sweep(w);
+        pthread_mutex_lock(&s->lock);
+        down = s->target_down && !s->o.once;
+        pthread_mutex_unlock(&s->lock);
+        /* Another worker found the target down: what this one claimed
+         * waits in the journal, queued, not here. */
+        if (down && w->next < w->n)
+            give_back(w);
         pthread_mutex_lock(&s->lock);
         r = wait_target(w);
         seen = s->wakeups;

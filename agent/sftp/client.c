@@ -254,6 +254,9 @@ static int on_reply(struct sftpc *c, uint8_t type, uint32_t id,
                    (unsigned)type, (unsigned)id);
     switch (s->kind) {
     case K_WAITED:
+        if (s->done)
+            return die(c, -EPROTO, "server: a second reply with id %u",
+                       (unsigned)id);
         s->rbuf.len = 0;
         s->rbuf.oom = 0;
         if (cur->left > 0) {
@@ -345,6 +348,9 @@ static int parse_input(struct sftpc *c)
         cur.bad = 0;
         type = sftp_get_u8(&cur);
         id = sftp_get_u32(&cur);
+        if (cur.bad)
+            return die(c, -EPROTO, "server: reply of type %u, too short",
+                       (unsigned)type);
         if (type == SFTP_VERSION) {
             /* Only as the answer to INIT, which is waited for alone. */
             struct slot *s = slot_of(c, 0);
@@ -708,6 +714,11 @@ void sftpc_free(struct sftpc *c)
 const char *sftpc_error(const struct sftpc *c)
 {
     return c->err;
+}
+
+int sftpc_dead(const struct sftpc *c)
+{
+    return c->dead;
 }
 
 unsigned sftpc_extensions(const struct sftpc *c)

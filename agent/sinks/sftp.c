@@ -153,8 +153,14 @@ static int fail(struct sftp_sink *s, int r, const char *what)
     sink_fail(&s->base, r, "%s: %s: %s", s->peer, what,
               why[0] ? why : strerror(-r));
     if (sink_error_is_target(r) || r == -ECANCELED || r == -EPROTO ||
-        r == -ENOMEM)
+        r == -ENOMEM || (s->c && sftpc_dead(s->c))) {
+        /* The session is gone whatever the errno says: the next file
+         * gets a new one, and this one a target error. */
+        if (s->c && sftpc_dead(s->c) && !sink_error_is_target(r) &&
+            r != -ECANCELED)
+            r = -ECONNRESET;
         drop(s);
+    }
     return r;
 }
 
@@ -258,7 +264,7 @@ static int sftp_connect(struct sink *base)
     char err[SSH_ERR_MAX] = "";
     int r;
 
-    if (s->c)
+    if (s->c && s->root && !sftpc_dead(s->c))
         return 0;
     drop(s);
     r = cf->backend->open(&o, &s->ch, err, sizeof(err));
@@ -268,12 +274,17 @@ static int sftp_connect(struct sink *base)
         r = -ENOTCONN;
     if (r < 0)
         return sink_fail(base, r, "%s", err);
+    /* Any failure from here leaves no half-made session behind, and
+     * concerns the target. */
     r = sftpc_start(s->ch, NULL, &s->c);
     if (r < 0)
-        return fail(s, r == -EPROTO ? r : r, "starting SFTP");
-    r = resolve_root(s);
-    if (r < 0)
-        return r;
+        r = fail(s, r, "starting SFTP");
+    else
+        r = resolve_root(s);
+    if (r < 0) {
+        drop(s);
+        return sink_error_is_target(r) || r == -ECANCELED ? r : -ENOTCONN;
+    }
     log_debug("%s: connected with %s; SFTP writes of %zu bytes%s%s; "
               "target.path is %s",
               s->peer, cf->backend->name, sftpc_max_write(s->c),
@@ -305,7 +316,8 @@ static int remote_mkdirs(struct sftp_sink *s, const char *path, size_t len)
         /* Made meanwhile, or there already: fine if it is a folder. */
         int st = sftpc_stat(s->c, dir, &a);
 
-        if (st == 0 && (a.perm & 0170000) != 0040000) {
+        if (st == 0 && (a.flags & SFTP_ATTR_PERMISSIONS) &&
+            (a.perm & 0170000) != 0040000) {
             sink_fail(&s->base, -ENOTDIR, "%s: %s exists and is not a folder",
                       s->peer, dir);
             free(dir);
@@ -437,9 +449,10 @@ static int queue_finish(struct sftp_sink *s, struct sftpc_file *f,
         a.flags |= SFTP_ATTR_SIZE;
         a.size = (uint64_t)d->size;
     }
-    if (d->mode & 07777) {
+    /* Permission bits only: no set-id bits on a drop box's target. */
+    if (d->mode & 0777) {
         a.flags |= SFTP_ATTR_PERMISSIONS;
-        a.perm = (uint32_t)(d->mode & 07777);
+        a.perm = (uint32_t)(d->mode & 0777);
     }
     if (s->cf->preserve_mtime) {
         a.flags |= SFTP_ATTR_ACMODTIME;
@@ -477,8 +490,12 @@ static int finish_file(struct sftp_sink *s, const struct sink_done *d)
  */
 static int discard(struct sftp_sink *s, int r)
 {
+    struct sftpc_file *f = NULL;
+
     s->acked = 0;
-    sftpc_remove(s->c, s->tmp);
+    if (sftpc_remove(s->c, s->tmp) < 0 &&
+        sftpc_open(s->c, s->tmp, SFTP_PF_WRITE | SFTP_PF_TRUNC, 0600, &f) == 0)
+        sftpc_close(s->c, f); /* cannot remove it: empty it */
     return r;
 }
 
@@ -578,7 +595,7 @@ static int rename_into_place(struct sftp_sink *s)
      * moment the name is absent (never partial).
      */
     if (sftpc_stat(s->c, s->final, &a) != 0 ||
-        (a.perm & 0170000) == 0040000)
+        ((a.flags & SFTP_ATTR_PERMISSIONS) && (a.perm & 0170000) == 0040000))
         return r;
     r = sftpc_remove(s->c, s->final);
     return r < 0 ? r : sftpc_rename(s->c, s->tmp, s->final);
@@ -809,7 +826,7 @@ static void sftp_abort(struct sink *base)
     }
     /* A session in an unknown state is not used again. */
     if (r == -EPROTO || r == -ECONNRESET || r == -ETIMEDOUT ||
-        r == -ECANCELED)
+        r == -ECANCELED || (s->c && sftpc_dead(s->c)))
         drop(s);
     reset_file(s);
 }

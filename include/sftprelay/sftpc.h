@@ -69,6 +69,8 @@ void sftpc_free(struct sftpc *c);
 /* The last error, in words: "server: No such file", "reply with unknown
  * id 7". */
 const char *sftpc_error(const struct sftpc *c);
+/* The error that ended the session, or 0 while it lives. */
+int sftpc_dead(const struct sftpc *c);
 /* SFTPC_EXT_* the server offered. */
 unsigned sftpc_extensions(const struct sftpc *c);
 /* The write payload used: from limits@openssh.com, at most
@@ -107,7 +109,8 @@ int sftpc_rename_send(struct sftpc *c, const char *from, const char *to,
 /* The STATUS answering id (a rename): 0 or its errno; what names it in
  * sftpc_error(). */
 int sftpc_status_recv(struct sftpc *c, uint32_t id, const char *what);
-/* The reply to id is not wanted: it is dropped when it comes. */
+/* The reply to id is not wanted: it is dropped when it comes (not for
+ * an open: its handle would stay open on the server). */
 void sftpc_forget(struct sftpc *c, uint32_t id);
 
 /* Open path with SFTP_PF_* pflags, creating it with mode. */

@@ -125,5 +125,15 @@ for backend in libssh libssh2; do
     ok "$backend: a changed host key is refused ('host key CHANGED'), nothing sent"
 done
 
+# A target.path that does not exist on the server (relative, resolved by
+# the server): a target error in words, every file still queued, and the
+# agent alive to say so (it used to crash on the next file).
+setup libssh
+sed -i '/known_hosts/s|path = "[^"]*";|path = "no/such/folder";|' "$T/relay.conf"
+refused "libssh, missing target.path" agent-nopath "resolving target.path"
+grep -q "Segmentation\|core dumped" "$T/agent-nopath.log" &&
+    fail "missing target.path: the agent crashed"
+ok "a missing relative target.path is a target error naming it; nothing sent"
+
 stop_target
 echo "$TESTS_RUN passed, 0 failed"

@@ -565,7 +565,7 @@ static void apply_log_level(const struct conf *c)
         log_set_level(level);
 }
 
-#define MALLOC_KEEP (32 * 1024 * 1024)
+#define MALLOC_KEEP (4 * 1024 * 1024)
 
 int main(int argc, char **argv)
 {

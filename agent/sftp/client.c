@@ -201,8 +201,15 @@ static int flush(struct sftpc *c)
         c->out_sent += (size_t)n;
         moved = 1;
     }
-    if (c->out_sent == c->out.len)
+    /* Move what is left to the front once more than half was sent, so
+     * that a steady stream does not grow the buffer for ever. */
+    if (c->out_sent == c->out.len) {
         c->out.len = c->out_sent = 0;
+    } else if (c->out_sent >= c->out.len / 2) {
+        memmove(c->out.p, c->out.p + c->out_sent, c->out.len - c->out_sent);
+        c->out.len -= c->out_sent;
+        c->out_sent = 0;
+    }
     return moved;
 }
 

@@ -728,6 +728,13 @@ int sftpc_dead(const struct sftpc *c)
     return c->dead;
 }
 
+int sftpc_poll(struct sftpc *c)
+{
+    if (!c->dead && flush(c) >= 0)
+        receive(c);
+    return c->dead;
+}
+
 unsigned sftpc_extensions(const struct sftpc *c)
 {
     return c->ext;

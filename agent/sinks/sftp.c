@@ -264,8 +264,15 @@ static int sftp_connect(struct sink *base)
     char err[SSH_ERR_MAX] = "";
     int r;
 
-    if (s->c && s->root && !sftpc_dead(s->c))
-        return 0;
+    /* A server that closed the session while it was idle has said so
+     * on the socket by now: look without waiting. */
+    if (s->c && s->root && !sftpc_dead(s->c)) {
+        if (sftpc_poll(s->c) == 0)
+            return 0;
+        log_info("%s: the server closed the idle connection (%s); "
+                 "connecting again",
+                 s->peer, sftpc_error(s->c));
+    }
     drop(s);
     r = cf->backend->open(&o, &s->ch, err, sizeof(err));
     /* Whatever stops a connection (a cipher name no library knows, say)

@@ -71,6 +71,9 @@ void sftpc_free(struct sftpc *c);
 const char *sftpc_error(const struct sftpc *c);
 /* The error that ended the session, or 0 while it lives. */
 int sftpc_dead(const struct sftpc *c);
+/* Move what can move without waiting (a closed channel is seen so):
+ * sftpc_dead(). */
+int sftpc_poll(struct sftpc *c);
 /* SFTPC_EXT_* the server offered. */
 unsigned sftpc_extensions(const struct sftpc *c);
 /* The write payload used: from limits@openssh.com, at most

@@ -47,6 +47,7 @@ struct sftp_settings {
     int fsync;
     int preserve_mtime;
     char *verify;
+    char *proxy_jump;
     /* derived by sftp_check() */
     const struct ssh_backend *backend;
     enum verify verify_how;
@@ -96,6 +97,8 @@ static const struct conf_key sftp_keys[] = {
                   "give the target file the source's modification time"),
     S(verify, "verify", "size",
       "check before the rename: none, size or sha256 (read back)"),
+    S(proxy_jump, "proxy_jump", "",
+      "[user@]host[:port] to reach the target through (ssh -W)"),
 };
 #undef S
 
@@ -258,6 +261,7 @@ static int sftp_connect(struct sink *base)
         .known_hosts = cf->known_hosts,
         .ciphers = cf->ciphers,
         .keepalive = cf->keepalive,
+        .proxy_jump = cf->proxy_jump,
         .timeout_ms = cf->timeout * 1000,
         .cancel_fd = s->cancel_fd,
     };
@@ -279,6 +283,11 @@ static int sftp_connect(struct sink *base)
      * concerns the target, not the file that was to be sent. */
     if (r < 0 && r != -ECANCELED && !sink_error_is_target(r))
         r = -ENOTCONN;
+    if (r < 0 && cf->proxy_jump[0])
+        return sink_fail(base, r,
+                         "%s (through target.proxy_jump %s: ssh's own words, "
+                         "if any, are just before in the log)",
+                         err, cf->proxy_jump);
     if (r < 0)
         return sink_fail(base, r, "%s", err);
     /* Any failure from here leaves no half-made session behind, and
@@ -647,12 +656,16 @@ static int item_fail(struct sftp_sink *s, struct sink_item *it, int r,
     const char *why = s->base.err[0] ? s->base.err
                       : s->c         ? sftpc_error(s->c)
                                      : "";
+    int n;
 
+    /* Long paths and long server messages are cut, not overflowed. */
     if (s->base.err[0])
-        snprintf(it->err, sizeof(it->err), "%s", why);
+        n = snprintf(it->err, sizeof(it->err), "%s", why);
     else
-        snprintf(it->err, sizeof(it->err), "%s: %s %s: %s", s->peer, verb,
-                 path, why[0] ? why : strerror(-r));
+        n = snprintf(it->err, sizeof(it->err), "%s: %s %s: %s", s->peer,
+                     verb, path, why[0] ? why : strerror(-r));
+    if (n >= (int)sizeof(it->err)) /* cut: end it visibly */
+        memcpy(it->err + sizeof(it->err) - 4, "...", 4);
     it->result = r;
     s->base.err[0] = '\0';
     return r;

@@ -5,14 +5,18 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sftprelay/sshchan.h"
@@ -99,12 +103,135 @@ static int connect_one(const struct ssh_opts *o, const struct addrinfo *ai,
     return -err;
 }
 
+/* Split "[user@]host[:port]" (host may be "[v6]") into its parts. */
+static int parse_jump(const char *spec, char *user, char *host, char *port,
+                      size_t len)
+{
+    const char *at = strrchr(spec, '@'), *h = at ? at + 1 : spec, *colon;
+    size_t hl;
+
+    user[0] = port[0] = '\0';
+    if (at && (size_t)(at - spec) < len)
+        snprintf(user, len, "%.*s", (int)(at - spec), spec);
+    if (h[0] == '[') {
+        colon = strchr(h, ']');
+        if (colon == NULL)
+            return -EINVAL;
+        hl = (size_t)(colon - h - 1);
+        h++;
+        colon = colon[1] == ':' ? colon + 1 : NULL;
+    } else {
+        colon = strchr(h, ':');
+        hl = colon ? (size_t)(colon - h) : strlen(h);
+    }
+    if (hl == 0 || hl >= len || (colon && strlen(colon + 1) >= len))
+        return -EINVAL;
+    snprintf(host, len, "%.*s", (int)hl, h);
+    if (colon)
+        snprintf(port, len, "%s", colon + 1);
+    return 0;
+}
+
+/* In the child: become "ssh -W TARGET" to the jump host on fd. */
+static void exec_jump(const struct ssh_opts *o, int fd, const char *user,
+                      const char *host, const char *port)
+{
+    char target[300], kh[PATH_MAX + 32], ct[64];
+    const char *argv[32];
+    sigset_t none;
+    int n = 0;
+
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0)
+        _exit(127);
+    snprintf(target, sizeof(target), "%s%s%s:%d",
+             strchr(o->host, ':') ? "[" : "", o->host,
+             strchr(o->host, ':') ? "]" : "", o->port);
+    snprintf(kh, sizeof(kh), "UserKnownHostsFile=%s", o->known_hosts);
+    snprintf(ct, sizeof(ct), "ConnectTimeout=%d",
+             o->timeout_ms > 1000 ? o->timeout_ms / 1000 : 1);
+    argv[n++] = "ssh";
+    argv[n++] = "-W";
+    argv[n++] = target;
+    argv[n++] = "-F";
+    argv[n++] = "none"; /* no ~/.ssh/config: the agent's settings only */
+    argv[n++] = "-o";
+    argv[n++] = "BatchMode=yes";
+    argv[n++] = "-o";
+    argv[n++] = "StrictHostKeyChecking=yes";
+    argv[n++] = "-o";
+    argv[n++] = kh;
+    argv[n++] = "-o";
+    argv[n++] = "GlobalKnownHostsFile=/dev/null";
+    argv[n++] = "-o";
+    argv[n++] = ct;
+    if (o->identity && o->identity[0]) {
+        argv[n++] = "-i";
+        argv[n++] = o->identity;
+    }
+    if (user[0]) {
+        argv[n++] = "-l";
+        argv[n++] = user;
+    }
+    if (port[0]) {
+        argv[n++] = "-p";
+        argv[n++] = port;
+    }
+    argv[n++] = host;
+    argv[n] = NULL;
+    execvp("ssh", (char *const *)argv);
+    _exit(127);
+}
+
+/*
+ * A socket pair to "ssh -W" through the jump host.  The child is forked
+ * twice so that init, not the agent, reaps it: it exits when the agent
+ * closes its end.
+ */
+static int jump_connect(const struct ssh_opts *o, char *err, size_t errlen)
+{
+    char user[256], host[256], port[256], peer[300];
+    int sv[2], st;
+    pid_t pid;
+
+    ssh_peer_name(o->host, o->port, peer, sizeof(peer));
+    if (parse_jump(o->proxy_jump, user, host, port, sizeof(host)) < 0) {
+        snprintf(err, errlen,
+                 "%s: target.proxy_jump \"%s\" is not [user@]host[:port]",
+                 peer, o->proxy_jump);
+        return -EINVAL;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    pid = fork();
+    if (pid == 0) {
+        if (fork() != 0)
+            _exit(0);
+        close(sv[0]);
+        exec_jump(o, sv[1], user, host, port);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        snprintf(err, errlen, "%s: starting ssh for target.proxy_jump: %s",
+                 peer, strerror(errno));
+        return -EAGAIN;
+    }
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    return sv[0];
+}
+
 int ssh_tcp_connect(const struct ssh_opts *o, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
     char port[16], peer[300];
     int fd = -1, r = -EHOSTUNREACH, gai, one = 1;
 
+    if (o->proxy_jump && o->proxy_jump[0])
+        return jump_connect(o, err, errlen);
     ssh_peer_name(o->host, o->port, peer, sizeof(peer));
     snprintf(port, sizeof(port), "%d", o->port);
     gai = getaddrinfo(o->host, port, &hints, &res);

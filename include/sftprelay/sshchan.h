@@ -42,6 +42,7 @@ struct ssh_opts {
     const char *known_hosts;     /* OpenSSH format; must hold the host key */
     const char *ciphers;         /* OpenSSH syntax ("+x", "-x", "^x" or a list); "" default */
     int keepalive;               /* seconds between keepalives; 0 off */
+    const char *proxy_jump;      /* "[user@]host[:port]", "" or NULL none */
     int timeout_ms;              /* without progress: -ETIMEDOUT */
     int cancel_fd;               /* readable: -ECANCELED at once; -1 none */
 };
@@ -101,6 +102,11 @@ const char *ssh_backend_default(void);
  * A non-blocking TCP connection to o->host:o->port (each address in turn,
  * within o->timeout_ms each, cancellable), TCP_NODELAY and SO_KEEPALIVE
  * on.  Returns the socket, or a negative errno with the reason in err.
+ * With o->proxy_jump, the socket is one end of a socket pair whose other
+ * end is OpenSSH's "ssh -W host:port" to the jump host, which checks the
+ * jump host's key against o->known_hosts and logs in with o->identity
+ * (or ssh-agent); the SSH session to the target then runs through it, end
+ * to end, with its own host key check.
  */
 int ssh_tcp_connect(const struct ssh_opts *o, char *err, size_t errlen);
 

@@ -565,7 +565,7 @@ static void apply_log_level(const struct conf *c)
         log_set_level(level);
 }
 
-#define MALLOC_KEEP (4 * 1024 * 1024)
+#define MALLOC_KEEP (1024 * 1024)
 
 int main(int argc, char **argv)
 {
@@ -586,6 +586,7 @@ int main(int argc, char **argv)
      * up to MALLOC_KEEP; memory stays bounded by the peak.
      */
     mallopt(M_TRIM_THRESHOLD, MALLOC_KEEP);
+    mallopt(M_ARENA_MAX, 2);
     log_init("sftprelayd", 0);
     if (conf_load(o.file, conf_tables, &a.c, err, sizeof(err)) < 0) {
         fprintf(stderr, "sftprelayd: %s\n", err);

@@ -28,8 +28,8 @@
 
 #define MAX_HANDLE 256           /* the draft's bound on a handle's length */
 #define READ_AHEAD 16            /* reads in flight in sftpc_read() */
-#define OUT_HIGH (512 * 1024)    /* unsent bytes before sftpc_write() waits */
-#define RECV_STEP (64 * 1024)    /* bytes asked of the channel at a time */
+#define OUT_HIGH (64 * 1024)     /* unsent bytes before sftpc_write() waits */
+#define RECV_STEP (16 * 1024)    /* bytes asked of the channel at a time */
 
 enum kind {
     K_FREE,

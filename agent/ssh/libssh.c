@@ -47,7 +47,7 @@
     "ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256"
 
 /* The most send() hands libssh at once. */
-#define SEND_MAX (1024 * 1024)
+#define SEND_MAX (128 * 1024)
 
 /* Cipher names tried, to tell the user which this libssh supports. */
 static const char *const known_ciphers[] = {

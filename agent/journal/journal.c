@@ -51,6 +51,8 @@ enum stmt_id {
     ST_PARTIAL_ADD,
     ST_PARTIAL_CLEAR,
     ST_SWEEP,
+    ST_RANGE_SAVE,
+    ST_RANGES,
     ST_COUNT,
 };
 
@@ -79,6 +81,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PARTIAL_ADD] = SQL_PARTIAL_ADD,
     [ST_PARTIAL_CLEAR] = SQL_PARTIAL_CLEAR,
     [ST_SWEEP] = SQL_SWEEP,
+    [ST_RANGE_SAVE] = SQL_RANGE_SAVE,
+    [ST_RANGES] = SQL_RANGES,
 };
 
 /* Statements that write: not prepared on a read-only connection. */
@@ -88,6 +92,7 @@ static const int stmt_writes[ST_COUNT] = {
     [ST_RESTAT] = 1,     [ST_FAIL] = 1,        [ST_RECOVER] = 1,
     [ST_PRUNE] = 1,      [ST_RETRY] = 1,       [ST_RETRY_FAILED] = 1,
     [ST_AGENT_SET] = 1,  [ST_PARTIAL_ADD] = 1, [ST_PARTIAL_CLEAR] = 1,
+    [ST_RANGE_SAVE] = 1,
     [ST_SWEEP] = 1,
 };
 
@@ -257,6 +262,8 @@ static int migrate(struct journal *j, const char *path)
         r = exec(j, SQL_SCHEMA_V2 "PRAGMA user_version = 2;");
     if (r == 0 && v < 3)
         r = exec(j, SQL_SCHEMA_V3 "PRAGMA user_version = 3;");
+    if (r == 0 && v < 4)
+        r = exec(j, SQL_SCHEMA_V4 "PRAGMA user_version = 4;");
     if (r < 0) {
         exec(j, "ROLLBACK");
         return r;
@@ -601,6 +608,46 @@ int journal_claim(struct journal *j, int64_t now, int64_t once_after,
     int n;
 
     return journal_claim_batch(j, now, once_after, 1, 0, out, &n);
+}
+
+int journal_range_save(struct journal *j, const struct journal_file *f,
+                       const struct journal_range *rg)
+{
+    sqlite3_stmt *st = stmt(j, ST_RANGE_SAVE);
+
+    if (st == NULL)
+        return -EROFS;
+    sqlite3_bind_int64(st, 1, f->id);
+    sqlite3_bind_int64(st, 2, f->size);
+    sqlite3_bind_int64(st, 3, f->mtime_ns);
+    sqlite3_bind_int64(st, 4, rg->start);
+    sqlite3_bind_int64(st, 5, rg->end);
+    sqlite3_bind_int64(st, 6, rg->done);
+    return run(j, st, NULL);
+}
+
+int journal_ranges(struct journal *j, const struct journal_file *f,
+                   struct journal_range *out, int max, int *n)
+{
+    sqlite3_stmt *st = stmt(j, ST_RANGES);
+    int rc;
+
+    *n = 0;
+    if (st == NULL)
+        return -EROFS;
+    sqlite3_bind_int64(st, 1, f->id);
+    sqlite3_bind_int64(st, 2, f->size);
+    sqlite3_bind_int64(st, 3, f->mtime_ns);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (*n < max) {
+            out[*n].start = sqlite3_column_int64(st, 0);
+            out[*n].end = sqlite3_column_int64(st, 1);
+            out[*n].done = sqlite3_column_int64(st, 2);
+            (*n)++;
+        }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : sql_err(rc);
 }
 
 int journal_checkpoint(struct journal *j, const struct journal_file *f,

@@ -6,7 +6,7 @@
 #ifndef SFTPRELAY_JOURNAL_SQL_H
 #define SFTPRELAY_JOURNAL_SQL_H
 
-#define JOURNAL_SCHEMA_VERSION 3
+#define JOURNAL_SCHEMA_VERSION 4
 
 /*
  * The WAL is kept to 16 MiB on disk once it restarts (it is kept, not
@@ -79,6 +79,45 @@
     "  WHERE state IN ('queued', 'sending');"                                  \
     "CREATE INDEX IF NOT EXISTS files_errors ON files (attempted_at)"          \
     "  WHERE last_error IS NOT NULL AND state != 'delivered';"
+
+/*
+ * Version 4: a big file sent as byte ranges over several connections
+ * keeps each range's progress: every byte of [start, done) is on the
+ * target.  A row belongs to one version of its file (size, mtime_ns) and
+ * goes when the file is delivered or changes.
+ */
+#define SQL_SCHEMA_V4                                                          \
+    "CREATE TABLE IF NOT EXISTS ranges ("                                      \
+    "  file_id  INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,"    \
+    "  size     INTEGER NOT NULL,"                                             \
+    "  mtime_ns INTEGER NOT NULL,"                                             \
+    "  start    INTEGER NOT NULL,"                                             \
+    "  end      INTEGER NOT NULL,"                                             \
+    "  done     INTEGER NOT NULL,"                                             \
+    "  PRIMARY KEY (file_id, start)"                                           \
+    ");"                                                                       \
+    "CREATE TRIGGER IF NOT EXISTS ranges_gone AFTER UPDATE OF state, size,"    \
+    "  mtime_ns ON files"                                                      \
+    "  WHEN NEW.state = 'delivered' OR NEW.size != OLD.size"                   \
+    "    OR NEW.mtime_ns != OLD.mtime_ns"                                      \
+    "  BEGIN DELETE FROM ranges WHERE file_id = NEW.id; END;"                  \
+    "CREATE TRIGGER IF NOT EXISTS ranges_deleted AFTER DELETE ON files"        \
+    "  BEGIN DELETE FROM ranges WHERE file_id = OLD.id; END;"
+
+/* ?1 file_id, ?2 size, ?3 mtime_ns, ?4 start, ?5 end, ?6 done. */
+#define SQL_RANGE_SAVE                                                         \
+    "INSERT INTO ranges (file_id, size, mtime_ns, start, end, done)"           \
+    "  SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM files"         \
+    "    WHERE id = ?1 AND size = ?2 AND mtime_ns = ?3"                        \
+    "      AND state = 'sending')"                                             \
+    " ON CONFLICT (file_id, start) DO UPDATE SET end = excluded.end,"          \
+    "  done = max(done, excluded.done), size = excluded.size,"                 \
+    "  mtime_ns = excluded.mtime_ns"
+
+/* ?1 file_id, ?2 size, ?3 mtime_ns. */
+#define SQL_RANGES                                                             \
+    "SELECT start, end, done FROM ranges"                                      \
+    " WHERE file_id = ?1 AND size = ?2 AND mtime_ns = ?3 ORDER BY start"
 
 #define FILE_COLUMNS                                                           \
     "id, path, size, mtime_ns, state, attempts, next_attempt, "                \

@@ -37,6 +37,7 @@ enum op_kind {
     OP_PARTIAL,
     OP_UPLOADED,
     OP_CHECKPOINT,
+    OP_RANGE,
     OP_DELIVERED,
     OP_REQUEUE,
     OP_RESTAT,
@@ -59,6 +60,7 @@ struct op {
     int changes; /* rows a prune or sweep touched */
     int64_t id, size, mtime_ns; /* the version (results), the file (offers) */
     int64_t a, b;               /* now, offset, next_attempt, before */
+    int64_t flags_done;         /* OP_RANGE: its done offset (a, b: range) */
     char *path;                 /* offers; results: for logs */
     char *text;                 /* sha256, error, peer, agent value */
     char *key;                  /* agent key */
@@ -233,6 +235,33 @@ int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
     return post(w, o);
 }
 
+int jwriter_range(struct jwriter *w, const struct journal_file *f,
+                  const struct journal_range *rg)
+{
+    struct op *o;
+
+    /* A range's progress still queued is moved forward. */
+    pthread_mutex_lock(&w->lock);
+    TAILQ_FOREACH_REVERSE(o, &w->results, opq, link)
+    {
+        if (o->kind == OP_RANGE && o->id == f->id && o->a == rg->start &&
+            o->size == f->size && o->mtime_ns == f->mtime_ns) {
+            if (rg->done > o->flags_done)
+                o->flags_done = rg->done;
+            pthread_mutex_unlock(&w->lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    o = op_new(OP_RANGE, f, NULL, NULL);
+    if (o) {
+        o->a = rg->start;
+        o->b = rg->end;
+        o->flags_done = rg->done;
+    }
+    return post(w, o);
+}
+
 int jwriter_delivered(struct jwriter *w, const struct journal_file *f,
                       const char *sha256, int64_t now, int64_t next_attempt)
 {
@@ -349,6 +378,13 @@ static int apply(struct journal *j, struct op *o)
     case OP_CHECKPOINT:
         r = journal_checkpoint(j, &f, o->a);
         break;
+    case OP_RANGE: {
+        struct journal_range rg = {.start = o->a, .end = o->b,
+                                   .done = o->flags_done};
+
+        r = journal_range_save(j, &f, &rg);
+        break;
+    }
     case OP_DELIVERED:
         o->result = journal_delivered(j, &f, o->text, o->a, o->b);
         o->queued = o->result == -ESTALE;

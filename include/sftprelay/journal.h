@@ -138,6 +138,21 @@ int journal_claim_batch(struct journal *j, int64_t now, int64_t once_after,
  * Record that the target acknowledged every byte below offset for the
  * version f describes.  A row changed meanwhile is left alone.
  */
+/* A byte range of a file sent over its own connection: [start, done) is
+ * on the target, [done, end) is not yet. */
+struct journal_range {
+    int64_t start, end, done;
+};
+
+/* Record rg's progress for the version f is (only while it is sending). */
+int journal_range_save(struct journal *j, const struct journal_file *f,
+                       const struct journal_range *rg);
+
+/* The ranges recorded for the version f is, by start: *n of them (at
+ * most max). */
+int journal_ranges(struct journal *j, const struct journal_file *f,
+                   struct journal_range *out, int max, int *n);
+
 int journal_checkpoint(struct journal *j, const struct journal_file *f,
                        int64_t offset);
 

@@ -75,6 +75,11 @@ int jwriter_offer(struct jwriter *w, enum jwriter_offer_kind kind,
                   const char *path, int64_t size, int64_t mtime_ns, int64_t now,
                   const char *peer, int stop_fd);
 
+/* A range's progress (journal_range_save()), coalesced while queued. */
+struct journal_range;
+int jwriter_range(struct jwriter *w, const struct journal_file *f,
+                  const struct journal_range *rg);
+
 /* Results of a transfer, for the version f describes (see journal.h). */
 int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
                        int64_t offset);

@@ -125,6 +125,10 @@ static const struct conf_key transfer_keys[] = {
     CONF_KEY_I64(C, transfer.chunk_size, "chunk_size", 262144, 32768,
                  268435456,
                  "bytes read and handed to the target per step"),
+    CONF_KEY_I64(C, transfer.split_size, "split_size", 67108864, 0,
+                 INT64_C(1) << 50,
+                 "files above this many bytes go as ranges over up to "
+                 "workers connections (0: never)"),
     CONF_KEY_I64(C, transfer.bandwidth_limit, "bandwidth_limit", 0, 0,
                  INT64_C(1) << 40,
                  "bytes per second for the whole agent (0: no limit)"),

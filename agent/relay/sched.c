@@ -526,11 +526,17 @@ static void record(struct worker *w, const struct journal_file *f,
     int64_t settle = (w->s->c->source.settle_ms + 999) / 1000;
 
     switch (r) {
-    case 0:
-        posted(f, jwriter_delivered(jw, f, res->sha256, now_s(),
+    case 0: {
+        /* "resumed" in the log: from a checkpoint, or ranges' progress. */
+        struct journal_file g = *f;
+
+        if (res->resumed_at > g.resume_offset)
+            g.resume_offset = res->resumed_at;
+        posted(f, jwriter_delivered(jw, &g, res->sha256, now_s(),
                                     now_s() + settle));
         target_up(w);
         return;
+    }
     case -ECANCELED:
         posted(f, jwriter_requeue(jw, f, 0, NULL, 0, 0));
         return;
@@ -613,6 +619,43 @@ static int send_many(struct worker *w, struct xfer_env *env, int slot,
     return 0;
 }
 
+static int save_range(void *arg, const struct journal_range *rg)
+{
+    struct worker *w = arg;
+
+    return jwriter_range(w->s->jw, w->cur, rg);
+}
+
+/* Send one file: as ranges over several connections if it is big. */
+static int send_one(struct worker *w, struct xfer_env *env,
+                    const struct journal_file *f, const struct xfer_job *job,
+                    struct xfer_result *res)
+{
+    const struct conf *c = w->s->c;
+    struct journal_range rec[XFER_MAX_RANGES];
+    struct xfer_ranges xr = {
+        .split_size = c->transfer.split_size,
+        .connections = c->transfer.workers,
+        .sink_ops = w->s->o.sink,
+        .sink_settings = c->target.settings,
+        .src_ops = w->s->o.source,
+        .src_root = c->source.path,
+        .src_settings = c->source.settings,
+        .recorded = rec,
+        .save = save_range,
+        .arg = w,
+    };
+
+    if (!xfer_can_range(env, job, &xr))
+        return xfer_run(env, job, res);
+    if (journal_ranges(w->j, f, rec, XFER_MAX_RANGES, &xr.n_recorded) < 0)
+        xr.n_recorded = 0;
+    log_debug("worker %d: %s as ranges over %d connections%s", w->id,
+              f->path, xr.n_recorded ? xr.n_recorded : xr.connections,
+              xr.n_recorded ? ", resuming" : "");
+    return xfer_run_ranged(env, job, &xr, res);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -643,7 +686,7 @@ static void *worker_main(void *arg)
         w->cur = f;
         log_debug("worker %d: sending %s (%lld bytes from %lld)", w->id,
                   f->path, (long long)f->size, (long long)f->resume_offset);
-        r = xfer_run(&env, &job, &res);
+        r = send_one(w, &env, f, &job, &res);
         record(w, f, &res, r);
         w->cur = NULL;
         unhold(w, slot);

@@ -637,6 +637,51 @@ static int sftp_commit(struct sink *base, const struct sink_done *d)
     return 0;
 }
 
+/* --- ranges of a big file ------------------------------------------------ */
+
+static int sftp_open_range(struct sink *base, const char *rel, int mode,
+                           int64_t start)
+{
+    struct sftp_sink *s = (struct sftp_sink *)base;
+    char what[64 + PATH_MAX];
+    char *tmprel = NULL;
+    int r;
+
+    reset_file(s);
+    base->err[0] = '\0';
+    r = path_tmp_name(rel, &tmprel);
+    if (r == 0)
+        r = path_join(s->root, tmprel, &s->tmp);
+    if (r == 0)
+        r = path_join(s->root, rel, &s->final);
+    free(tmprel);
+    if (r < 0)
+        return sink_fail(base, r, "%s: invalid path", rel);
+    r = sftpc_open(s->c, s->tmp, SFTP_PF_WRITE | SFTP_PF_CREAT,
+                   (uint32_t)(mode & 0777 ? mode & 0777 : 0644), &s->f);
+    if (r < 0) {
+        snprintf(what, sizeof(what), "opening %s", s->tmp);
+        return fail(s, r, what);
+    }
+    s->pos = start;
+    s->acked = start;
+    return 0;
+}
+
+static int sftp_close_range(struct sink *base)
+{
+    struct sftp_sink *s = (struct sftp_sink *)base;
+    int r;
+
+    sftp_durable(base);
+    r = sftpc_close(s->c, s->f);
+    s->f = NULL;
+    if (r < 0)
+        return io_fail(s, r, "writing");
+    s->acked = s->pos; /* every write answered, none refused */
+    return 0;
+}
+
 /* --- many small files at once ------------------------------------------ */
 
 /* Where one item of put_many() is. */
@@ -865,4 +910,6 @@ const struct sink_ops sink_sftp = {
     .commit = sftp_commit,
     .abort = sftp_abort,
     .put_many = sftp_put_many,
+    .open_range = sftp_open_range,
+    .close_range = sftp_close_range,
 };

@@ -106,6 +106,7 @@ struct conf {
         int workers;
         int64_t chunk_size;
         int64_t bandwidth_limit; /* bytes per second, all workers; 0 none */
+        int64_t split_size;      /* above: ranges over workers connections */
         int max_attempts; /* 0 = never give up */
         int backoff_initial;
         int backoff_max;

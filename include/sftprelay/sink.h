@@ -103,6 +103,15 @@ struct sink_ops {
      * NULL: the sink has no such form.
      */
     int (*put_many)(struct sink *s, struct sink_item *items, size_t n);
+    /*
+     * One byte range of a big file sent over several connections: start
+     * writing rel's temporary file at start, keeping what it holds (it
+     * exists: another instance made it).  Writes and durable() as above;
+     * close_range() waits for them and closes the file, no rename.  NULL:
+     * the sink sends a file over one connection only.
+     */
+    int (*open_range)(struct sink *s, const char *rel, int mode, int64_t start);
+    int (*close_range)(struct sink *s);
 };
 
 /* Every sink starts with this. */

@@ -16,6 +16,7 @@
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
 
+struct journal_range;
 struct ratelimit;
 struct transform_chain;
 
@@ -82,5 +83,37 @@ int xfer_can_batch(const struct xfer_env *env, const struct xfer_job *jobs,
  */
 int xfer_run_many(struct xfer_env *env, const struct xfer_job *jobs,
                   size_t n, struct xfer_result *res, int *r);
+
+/* A big file as byte ranges over several connections (ranges.c). */
+#define XFER_MAX_RANGES 16
+struct xfer_ranges {
+    int64_t split_size; /* files above this go as ranges; 0: never */
+    int connections;    /* ranges of a new upload (transfer.workers) */
+    /* to make each range's own sink and source */
+    const struct sink_ops *sink_ops;
+    const void *sink_settings;
+    const struct source_ops *src_ops;
+    const char *src_root;
+    const void *src_settings;
+    /* the ranges the journal recorded for this version, by start */
+    const struct journal_range *recorded;
+    int n_recorded;
+    /* record a range's progress (the journal's writer); no lock held */
+    int (*save)(void *arg, const struct journal_range *rg);
+    void *arg;
+};
+
+/* Whether job goes as ranges: above split_size, and the sink and the
+ * chain allow it. */
+int xfer_can_range(const struct xfer_env *env, const struct xfer_job *job,
+                   const struct xfer_ranges *xr);
+
+/*
+ * Send job as ranges, each over its own connection from its recorded
+ * progress (or as xr->connections new ranges), then commit it over
+ * env->sink.  Returns as xfer_run() does; progress stays recorded.
+ */
+int xfer_run_ranged(struct xfer_env *env, const struct xfer_job *job,
+                    const struct xfer_ranges *xr, struct xfer_result *res);
 
 #endif

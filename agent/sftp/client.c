@@ -565,9 +565,10 @@ void sftpc_forget(struct sftpc *c, uint32_t id)
         s->kind = K_DROP;
 }
 
-/* A request with one path whose answer is a STATUS. */
+/* A request with one path (and attributes a, if not NULL) whose answer
+ * is a STATUS. */
 static int path_call(struct sftpc *c, uint8_t type, const char *path,
-                     const char *what)
+                     const struct sftp_attrs *a, const char *what)
 {
     struct sftp_cur cur;
     size_t start;
@@ -577,6 +578,8 @@ static int path_call(struct sftpc *c, uint8_t type, const char *path,
     if (r < 0)
         return r;
     sftp_put_str(&c->out, path);
+    if (a)
+        sftp_put_attrs(&c->out, a);
     return finish_call(c, start, id, SFTP_STATUS, what, &cur);
 }
 
@@ -807,21 +810,13 @@ int sftpc_stat(struct sftpc *c, const char *path, struct sftp_attrs *a)
 int sftpc_mkdir(struct sftpc *c, const char *path, uint32_t mode)
 {
     struct sftp_attrs a = {.flags = SFTP_ATTR_PERMISSIONS, .perm = mode};
-    struct sftp_cur cur;
-    size_t start;
-    uint32_t id;
-    int r = begin_call(c, SFTP_MKDIR, &start, &id);
 
-    if (r < 0)
-        return r;
-    sftp_put_str(&c->out, path);
-    sftp_put_attrs(&c->out, &a);
-    return finish_call(c, start, id, SFTP_STATUS, "mkdir", &cur);
+    return path_call(c, SFTP_MKDIR, path, &a, "mkdir");
 }
 
 int sftpc_remove(struct sftpc *c, const char *path)
 {
-    return path_call(c, SFTP_REMOVE, path, "remove");
+    return path_call(c, SFTP_REMOVE, path, NULL, "remove");
 }
 
 int sftpc_rename_send(struct sftpc *c, const char *from, const char *to,

@@ -350,6 +350,32 @@ static int remote_mkdirs(struct sftp_sink *s, const char *path, size_t len)
     return r;
 }
 
+/* rel's temporary and final paths under root. */
+static int names_of(const char *root, const char *rel, char **tmp,
+                    char **final)
+{
+    char *tmprel = NULL;
+    int r = path_tmp_name(rel, &tmprel);
+
+    if (r == 0)
+        r = path_join(root, tmprel, tmp);
+    if (r == 0)
+        r = path_join(root, rel, final);
+    free(tmprel);
+    return r;
+}
+
+/* Forget the file before, and name the one to send. */
+static int start_file(struct sftp_sink *s, const char *rel)
+{
+    int r;
+
+    reset_file(s);
+    s->base.err[0] = '\0';
+    r = names_of(s->root, rel, &s->tmp, &s->final);
+    return r < 0 ? sink_fail(&s->base, r, "%s: invalid path", rel) : 0;
+}
+
 static int open_tmp(struct sftp_sink *s, int64_t offset, int mode)
 {
     uint32_t flags = SFTP_PF_WRITE | SFTP_PF_CREAT;
@@ -365,20 +391,10 @@ static int sftp_open(struct sink *base, const char *rel, int mode,
     struct sftp_sink *s = (struct sftp_sink *)base;
     struct sftp_attrs a;
     char what[64 + PATH_MAX];
-    char *tmprel = NULL;
-    int r;
+    int r = start_file(s, rel);
 
-    reset_file(s);
-    base->err[0] = '\0';
-    r = path_tmp_name(rel, &tmprel);
     if (r < 0)
-        return sink_fail(base, r, "%s: invalid path", rel);
-    r = path_join(s->root, tmprel, &s->tmp);
-    if (r == 0)
-        r = path_join(s->root, rel, &s->final);
-    free(tmprel);
-    if (r < 0)
-        return sink_fail(base, r, "out of memory");
+        return r;
     mode = mode & 0777 ? mode & 0777 : 0644;
     r = open_tmp(s, *offset, mode);
     if (r == -ENOENT) {
@@ -644,19 +660,10 @@ static int sftp_open_range(struct sink *base, const char *rel, int mode,
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
     char what[64 + PATH_MAX];
-    char *tmprel = NULL;
-    int r;
+    int r = start_file(s, rel);
 
-    reset_file(s);
-    base->err[0] = '\0';
-    r = path_tmp_name(rel, &tmprel);
-    if (r == 0)
-        r = path_join(s->root, tmprel, &s->tmp);
-    if (r == 0)
-        r = path_join(s->root, rel, &s->final);
-    free(tmprel);
     if (r < 0)
-        return sink_fail(base, r, "%s: invalid path", rel);
+        return r;
     r = sftpc_open(s->c, s->tmp, SFTP_PF_WRITE | SFTP_PF_CREAT,
                    (uint32_t)(mode & 0777 ? mode & 0777 : 0644), &s->f);
     if (r < 0) {
@@ -815,7 +822,6 @@ static int sftp_put_many(struct sink *base, struct sink_item *it, size_t n)
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
     struct put p[SINK_PUT_MAX] = {0};
-    char *tmprel;
     size_t i;
     int r = 0, dead = 0;
 
@@ -825,13 +831,7 @@ static int sftp_put_many(struct sink *base, struct sink_item *it, size_t n)
     for (i = 0; i < n; i++) {
         it[i].result = -EINPROGRESS;
         it[i].err[0] = '\0';
-        tmprel = NULL;
-        r = path_tmp_name(it[i].rel, &tmprel);
-        if (r == 0)
-            r = path_join(s->root, tmprel, &p[i].tmp);
-        if (r == 0)
-            r = path_join(s->root, it[i].rel, &p[i].final);
-        free(tmprel);
+        r = names_of(s->root, it[i].rel, &p[i].tmp, &p[i].final);
         if (r < 0) {
             snprintf(it[i].err, sizeof(it[i].err), "%s: invalid path",
                      it[i].rel);

@@ -1435,6 +1435,50 @@ START_TEST(test_unknown_id_stat)
 }
 END_TEST
 
+/* A second reply to one pipelined stat: the session ends (-EPROTO). */
+static void script_twice(struct mock *k, const struct pkt *p)
+{
+    script_basic(k, p);
+    if (p->type == SFTP_STAT)
+        reply_attrs(&k->in, p->id, 7);
+}
+
+START_TEST(test_duplicate_reply)
+{
+    struct sftp_attrs a;
+    uint32_t one, two;
+
+    m->script = script_twice;
+    start_client(0);
+    ck_assert_int_eq(sftpc_stat_send(c, "x", &one), 0);
+    ck_assert_int_eq(sftpc_stat_send(c, "y", &two), 0);
+    ck_assert_int_eq(sftpc_stat_recv(c, two, &a), -EPROTO);
+    assert_error_has("second reply", NULL);
+    ck_assert_int_eq(sftpc_dead(c), -EPROTO);
+}
+END_TEST
+
+/* VERSION too short to hold its version number. */
+static void script_short_version(struct mock *k, const struct pkt *p)
+{
+    static const uint8_t b[] = {0, 0, 0, 3, SFTP_VERSION, 0, 0};
+
+    if (p->type == SFTP_INIT)
+        append(&k->in, b, sizeof(b));
+    else
+        script_basic(k, p);
+}
+
+START_TEST(test_short_version)
+{
+    struct sftpc_opts o = {0};
+
+    m->script = script_short_version;
+    ck_assert_int_eq(sftpc_start(&m->ch, &o, &c), -EPROTO);
+    assert_error_has("short", NULL);
+}
+END_TEST
+
 START_TEST(test_unknown_id_write)
 {
     struct sftpc_file *f;
@@ -1640,6 +1684,8 @@ static Suite *sftpc_suite(void)
     tcase_add_loop_test(h, test_short_reply_to_stat, 0, 3);
     tcase_add_loop_test(h, test_oversized_reply, 0, 4);
     tcase_add_test(h, test_unknown_id_stat);
+    tcase_add_test(h, test_duplicate_reply);
+    tcase_add_test(h, test_short_version);
     tcase_add_test(h, test_unknown_id_write);
     tcase_add_test(h, test_wrong_reply_type_write);
     tcase_add_test(h, test_wrong_reply_type_stat);

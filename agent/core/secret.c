@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,4 +28,14 @@ int secret_read(const char *file, char *buf, size_t len)
     buf[n] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
     return 0;
+}
+
+int secret_read_for(const char *key, const char *file, char *buf, size_t len,
+                    char *why, size_t whylen)
+{
+    int r = secret_read(file, buf, len);
+
+    if (r < 0)
+        snprintf(why, whylen, "%s %s: %s", key, file, strerror(-r));
+    return r;
 }

@@ -415,12 +415,10 @@ static int auth_key(struct lchan *c, const struct ssh_opts *o, char *why,
     int rc = SSH_AUTH_DENIED, r;
 
     if (o->passphrase_file && o->passphrase_file[0]) {
-        r = secret_read(o->passphrase_file, pass, sizeof(pass));
-        if (r < 0) {
-            snprintf(why, whylen, "passphrase_file %s: %s", o->passphrase_file,
-                     strerror(-r));
+        r = secret_read_for("passphrase_file", o->passphrase_file, pass,
+                            sizeof(pass), why, whylen);
+        if (r < 0)
             goto out;
-        }
     }
     /* Never NULL: OpenSSL would ask for an encrypted PEM key's on a tty. */
     r = ssh_pki_import_privkey_file(o->identity, pass, NULL, NULL, &key);
@@ -451,12 +449,10 @@ static int auth_password(struct lchan *c, const struct ssh_opts *o, char *why,
     char pw[SECRET_MAX];
     int rc, r;
 
-    r = secret_read(o->password_file, pw, sizeof(pw));
-    if (r < 0) {
-        snprintf(why, whylen, "password_file %s: %s", o->password_file,
-                 strerror(-r));
+    r = secret_read_for("password_file", o->password_file, pw, sizeof(pw),
+                        why, whylen);
+    if (r < 0)
         return SSH_AUTH_DENIED;
-    }
     rc = auth_call(c, AUTH_PASSWORD, NULL, pw);
     explicit_bzero(pw, sizeof(pw));
     if (rc == SSH_AUTH_DENIED || rc == SSH_AUTH_PARTIAL)

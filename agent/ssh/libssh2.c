@@ -532,12 +532,10 @@ static int auth_key(struct l2_chan *c, const struct ssh_opts *o, char *why,
     int rc, r;
 
     if (o->passphrase_file[0]) {
-        r = secret_read(o->passphrase_file, pass, sizeof(pass));
-        if (r < 0) {
-            snprintf(why, whylen, "passphrase_file %s: %s", o->passphrase_file,
-                     strerror(-r));
+        r = secret_read_for("passphrase_file", o->passphrase_file, pass,
+                            sizeof(pass), why, whylen);
+        if (r < 0)
             return r;
-        }
     }
     do {
         rc = libssh2_userauth_publickey_fromfile_ex(
@@ -558,12 +556,10 @@ static int auth_password(struct l2_chan *c, const struct ssh_opts *o, char *why,
     char pw[SECRET_MAX];
     int rc, r;
 
-    r = secret_read(o->password_file, pw, sizeof(pw));
-    if (r < 0) {
-        snprintf(why, whylen, "password_file %s: %s", o->password_file,
-                 strerror(-r));
+    r = secret_read_for("password_file", o->password_file, pw, sizeof(pw),
+                        why, whylen);
+    if (r < 0)
         return r;
-    }
     do {
         rc = libssh2_userauth_password_ex(c->ssh, o->user,
                                           (unsigned)strlen(o->user), pw,

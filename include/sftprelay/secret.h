@@ -17,4 +17,11 @@
  */
 int secret_read(const char *file, char *buf, size_t len);
 
+/*
+ * secret_read() for the setting key ("password_file"): on error, why
+ * says "KEY FILE: reason" (for a login's message; never the secret).
+ */
+int secret_read_for(const char *key, const char *file, char *buf, size_t len,
+                    char *why, size_t whylen);
+
 #endif

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sftprelay/after.h"
 #include "sftprelay/conf.h"
 #include "sftprelay/intake.h"
 #include "sftprelay/journal.h"
@@ -305,6 +306,15 @@ static const char *served_prefix(const struct conf *c)
     return upload_prefix(c);
 }
 
+/* The folder after_delivery moves files to, kept from discovery; NULL. */
+static const char *after_folder(const struct conf *c)
+{
+    const char *dir;
+
+    return after_parse(c->source.after_delivery, &dir) == AFTER_MOVE ? dir
+                                                                    : NULL;
+}
+
 /* The journal at start-up: rows a previous run left sending, our pid. */
 static int open_journal(struct agent *a)
 {
@@ -387,7 +397,8 @@ static int start_relay(struct agent *a, int once)
                             .settle_ms = once ? 0 : c->source.settle_ms,
                             .rescan_interval =
                                 once ? 0 : c->source.rescan_interval,
-                            .settle_under = served_prefix(c)};
+                            .settle_under = served_prefix(c),
+                            .skip = after_folder(c)};
     struct watch_cb cb = {.found = on_found, .arg = a};
     struct loop_handler h = {.fn = on_rescan, .arg = a};
     char where[PATH_MAX + 300];

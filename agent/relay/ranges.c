@@ -135,7 +135,8 @@ static void *range_main(void *arg)
     if (r == 0)
         r = xr->sink_ops->create(xr->sink_settings, rd->env->cancel_fd, &sk);
     if (r == 0)
-        r = xr->src_ops->create(xr->src_root, xr->src_settings, &src);
+        r = xr->src_ops->create(xr->src_root, xr->src_settings,
+                                rd->env->cancel_fd, &src);
     if (r == 0)
         r = send_range(p, sk, src, buf);
     else

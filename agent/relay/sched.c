@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sftprelay/after.h"
 #include "sftprelay/backoff.h"
 #include "sftprelay/conf.h"
 #include "sftprelay/journal.h"
@@ -51,6 +52,7 @@ struct worker {
     struct journal *j; /* claims only */
     struct sink *sink;
     struct source *src;
+    struct after *after; /* source.after_delivery, on src */
     struct transform_chain *chain;
     void *buf;
     const struct journal_file *cur; /* being sent */
@@ -415,6 +417,7 @@ static int claim(struct worker *w)
     for (;;) {
         while (w->next < w->n && w->batch[w->next].id == 0)
             w->next++; /* given back when claimed (--once) */
+        after_run(w->after);
         sweep(w);
         pthread_mutex_lock(&s->lock);
         down = s->target_down && !s->o.once;
@@ -529,11 +532,14 @@ static void record(struct worker *w, const struct journal_file *f,
     case 0: {
         /* "resumed" in the log: from a checkpoint, or ranges' progress. */
         struct journal_file g = *f;
+        int q;
 
         if (res->resumed_at > g.resume_offset)
             g.resume_offset = res->resumed_at;
-        posted(f, jwriter_delivered(jw, &g, res->sha256, now_s(),
-                                    now_s() + settle));
+        q = jwriter_delivered(jw, &g, res->sha256, now_s(), now_s() + settle);
+        posted(f, q);
+        if (q == 0)
+            after_delivered(w->after, f->path);
         target_up(w);
         return;
     }
@@ -693,6 +699,7 @@ static void *worker_main(void *arg)
         journal_file_clear(f);
     }
     give_back(w);
+    after_finish(w->after, 2000);
     sink_disconnect(w->sink);
     pthread_mutex_lock(&s->lock);
     last = --s->running == 0;
@@ -718,11 +725,15 @@ static int worker_init(struct sched *s, struct worker *w, int id)
     r = s->o.sink->create(c->target.settings, s->cancel_fd, &w->sink);
     if (r < 0)
         return r;
-    r = s->o.source->create(c->source.path, c->source.settings, &w->src);
+    r = s->o.source->create(c->source.path, c->source.settings, s->cancel_fd,
+                            &w->src);
     if (r < 0) {
         log_error("source.path %s: %s", c->source.path, strerror(-r));
         return r;
     }
+    r = after_new(c->source.after_delivery, s->jw, w->src, &w->after);
+    if (r < 0)
+        return r;
     r = transform_chain_new(c->transfer.transforms,
                             c->transfer.transform_settings,
                             c->transfer.n_transforms, &w->chain, NULL);
@@ -787,6 +798,7 @@ void sched_free(struct sched *s)
         struct worker *w = &s->w[i];
 
         sink_destroy(w->sink);
+        after_free(w->after);
         if (w->src)
             w->src->ops->destroy(w->src);
         transform_chain_free(w->chain);

@@ -47,3 +47,8 @@ const char *source_names(void)
                               sources[i]->name);
     return buf;
 }
+
+const char *source_error(const struct source *s, int r)
+{
+    return s->err[0] ? s->err : strerror(-r);
+}

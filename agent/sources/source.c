@@ -11,6 +11,7 @@
 /* The first is the default. */
 static const struct source_ops *const sources[] = {
     &source_local,
+    &source_sftp,
 };
 
 #define N_SOURCES (sizeof(sources) / sizeof(sources[0]))

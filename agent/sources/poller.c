@@ -164,6 +164,8 @@ int poller_poll(struct poller *p)
     }
     say(p, r);
     if (r == 0)
+        log_debug("listed %zu files under %s", now.n, p->o.root);
+    if (r == 0)
         r = settle(p, &now);
     if (r < 0) {
         listing_clear(&now); /* incomplete: what is known stays */

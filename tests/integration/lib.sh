@@ -164,7 +164,8 @@ start_sshd() {
     # internal-sftp logs only to syslog; with SFTP_LOG=1 the same server
     # code runs as sftp-server, logging every close (with the bytes written
     # through the handle) to $T/sftp-server.log.
-    local sftp="internal-sftp"
+    # SFTP_SUBSYSTEM: another server program (a hostile one, say).
+    local sftp="${SFTP_SUBSYSTEM:-internal-sftp}"
     if [ -n "${SFTP_LOG:-}" ]; then
         sftp="/usr/lib/openssh/sftp-server -e -l INFO 2>>$T/sftp-server.log"
     fi

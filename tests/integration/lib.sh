@@ -217,6 +217,25 @@ start_serve() {
         >"$T/known_hosts"
 }
 
+# descendants PID: every process below PID.
+descendants() {
+    local c
+    for c in $(pgrep -P "$1" || true); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+
+# kill_target: the sshd listener and every session it forked (each
+# worker's connection is a child of it, which would outlive the listener).
+kill_target() {
+    local all
+    all="$TARGET_PID $(descendants "$TARGET_PID")"
+    # shellcheck disable=SC2086
+    kill $all 2>/dev/null || true
+    wait "$TARGET_PID" 2>/dev/null || true
+}
+
 stop_target() {
     kill "$TARGET_PID" 2>/dev/null || true
     wait "$TARGET_PID" 2>/dev/null || true

@@ -25,28 +25,13 @@ CONF
 head -c 8388608 /dev/urandom >"$T/remote/in/big.bin"
 start_agent
 
-# The sshd listener and every session it forked.
-descendants() {
-    local c
-    for c in $(pgrep -P "$1" || true); do
-        echo "$c"
-        descendants "$c"
-    done
-}
-kill_source() {
-    local all
-    all="$TARGET_PID $(descendants "$TARGET_PID")"
-    # shellcheck disable=SC2086
-    kill $all 2>/dev/null || true
-    wait "$TARGET_PID" 2>/dev/null || true
-}
 attempts_of() {
     relay --json show "$1" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["attempts"])'
 }
 under_way() { [ "$(checkpoint_of in/big.bin)" -gt 0 ] 2>/dev/null; }
 wait_for 30 under_way || fail "big.bin never started"
-kill_source
+kill_target
 source_down() { status_says "source:      unreachable"; }
 wait_for 30 source_down || fail "status does not show the source down: $(relay status)"
 queued() { [ "$(state_of in/big.bin)" = queued ]; }

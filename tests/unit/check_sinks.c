@@ -166,6 +166,40 @@ static int64_t open_at(const char *rel, size_t size, int64_t offset,
     return f.offset;
 }
 
+/* Deliver data[0..size) to rel whole. */
+static void deliver(const char *rel, size_t size)
+{
+    open_at(rel, size, 0, NULL);
+    write_range(0, size);
+    commit(size);
+}
+
+/* What an interrupted upload leaves for the next attempt. */
+struct left {
+    int64_t durable;
+    char token[SINK_TOKEN_MAX]; /* "" for none */
+};
+
+/* Send written bytes of a file of size to rel, then abort. */
+static void interrupted(const char *rel, size_t size, size_t written,
+                        struct left *l)
+{
+    const char *t;
+
+    open_at(rel, size, 0, NULL);
+    write_range(0, written);
+    l->durable =
+        sink->ops->durable ? sink->ops->durable(sink) : (int64_t)written;
+    t = sink_token(sink);
+    snprintf(l->token, sizeof(l->token), "%s", t ? t : "");
+    sink_abort(sink);
+}
+
+static const char *token_of(const struct left *l)
+{
+    return l->token[0] ? l->token : NULL;
+}
+
 /* Sizes around the boundaries sinks have: empty, one byte, a piece, and
  * past 5 MiB (S3's smallest part) unaligned. */
 static const size_t sizes[] = {0, 1, PIECE + 3, 6 * 1024 * 1024 + 7};
@@ -179,9 +213,7 @@ START_TEST(test_open_write_commit)
     for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         name(rel, sizeof(rel), "file.bin");
         ck_assert_int_eq(sink_exists(sink, rel), 0);
-        ck_assert_int_eq(open_at(rel, sizes[k], 0, NULL), 0);
-        write_range(0, sizes[k]);
-        commit(sizes[k]);
+        deliver(rel, sizes[k]);
         assert_delivered(_i, rel, sizes[k]);
     }
     teardown_sink();
@@ -195,12 +227,8 @@ START_TEST(test_overwrite)
 
     setup_sink(_i);
     name(rel, sizeof(rel), "again.bin");
-    open_at(rel, 3 * PIECE, 0, NULL);
-    write_range(0, 3 * PIECE);
-    commit(3 * PIECE);
-    open_at(rel, 1000, 0, NULL);
-    write_range(0, 1000);
-    commit(1000);
+    deliver(rel, 3 * PIECE);
+    deliver(rel, 1000);
     assert_delivered(_i, rel, 1000);
     teardown_sink();
 }
@@ -209,31 +237,24 @@ END_TEST
 /* abort() keeps what durable() said; the next open resumes there. */
 START_TEST(test_resume_from_token)
 {
-    char rel[128], token[SINK_TOKEN_MAX] = "";
     const size_t size = 13 * 1024 * 1024;
-    const char *t;
-    int64_t durable, at;
+    struct left l;
+    char rel[128];
+    int64_t at;
 
     setup_sink(_i);
     name(rel, sizeof(rel), "resumed.bin");
-    open_at(rel, size, 0, NULL);
-    write_range(0, 11 * 1024 * 1024);
-    durable = sink->ops->durable ? sink->ops->durable(sink)
-                                 : 11 * 1024 * 1024;
-    t = sink_token(sink);
-    if (t)
-        snprintf(token, sizeof(token), "%s", t);
-    sink_abort(sink);
+    interrupted(rel, size, 11 * 1024 * 1024, &l);
     ck_assert_int_eq(sink_exists(sink, rel), 0); /* not in place yet */
     /* A new instance, as after kill -9. */
     sink_destroy(sink);
     ck_assert_int_eq(conf->target.ops->create(conf->target.settings, -1, &sink),
                      0);
     ck_assert_int_eq(sink_connect(sink), 0);
-    at = open_at(rel, size, durable, token[0] ? token : NULL);
-    if (durable > 0)
+    at = open_at(rel, size, l.durable, token_of(&l));
+    if (l.durable > 0)
         ck_assert_msg(at > 0, "%s: durable %lld, resumed at 0",
-                      sinks[_i].name, (long long)durable);
+                      sinks[_i].name, (long long)l.durable);
     write_range((size_t)at, size);
     commit(size);
     assert_delivered(_i, rel, size);
@@ -245,23 +266,16 @@ END_TEST
  * token start over at 0, and nothing is lost. */
 START_TEST(test_resume_after_loss)
 {
-    char rel[128], token[SINK_TOKEN_MAX] = "";
     const size_t size = 7 * 1024 * 1024;
-    const char *t;
-    int64_t durable;
+    struct left l;
+    char rel[128];
 
     setup_sink(_i);
     name(rel, sizeof(rel), "lost.bin");
-    open_at(rel, size, 0, NULL);
-    write_range(0, size);
-    durable = sink->ops->durable ? sink->ops->durable(sink) : (int64_t)size;
-    t = sink_token(sink);
-    if (t)
-        snprintf(token, sizeof(token), "%s", t);
-    sink_abort(sink);
-    ck_assert_msg(sink_discard(sink, rel, token[0] ? token : NULL) == 0,
-                  "discard: %s", sink_error(sink));
-    ck_assert_int_eq(open_at(rel, size, durable, token[0] ? token : NULL), 0);
+    interrupted(rel, size, size, &l);
+    ck_assert_msg(sink_discard(sink, rel, token_of(&l)) == 0, "discard: %s",
+                  sink_error(sink));
+    ck_assert_int_eq(open_at(rel, size, l.durable, token_of(&l)), 0);
     write_range(0, size);
     commit(size);
     assert_delivered(_i, rel, size);
@@ -272,23 +286,18 @@ END_TEST
 /* A changed source: discard() leaves nothing, under any name. */
 START_TEST(test_discard)
 {
-    char rel[128], token[SINK_TOKEN_MAX] = "";
-    const char *t;
+    struct left l;
+    char rel[128];
     size_t len;
 
     setup_sink(_i);
     name(rel, sizeof(rel), "changed.bin");
-    open_at(rel, 6 * 1024 * 1024, 0, NULL);
-    write_range(0, 6 * 1024 * 1024);
-    t = sink_token(sink);
-    if (t)
-        snprintf(token, sizeof(token), "%s", t);
-    sink_abort(sink);
-    ck_assert_int_eq(sink_discard(sink, rel, token[0] ? token : NULL), 0);
+    interrupted(rel, 6 * 1024 * 1024, 6 * 1024 * 1024, &l);
+    ck_assert_int_eq(sink_discard(sink, rel, token_of(&l)), 0);
     ck_assert_int_eq(sink_exists(sink, rel), 0);
     ck_assert_ptr_null(fetch(_i, rel, &len));
     /* Twice is harmless. */
-    ck_assert_int_eq(sink_discard(sink, rel, token[0] ? token : NULL), 0);
+    ck_assert_int_eq(sink_discard(sink, rel, token_of(&l)), 0);
     teardown_sink();
 }
 END_TEST
@@ -326,9 +335,7 @@ START_TEST(test_file_error_class)
     ck_assert_str_ne(sink_error(sink), "");
     ck_assert_int_eq(sink_connect(sink), 0);
     name(ok, sizeof(ok), "after-error.txt");
-    open_at(ok, 5, 0, NULL);
-    write_range(0, 5);
-    commit(5);
+    deliver(ok, 5);
     assert_delivered(_i, ok, 5);
     teardown_sink();
 }

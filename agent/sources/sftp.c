@@ -71,6 +71,7 @@ struct source_file {
     struct sftp_source *s;
     struct sftpc_file *f;
     unsigned session;
+    char *path; /* on the server, for messages */
 };
 
 static void drop(struct sftp_source *s)
@@ -219,7 +220,9 @@ static int src_open(struct source *base, const char *rel,
     f->s = s;
     f->f = h;
     f->session = s->session;
+    f->path = path;
     h = NULL; /* transferred */
+    path = NULL;
     *out = f;
 out:
     if (h && s->c)
@@ -258,12 +261,12 @@ static int src_read(struct source_file *f, void *buf, size_t len, int64_t off,
 
     *got = 0;
     if (!open_in(f))
-        return fail(s, -ECONNRESET, "reading", "a file");
+        return fail(s, -ECONNRESET, "reading", f->path);
     r = sftpc_read(s->c, f->f, (uint64_t)off, len, fill, &fl);
     *got = fl.got;
     if (r == -ENODATA) /* the end of the file came first */
         return 0;
-    return r < 0 ? fail(s, r, "reading", "a file") : 0;
+    return r < 0 ? fail(s, r, "reading", f->path) : 0;
 }
 
 static int src_stat(struct source_file *f, struct source_stat *st)
@@ -273,7 +276,7 @@ static int src_stat(struct source_file *f, struct source_stat *st)
     int r = open_in(f) ? sftpc_fstat(s->c, f->f, &a) : -ECONNRESET;
 
     if (r < 0)
-        return fail(s, r, "checking", "a file");
+        return fail(s, r, "checking", f->path);
     to_stat(&a, st);
     return 0;
 }
@@ -285,6 +288,7 @@ static void src_close(struct source_file *f)
     /* A lost session already freed the handle with the client. */
     if (open_in(f))
         sftpc_close(f->s->c, f->f);
+    free(f->path);
     free(f);
 }
 

@@ -126,6 +126,8 @@ struct s3_config {
     int timeout;          /* seconds without progress, then -ETIMEDOUT */
     int cancel_fd;        /* -1: none */
     int skew_seconds;     /* added to this clock when signing: tests */
+    int page_size;        /* keys or parts a listing page asks for; 0:
+                             the server's default (1000) */
 };
 
 /* A stored object, as HEAD or a listing tells it. */

@@ -3,8 +3,9 @@
  *
  * Run by t_s3client.sh, which starts radosgw (rgw.sh) and gives the
  * server in the environment: RGW_ENDPOINT, RGW_ACCESS_KEY, RGW_SECRET_KEY,
- * RGW_REGION, S3_BUCKET (made already), and for TLS RGW_TLS_ENDPOINT and
- * RGW_CA_FILE.  What is checked is what a user would check: the bytes that
+ * RGW_REGION, S3_BUCKET (made already), for TLS RGW_TLS_ENDPOINT and
+ * RGW_CA_FILE, and S3_FAULTS_URL, a proxy that answers its first request
+ * 503 SlowDown.  What is checked is what a user would check: the bytes that
  * come back, the ETags, the error and its words.
  */
 #include "config.h"
@@ -342,6 +343,20 @@ START_TEST(test_network)
 }
 END_TEST
 
+/* 503 SlowDown (from s3_faults.py, once) is "try again later". */
+START_TEST(test_throttled)
+{
+    struct s3_config cf = config();
+    struct s3 *c;
+
+    cf.endpoint = env("S3_FAULTS_URL");
+    expect_error(&cf, -EAGAIN, "throttled: the server asks us to slow down");
+    c = client(&cf);
+    ck_assert_int_eq(s3_put(c, "k", "x", 1, NULL, NULL), 0);
+    s3_free(c);
+}
+END_TEST
+
 START_TEST(test_tls)
 {
     struct s3_config cf = config();
@@ -401,6 +416,7 @@ static Suite *s3client_suite(void)
     tcase_add_test(tc, test_abort);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_network);
+    tcase_add_test(tc, test_throttled);
     tcase_add_test(tc, test_tls);
     suite_add_tcase(s, tc);
     return s;

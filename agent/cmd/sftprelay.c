@@ -99,7 +99,11 @@ static void print_file_json(const struct journal_file *f)
     json_kv_int("attempts", f->attempts, 1);
     json_kv_time("next_attempt", f->state == JS_QUEUED ? f->next_attempt : 0);
     json_kv_int("resume_offset", f->resume_offset, 1);
+    json_kv_int("source_offset", f->source_offset, 1);
     json_kv_str("sha256", f->sha256, 1);
+    json_kv_str("target_path", f->target_path ? f->target_path : f->path, 1);
+    json_kv_str("etag", f->etag, 1);
+    json_kv_str("outcome", f->outcome, 1);
     json_kv_str("last_error", f->last_error, 1);
     json_kv_time("detected_at", f->detected_at);
     json_kv_time("attempted_at", f->attempted_at);
@@ -329,15 +333,20 @@ static int cmd_show(struct cli *c, int argc, char **argv)
                "attempts:      %lld\n"
                "resume offset: %lld\n"
                "sha256:        %s\n"
+               "outcome:       %s\n"
+               "etag:          %s\n"
                "detected:      %s\n"
                "last attempt:  %s\n"
                "next attempt:  %s\n"
-               "delivered:     %s\n"
-               "last error:    ",
+               "delivered:     %s\n",
                journal_state_name(f.state), (long long)f.size,
                (long long)f.version, (long long)f.attempts,
-               (long long)f.resume_offset, f.sha256 ? f.sha256 : "-", t[0],
-               t[1], t[3], t[2]);
+               (long long)f.resume_offset, f.sha256 ? f.sha256 : "-",
+               f.outcome ? f.outcome : "-", f.etag ? f.etag : "-", t[0], t[1],
+               t[3], t[2]);
+        printf("target path:   ");
+        text_print_safe(stdout, f.target_path ? f.target_path : f.path);
+        printf("\nlast error:    ");
         text_print_safe(stdout, f.last_error ? f.last_error : "-");
         printf("\n");
     }

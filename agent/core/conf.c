@@ -66,6 +66,26 @@ static int check_transfer(void *settings, const struct conf_scope *s, char *err,
     return 0;
 }
 
+/* In the order of enum xfer_on_exists (xfer.h). */
+static const char *const on_exists_names[] = {"overwrite", "skip", "rename",
+                                              NULL};
+
+static int check_target(void *settings, const struct conf_scope *s, char *err,
+                        size_t errlen)
+{
+    struct conf *c = settings;
+    int i;
+
+    for (i = 0; on_exists_names[i]; i++)
+        if (strcmp(c->target.on_exists, on_exists_names[i]) == 0) {
+            c->target.on_exists_how = i;
+            return 0;
+        }
+    return conf_fail(s, conf_scope_line(s, "on_exists"), "on_exists", err,
+                     errlen, "\"%s\" is not overwrite, skip or rename",
+                     c->target.on_exists);
+}
+
 static int check_log(void *settings, const struct conf_scope *s, char *err,
                      size_t errlen)
 {
@@ -110,6 +130,9 @@ static const struct conf_key target_keys[] = {
     CONF_KEY_INT(C, target.probe_interval, "probe_interval", 10, 1, 3600,
                  "while the target is down, how often a cheap reachability "
                  "probe runs (jittered)"),
+    CONF_KEY_STR(C, target.on_exists, "on_exists", "overwrite", 0,
+                 "when the target has the file already: overwrite, skip or "
+                 "rename (deliver report.csv as report.1.csv)"),
 };
 
 static const struct conf_key journal_keys[] = {
@@ -155,7 +178,7 @@ static const struct conf_key log_keys[] = {
     }
 static const struct conf_table core[] = {
     CORE("source", source_keys, check_source),
-    CORE("target", target_keys, NULL),
+    CORE("target", target_keys, check_target),
     CORE("journal", journal_keys, NULL),
     CORE("transfer", transfer_keys, check_transfer),
     CORE("log", log_keys, check_log),

@@ -113,6 +113,21 @@ int path_tmp_name(const char *rel, char **out)
     return 0;
 }
 
+int path_numbered(const char *rel, unsigned n, char *out, size_t len)
+{
+    const char *base = path_base(rel);
+    const char *dot = strrchr(base, '.');
+    int w;
+
+    /* No extension: the whole name; ".profile" has none either. */
+    if (dot == NULL || dot == base)
+        dot = base + strlen(base);
+    w = snprintf(out, len, "%.*s.%u%s", (int)(dot - rel), rel, n, dot);
+    if (w < 0 || (size_t)w >= len || strlen(path_base(out)) > PATH_NAME_MAX)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
 int path_is_tmp_name(const char *base)
 {
     size_t bl = strlen(base), sl = strlen(TMP_SUFFIX);

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sqlite3.h>
@@ -111,6 +112,7 @@ struct journal {
     char *path;
     int cancel_fd;   /* readable: stop waiting for the write lock; or -1 */
     int64_t busy_ns; /* waited so far for the current lock */
+    int version;     /* a reader's schema version; 0 for a writer */
 };
 
 /* SQLite result codes as errno values: the one place they are translated. */
@@ -199,6 +201,11 @@ static int row_to_file(sqlite3_stmt *st, struct journal_file *f)
     f->attempted_at = sqlite3_column_int64(st, 11);
     f->delivered_at = sqlite3_column_int64(st, 12);
     f->version = sqlite3_column_int64(st, 13);
+    f->source_offset = sqlite3_column_int64(st, 14);
+    f->resume_token = col_strdup(st, 15);
+    f->target_path = col_strdup(st, 16);
+    f->etag = col_strdup(st, 17);
+    f->outcome = col_strdup(st, 18);
     if (f->path == NULL) {
         journal_file_clear(f);
         return -ENOMEM;
@@ -213,6 +220,10 @@ void journal_file_clear(struct journal_file *f)
     free(f->path);
     free(f->sha256);
     free(f->last_error);
+    free(f->resume_token);
+    free(f->target_path);
+    free(f->etag);
+    free(f->outcome);
     memset(f, 0, sizeof(*f));
 }
 
@@ -235,6 +246,25 @@ static int user_version(struct journal *j, int *out)
     }
     sqlite3_finalize(st);
     return sql_err(rc);
+}
+
+/* Whether table files has column name: 1, 0, or a negative errno. */
+static int has_column(struct journal *j, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, n = 0;
+
+    rc = sqlite3_prepare_v2(
+        j->db, "SELECT count(*) FROM pragma_table_info('files') WHERE name = ?1",
+        -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? n > 0 : sql_err(rc);
 }
 
 /* Create or upgrade the schema; each step is idempotent. */
@@ -264,6 +294,13 @@ static int migrate(struct journal *j, const char *path)
         r = exec(j, SQL_SCHEMA_V3 "PRAGMA user_version = 3;");
     if (r == 0 && v < 4)
         r = exec(j, SQL_SCHEMA_V4 "PRAGMA user_version = 4;");
+    if (r == 0 && v < 5) {
+        /* ALTER TABLE is not idempotent: ask first. */
+        r = has_column(j, "resume_token");
+        if (r >= 0)
+            r = exec(j, r ? "PRAGMA user_version = 5;"
+                          : SQL_SCHEMA_V5 "PRAGMA user_version = 5;");
+    }
     if (r < 0) {
         exec(j, "ROLLBACK");
         return r;
@@ -372,12 +409,33 @@ static int setup_reader(struct journal *j, const char *path)
         r = user_version(j, &v);
     if (r < 0)
         return r;
-    /* Readers only use what version 1 has: an older agent's is fine. */
+    /* An older agent's journal is read too (prepare_all()). */
     if (v < 1 || v > JOURNAL_SCHEMA_VERSION) {
         log_error("journal %s: schema version %d, expected 1 to %d", path, v,
                   JOURNAL_SCHEMA_VERSION);
         return v == 0 ? -ENOENT : -EPROTO;
     }
+    j->version = v;
+    return 0;
+}
+
+/*
+ * sql for this connection: a reader of a journal older than version 5
+ * reads what stands for its columns.  *out is sql itself or malloc'd.
+ */
+static int sql_for(const struct journal *j, const char *sql, char **out)
+{
+    const char *at = strstr(sql, FILE_COLUMNS_V5);
+    size_t n = strlen(FILE_COLUMNS_V5), m = strlen(FILE_COLUMNS_V5_BEFORE);
+
+    *out = (char *)sql;
+    if (j->version == 0 || j->version >= 5 || at == NULL)
+        return 0;
+    *out = malloc(strlen(sql) - n + m + 1);
+    if (*out == NULL)
+        return -ENOMEM;
+    sprintf(*out, "%.*s%s%s", (int)(at - sql), sql, FILE_COLUMNS_V5_BEFORE,
+            at + n);
     return 0;
 }
 
@@ -387,10 +445,19 @@ static int prepare_all(struct journal *j, const char *path, int rdonly)
     int i, rc;
 
     for (i = 0; i < ST_COUNT; i++) {
+        char *sql;
+
         if (rdonly && stmt_writes[i])
             continue;
-        rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1,
-                                SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL);
+        if (sql_for(j, stmt_sql[i], &sql) < 0)
+            return -ENOMEM;
+        rc = sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &j->st[i], NULL);
+        if (sql != stmt_sql[i])
+            free(sql);
+        /* A table an older schema lacks: that query is not for it. */
+        if (rc != SQLITE_OK && rdonly && j->version < JOURNAL_SCHEMA_VERSION)
+            continue;
         if (rc != SQLITE_OK)
             return sql_err(rc);
     }
@@ -651,13 +718,15 @@ int journal_ranges(struct journal *j, const struct journal_file *f,
 }
 
 int journal_checkpoint(struct journal *j, const struct journal_file *f,
-                       int64_t offset)
+                       const struct journal_mark *m)
 {
     sqlite3_stmt *st = stmt(j, ST_CHECKPOINT);
 
     if (st == NULL)
         return -EROFS;
-    sqlite3_bind_int64(st, 1, offset);
+    sqlite3_bind_int64(st, 1, m->offset);
+    sqlite3_bind_int64(st, 5, m->source_offset);
+    bind_text(st, 6, m->token);
     sqlite3_bind_int64(st, 2, f->id);
     sqlite3_bind_int64(st, 3, f->size);
     sqlite3_bind_int64(st, 4, f->mtime_ns);
@@ -665,14 +734,18 @@ int journal_checkpoint(struct journal *j, const struct journal_file *f,
 }
 
 int journal_delivered(struct journal *j, const struct journal_file *f,
-                      const char *sha256, int64_t now, int64_t next_attempt)
+                      const struct journal_delivery *d, int64_t now,
+                      int64_t next_attempt)
 {
     sqlite3_stmt *st = stmt(j, ST_DELIVERED);
     int changes = 0, r;
 
     if (st == NULL)
         return -EROFS;
-    bind_text(st, 1, sha256);
+    bind_text(st, 1, d->sha256);
+    bind_text(st, 6, d->target_path);
+    bind_text(st, 7, d->etag);
+    bind_text(st, 8, d->outcome);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, f->id);
     sqlite3_bind_int64(st, 4, f->size);

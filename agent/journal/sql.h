@@ -6,7 +6,7 @@
 #ifndef SFTPRELAY_JOURNAL_SQL_H
 #define SFTPRELAY_JOURNAL_SQL_H
 
-#define JOURNAL_SCHEMA_VERSION 4
+#define JOURNAL_SCHEMA_VERSION 5
 
 /*
  * The WAL is kept to 16 MiB on disk once it restarts (it is kept, not
@@ -104,6 +104,23 @@
     "CREATE TRIGGER IF NOT EXISTS ranges_deleted AFTER DELETE ON files"        \
     "  BEGIN DELETE FROM ranges WHERE file_id = OLD.id; END;"
 
+/*
+ * Version 5: the transfer contract (sink.h).  With resume_offset (bytes
+ * on the target) the row keeps source_offset (bytes of the source they
+ * came from: a transform changes lengths) and the sink's resume_token
+ * (an S3 UploadId); a new version of the file keeps the token, so that
+ * the next attempt throws that upload away.  Once delivered: target_path
+ * (the name on the target when target.on_exists renamed it), etag (the
+ * target's tag of the object) and outcome (written, skipped, renamed).
+ */
+#define SQL_SCHEMA_V5                                                          \
+    "ALTER TABLE files ADD COLUMN source_offset INTEGER NOT NULL DEFAULT 0;"   \
+    "ALTER TABLE files ADD COLUMN resume_token TEXT;"                          \
+    "ALTER TABLE files ADD COLUMN target_path TEXT;"                           \
+    "ALTER TABLE files ADD COLUMN etag TEXT;"                                  \
+    "ALTER TABLE files ADD COLUMN outcome TEXT;"                               \
+    "UPDATE files SET source_offset = resume_offset;"
+
 /* ?1 file_id, ?2 size, ?3 mtime_ns, ?4 start, ?5 end, ?6 done. */
 #define SQL_RANGE_SAVE                                                         \
     "INSERT INTO ranges (file_id, size, mtime_ns, start, end, done)"           \
@@ -122,7 +139,12 @@
 #define FILE_COLUMNS                                                           \
     "id, path, size, mtime_ns, state, attempts, next_attempt, "                \
     "resume_offset, sha256, last_error, detected_at, attempted_at, "           \
-    "delivered_at, version"
+    "delivered_at, version, " FILE_COLUMNS_V5
+
+/* Those of version 5, and what a reader of an older journal reads instead. */
+#define FILE_COLUMNS_V5                                                        \
+    "source_offset, resume_token, target_path, etag, outcome"
+#define FILE_COLUMNS_V5_BEFORE "resume_offset, NULL, NULL, NULL, NULL"
 
 /*
  * A file seen on the source: a new row, or a changed one queued again.
@@ -146,9 +168,11 @@
     "  attempts = 0,"                                                          \
     "  next_attempt = excluded.next_attempt,"                                  \
     "  resume_offset = 0,"                                                     \
+    "  source_offset = 0,"                                                     \
     "  sha256 = NULL,"                                                         \
     "  last_error = NULL,"                                                     \
-    "  delivered_at = NULL"                                                    \
+    "  delivered_at = NULL,"                                                   \
+    "  target_path = NULL, etag = NULL, outcome = NULL"                        \
     " WHERE size != excluded.size OR mtime_ns != excluded.mtime_ns"
 
 /* Whether path is known at this size and mtime.  ?1 path. */
@@ -182,15 +206,24 @@
     "   WHERE before < ?3)"                                                    \
     " RETURNING " FILE_COLUMNS
 
-/* ?1 offset, ?2 id, ?3 size, ?4 mtime_ns: only for the version being sent. */
+/*
+ * ?1 offset, ?2 id, ?3 size, ?4 mtime_ns: only for the version being sent;
+ * ?5 source_offset, ?6 resume_token.
+ */
 #define SQL_CHECKPOINT                                                         \
-    "UPDATE files SET resume_offset = ?1"                                      \
+    "UPDATE files SET resume_offset = ?1, source_offset = ?5,"                 \
+    "  resume_token = ?6"                                                      \
     " WHERE id = ?2 AND state = 'sending' AND size = ?3 AND mtime_ns = ?4"
 
-/* ?1 sha256, ?2 now, ?3 id, ?4 size, ?5 mtime_ns. */
+/*
+ * ?1 sha256, ?2 now, ?3 id, ?4 size, ?5 mtime_ns, ?6 target_path, ?7 etag,
+ * ?8 outcome.
+ */
 #define SQL_DELIVERED                                                          \
     "UPDATE files SET state = 'delivered', sha256 = ?1, delivered_at = ?2,"    \
-    "  resume_offset = size, last_error = NULL, attempts = attempts + 1"       \
+    "  resume_offset = size, source_offset = size, resume_token = NULL,"       \
+    "  target_path = ?6, etag = ?7, outcome = ?8,"                             \
+    "  last_error = NULL, attempts = attempts + 1"                             \
     " WHERE id = ?3 AND state = 'sending' AND size = ?4 AND mtime_ns = ?5"
 
 /*
@@ -200,12 +233,14 @@
 #define SQL_REQUEUE                                                            \
     "UPDATE files SET state = 'queued', next_attempt = ?1, last_error = ?2,"   \
     "  attempts = attempts + ?3,"                                              \
-    "  resume_offset = CASE ?4 WHEN 1 THEN 0 ELSE resume_offset END"           \
+    "  resume_offset = CASE ?4 WHEN 1 THEN 0 ELSE resume_offset END,"          \
+    "  source_offset = CASE ?4 WHEN 1 THEN 0 ELSE source_offset END"           \
     " WHERE id = ?5 AND state = 'sending'"
 
 /* A new size and mtime seen by a worker.  ?1 size, ?2 mtime_ns, ?3 id. */
 #define SQL_RESTAT                                                             \
-    "UPDATE files SET size = ?1, mtime_ns = ?2, resume_offset = 0"             \
+    "UPDATE files SET size = ?1, mtime_ns = ?2, resume_offset = 0,"            \
+    "  source_offset = 0"                                                      \
     " WHERE id = ?3"
 
 /* Given up on.  ?1 error, ?2 id. */
@@ -229,8 +264,11 @@
     "  version = version + (state = 'delivered'),"                             \
     "  resume_offset = CASE state WHEN 'delivered' THEN 0"                     \
     "                  ELSE resume_offset END,"                                \
+    "  source_offset = CASE state WHEN 'delivered' THEN 0"                     \
+    "                  ELSE source_offset END,"                                \
     "  state = 'queued', attempts = 0, next_attempt = 0, last_error = NULL,"   \
-    "  sha256 = NULL, delivered_at = NULL"                                     \
+    "  sha256 = NULL, delivered_at = NULL,"                                    \
+    "  target_path = NULL, etag = NULL, outcome = NULL"                        \
     " WHERE path = ?1 AND state != 'sending'"
 
 #define SQL_RETRY_FAILED                                                       \

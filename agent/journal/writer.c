@@ -63,7 +63,9 @@ struct op {
     int64_t flags_done;         /* OP_RANGE: its done offset (a, b: range) */
     char *path;                 /* offers; results: for logs */
     char *text;                 /* sha256, error, peer, agent value */
-    char *key;                  /* agent key */
+    char *key;                  /* agent key; delivered: target_path */
+    char *etag;                 /* delivered */
+    const char *outcome;        /* delivered: a constant */
     int64_t *held;
     size_t n_held;
 };
@@ -101,6 +103,7 @@ static void op_free(struct op *o)
     free(o->path);
     free(o->text);
     free(o->key);
+    free(o->etag);
     free(o->held);
     free(o);
 }
@@ -213,26 +216,33 @@ int jwriter_offer(struct jwriter *w, enum jwriter_offer_kind kind,
 }
 
 int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
-                       int64_t offset)
+                       const struct journal_mark *m)
 {
-    struct op *o;
+    struct op *o, *n = op_new(OP_CHECKPOINT, f, NULL, m->token);
 
+    if (n == NULL)
+        return post(w, n);
+    n->a = m->offset;
+    n->b = m->source_offset;
     /* A checkpoint still queued for this version is moved forward. */
     pthread_mutex_lock(&w->lock);
     TAILQ_FOREACH_REVERSE(o, &w->results, opq, link)
     {
         if (o->kind == OP_CHECKPOINT && o->id == f->id &&
             o->size == f->size && o->mtime_ns == f->mtime_ns) {
-            o->a = offset;
+            char *t = o->text;
+
+            o->a = n->a;
+            o->b = n->b;
+            o->text = n->text;
+            n->text = t;
             pthread_mutex_unlock(&w->lock);
+            op_free(n);
             return 0;
         }
     }
     pthread_mutex_unlock(&w->lock);
-    o = op_new(OP_CHECKPOINT, f, NULL, NULL);
-    if (o)
-        o->a = offset;
-    return post(w, o);
+    return post(w, n);
 }
 
 int jwriter_range(struct jwriter *w, const struct journal_file *f,
@@ -263,14 +273,21 @@ int jwriter_range(struct jwriter *w, const struct journal_file *f,
 }
 
 int jwriter_delivered(struct jwriter *w, const struct journal_file *f,
-                      const char *sha256, int64_t now, int64_t next_attempt)
+                      const struct journal_delivery *d, int64_t now,
+                      int64_t next_attempt)
 {
-    struct op *o = op_new(OP_DELIVERED, f, NULL, sha256);
+    struct op *o = op_new(OP_DELIVERED, f, NULL, d->sha256);
 
     if (o) {
         o->a = now;
         o->b = next_attempt;
         o->flags = f->resume_offset > 0;
+        o->outcome = d->outcome;
+        if ((d->target_path && !(o->key = strdup(d->target_path))) ||
+            (d->etag && !(o->etag = strdup(d->etag)))) {
+            op_free(o);
+            o = NULL;
+        }
     }
     return post(w, o);
 }
@@ -375,9 +392,13 @@ static int apply(struct journal *j, struct op *o)
         r = journal_partial_add(j, o->path, o->size, o->mtime_ns, o->text,
                                 o->a);
         break;
-    case OP_CHECKPOINT:
-        r = journal_checkpoint(j, &f, o->a);
+    case OP_CHECKPOINT: {
+        struct journal_mark m = {
+            .offset = o->a, .source_offset = o->b, .token = o->text};
+
+        r = journal_checkpoint(j, &f, &m);
         break;
+    }
     case OP_RANGE: {
         struct journal_range rg = {.start = o->a, .end = o->b,
                                    .done = o->flags_done};
@@ -385,11 +406,17 @@ static int apply(struct journal *j, struct op *o)
         r = journal_range_save(j, &f, &rg);
         break;
     }
-    case OP_DELIVERED:
-        o->result = journal_delivered(j, &f, o->text, o->a, o->b);
+    case OP_DELIVERED: {
+        struct journal_delivery d = {.sha256 = o->text,
+                                     .target_path = o->key,
+                                     .etag = o->etag,
+                                     .outcome = o->outcome};
+
+        o->result = journal_delivered(j, &f, &d, o->a, o->b);
         o->queued = o->result == -ESTALE;
         r = o->queued ? 0 : o->result;
         break;
+    }
     case OP_RESTAT:
         r = journal_restat(j, o->id, o->size, o->mtime_ns);
         if (r == 0)
@@ -432,8 +459,12 @@ static void report(const struct op *o)
                      (long long)o->size, o->text);
         break;
     case OP_DELIVERED:
-        if (o->result == 0)
-            log_info("delivered %s (%lld bytes%s, sha256 %s)", o->path,
+        if (o->result == 0 && o->outcome && strcmp(o->outcome, "skipped") == 0)
+            log_info("skipped %s: the target has it (target.on_exists)",
+                     o->path);
+        else if (o->result == 0)
+            log_info("delivered %s%s%s (%lld bytes%s, sha256 %s)", o->path,
+                     o->key ? " as " : "", o->key ? o->key : "",
                      (long long)o->size, o->flags ? ", resumed" : "",
                      o->text);
         else

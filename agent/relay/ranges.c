@@ -307,6 +307,7 @@ int xfer_can_range(const struct xfer_env *env, const struct xfer_job *job,
 {
     return xr->split_size > 0 && job->size > xr->split_size &&
            xr->connections > 1 && env->sink->ops->open_range &&
+           env->on_exists == XFER_OVERWRITE &&
            transform_chain_resumable(env->chain);
 }
 
@@ -348,8 +349,10 @@ int xfer_run_ranged(struct xfer_env *env, const struct xfer_job *job,
     /* A new upload starts from an empty temporary file. */
     r = sink_connect(env->sink);
     if (r == 0 && !resuming) {
-        off = 0;
-        r = sink_open(env->sink, job->path, st.mode, &off);
+        struct sink_file sf = {.rel = job->path, .mode = st.mode,
+                               .size = st.size, .offset = 0};
+
+        r = sink_open(env->sink, &sf);
         if (r == 0)
             sink_abort(env->sink);
     }
@@ -388,8 +391,11 @@ int xfer_run_ranged(struct xfer_env *env, const struct xfer_job *job,
     if (r < 0)
         goto out;
     /* Every range is on the target: commit as one connection would. */
-    off = st.size;
-    r = sink_open(env->sink, job->path, st.mode, &off);
+    struct sink_file sf = {.rel = job->path, .mode = st.mode,
+                           .size = st.size, .offset = st.size};
+
+    r = sink_open(env->sink, &sf);
+    off = sf.offset;
     if (r == 0 && off != st.size) {
         sink_abort(env->sink);
         snprintf(res->err, sizeof(res->err),

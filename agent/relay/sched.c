@@ -446,11 +446,14 @@ static int claim(struct worker *w)
     }
 }
 
-static int checkpoint(void *arg, int64_t offset)
+static int checkpoint(void *arg, const struct xfer_mark *m)
 {
     struct worker *w = arg;
+    struct journal_mark jm = {.offset = m->offset,
+                              .source_offset = m->source_offset,
+                              .token = m->token};
 
-    return jwriter_checkpoint(w->s->jw, w->cur, offset);
+    return jwriter_checkpoint(w->s->jw, w->cur, &jm);
 }
 
 /* A transfer went through: the target is up, if it was thought down. */
@@ -529,17 +532,34 @@ static void record(struct worker *w, const struct journal_file *f,
     case 0: {
         /* "resumed" in the log: from a checkpoint, or ranges' progress. */
         struct journal_file g = *f;
+        struct journal_delivery d = {
+            .sha256 = res->sha256[0] ? res->sha256 : NULL,
+            .target_path = res->placed[0] ? res->placed : NULL,
+            .etag = res->etag[0] ? res->etag : NULL,
+            .outcome = res->skipped     ? "skipped"
+                       : res->placed[0] ? "renamed"
+                                        : "written",
+        };
 
         if (res->resumed_at > g.resume_offset)
             g.resume_offset = res->resumed_at;
-        posted(f, jwriter_delivered(jw, &g, res->sha256, now_s(),
-                                    now_s() + settle));
+        posted(f, jwriter_delivered(jw, &g, &d, now_s(), now_s() + settle));
         target_up(w);
         return;
     }
     case -ECANCELED:
         posted(f, jwriter_requeue(jw, f, 0, NULL, 0, 0));
         return;
+    case -EAGAIN: {
+        /* The target asks to slow down: not the file's fault. */
+        int64_t delay = w->s->c->transfer.backoff_initial;
+
+        log_warn("%s: %s; next try in %lld s", f->path, res->err,
+                 (long long)delay);
+        target_up(w);
+        posted(f, jwriter_requeue(jw, f, now_s() + delay, res->err, 0, 0));
+        return;
+    }
     case -ESTALE:
         log_info("%s: %s; sending it again once it settles", f->path, res->err);
         posted(f, jwriter_restat(jw, f, res->now.size, res->now.mtime_ns,
@@ -567,6 +587,8 @@ static struct xfer_job job_of(const struct journal_file *f)
         .size = f->size,
         .mtime_ns = f->mtime_ns,
         .resume_offset = f->resume_offset,
+        .source_offset = f->source_offset,
+        .token = f->resume_token,
     };
 
     return job;
@@ -668,6 +690,7 @@ static void *worker_main(void *arg)
         .bufsize = (size_t)s->c->transfer.chunk_size,
         .cancel_fd = s->cancel_fd,
         .rate = s->rate,
+        .on_exists = (enum xfer_on_exists)s->c->target.on_exists_how,
         .checkpoint = checkpoint,
         .arg = w,
     };

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sftprelay/path.h"
 #include "sftprelay/ratelimit.h"
 #include "sftprelay/transform.h"
 #include "sftprelay/xfer.h"
@@ -18,6 +19,7 @@
 enum xfer_state {
     XS_OPEN_SOURCE,
     XS_CONNECT,
+    XS_PLACE,
     XS_OPEN_TARGET,
     XS_REHASH,
     XS_SEND,
@@ -32,6 +34,7 @@ struct xfer {
     struct xfer_result *res;
     struct source_file *f;
     struct source_stat st; /* at open */
+    const char *rel;       /* where it goes on the target */
     EVP_MD_CTX *md;
     int64_t pos;
     int64_t saved; /* the last checkpoint */
@@ -93,21 +96,69 @@ static int step_connect(struct xfer *x)
     return r < 0 ? sink_err(x, r) : 0;
 }
 
-static int step_open_target(struct xfer *x)
+/*
+ * target.on_exists, asked before every attempt (resumes too): the target
+ * may have gained the file meanwhile.  Returns 1 when the file is to be
+ * left alone.
+ */
+static int step_place(struct xfer *x)
 {
-    int64_t off = x->job->resume_offset;
+    struct sink *sk = x->env->sink;
+    unsigned n;
     int r;
 
-    if (!transform_chain_resumable(x->env->chain) || off > x->st.size ||
-        off < 0)
-        off = 0;
-    r = sink_open(x->env->sink, x->job->path, x->st.mode, &off);
+    if (x->env->on_exists == XFER_OVERWRITE)
+        return 0;
+    r = sink_exists(sk, x->rel);
+    if (r <= 0)
+        return r < 0 ? sink_err(x, r) : 0;
+    if (x->env->on_exists == XFER_SKIP) {
+        /* What an earlier attempt left is of no use now. */
+        if (x->job->resume_offset > 0 || x->job->token) {
+            r = sink_discard(sk, x->rel, x->job->token);
+            if (r < 0)
+                return sink_err(x, r);
+        }
+        x->res->skipped = 1;
+        return 1;
+    }
+    /* The first free name: the same one again when an attempt resumes. */
+    for (n = 1; r == 1; n++) {
+        if (n > 1000 || path_numbered(x->job->path, n, x->res->placed,
+                                      sizeof(x->res->placed)) < 0) {
+            snprintf(x->res->err, sizeof(x->res->err),
+                     "the target has it and no free name beside it");
+            return -EEXIST;
+        }
+        r = sink_exists(sk, x->res->placed);
+        if (r < 0)
+            return sink_err(x, r);
+    }
+    x->rel = x->res->placed;
+    return 0;
+}
+
+static int step_open_target(struct xfer *x)
+{
+    int resumable = transform_chain_resumable(x->env->chain);
+    struct sink_file f = {
+        .rel = x->rel,
+        .mode = x->st.mode,
+        .size = resumable ? x->st.size : -1,
+        .offset = x->job->resume_offset,
+        .token = x->job->token,
+    };
+    int r;
+
+    if (!resumable || f.offset > x->st.size || f.offset < 0)
+        f.offset = 0;
+    r = sink_open(x->env->sink, &f);
     if (r < 0)
         return sink_err(x, r);
     x->target_open = 1;
-    x->pos = off;
-    x->saved = off;
-    x->res->resumed_at = off;
+    x->pos = f.offset;
+    x->saved = f.offset;
+    x->res->resumed_at = f.offset;
     return 0;
 }
 
@@ -139,15 +190,18 @@ static int step_rehash(struct xfer *x)
 static int save(struct xfer *x)
 {
     struct sink *sk = x->env->sink;
-    int64_t at;
+    struct xfer_mark m;
 
     if (!x->env->checkpoint || !transform_chain_resumable(x->env->chain))
         return 0;
-    at = sk->ops->durable ? sk->ops->durable(sk) : x->pos;
-    if (at <= x->saved)
+    m.offset = sk->ops->durable ? sk->ops->durable(sk) : x->pos;
+    if (m.offset <= x->saved)
         return 0;
-    x->saved = at;
-    return x->env->checkpoint(x->env->arg, at);
+    x->saved = m.offset;
+    /* The chain keeps lengths: source and target offsets are one. */
+    m.source_offset = m.offset;
+    m.token = sink_token(sk);
+    return x->env->checkpoint(x->env->arg, &m);
 }
 
 static int step_send(struct xfer *x)
@@ -250,6 +304,7 @@ static int step_commit(struct xfer *x)
         return sink_err(x, r);
     }
     x->target_open = 0;
+    snprintf(x->res->etag, sizeof(x->res->etag), "%s", d.etag);
     for (i = 0; i < len && i < 32; i++)
         snprintf(x->res->sha256 + 2 * i, 3, "%02x", md[i]);
     return 0;
@@ -258,6 +313,7 @@ static int step_commit(struct xfer *x)
 static int (*const steps[])(struct xfer *) = {
     [XS_OPEN_SOURCE] = step_open_source,
     [XS_CONNECT] = step_connect,
+    [XS_PLACE] = step_place,
     [XS_OPEN_TARGET] = step_open_target,
     [XS_REHASH] = step_rehash,
     [XS_SEND] = step_send,
@@ -265,10 +321,33 @@ static int (*const steps[])(struct xfer *) = {
     [XS_COMMIT] = step_commit,
 };
 
+/*
+ * The source changed or vanished: throw away what was sent of it, so that
+ * no upload is left to cost money (S3) or space (a temporary file).  The
+ * next version starts from 0 anyway.
+ */
+static void throw_away(struct xfer *x)
+{
+    struct sink *sk = x->env->sink;
+    char token[SINK_TOKEN_MAX] = "";
+    const char *t = x->target_open ? sink_token(sk) : x->job->token;
+
+    if (!x->target_open && x->job->resume_offset == 0 && !x->job->token)
+        return; /* nothing was sent */
+    if (t)
+        snprintf(token, sizeof(token), "%s", t);
+    if (x->target_open) {
+        sink_abort(sk);
+        x->target_open = 0;
+    }
+    if (sink_connect(sk) == 0)
+        sink_discard(sk, x->rel, t ? token : NULL);
+}
+
 int xfer_run(struct xfer_env *env, const struct xfer_job *job,
              struct xfer_result *res)
 {
-    struct xfer x = {.env = env, .job = job, .res = res};
+    struct xfer x = {.env = env, .job = job, .res = res, .rel = job->path};
     enum xfer_state st = XS_OPEN_SOURCE;
     int r = 0;
 
@@ -282,9 +361,15 @@ int xfer_run(struct xfer_env *env, const struct xfer_job *job,
         r = steps[st](&x);
         if (r < 0)
             goto out;
+        if (r > 0) { /* left alone */
+            r = 0;
+            break;
+        }
         st++;
     }
 out:
+    if (r == -ESTALE || r == -ENOENT)
+        throw_away(&x);
     if (r == -ECANCELED && !res->err[0])
         snprintf(res->err, sizeof(res->err), "stopped");
     if (r < 0 && !res->err[0])
@@ -306,10 +391,12 @@ int xfer_can_batch(const struct xfer_env *env, const struct xfer_job *jobs,
     size_t i;
 
     if (n < 2 || n > SINK_PUT_MAX || !env->sink->ops->put_many ||
+        env->on_exists != XFER_OVERWRITE ||
         !transform_chain_resumable(env->chain))
         return 0;
     for (i = 0; i < n; i++) {
-        if (jobs[i].resume_offset > 0 || jobs[i].size > XFER_SMALL)
+        if (jobs[i].resume_offset > 0 || jobs[i].token ||
+            jobs[i].size > XFER_SMALL)
             return 0;
         total += jobs[i].size;
     }
@@ -437,8 +524,10 @@ int xfer_run_many(struct xfer_env *env, const struct xfer_job *jobs,
                      sink_error(env->sink));
         }
         rc[i] = item_result(&res[i], &items[j]);
-        if (rc[i] == 0)
+        if (rc[i] == 0) {
             res[i].sent = items[j].d.size;
+            snprintf(res[i].etag, sizeof(res[i].etag), "%s", items[j].d.etag);
+        }
         else
             res[i].sha256[0] = '\0';
     }

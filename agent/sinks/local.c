@@ -22,6 +22,8 @@ struct local_settings {
     char *path;
 };
 
+extern const struct sink_ops sink_local;
+
 struct local_sink {
     struct sink base;
     char *root;
@@ -144,25 +146,35 @@ static int mkdirs(char *path)
     return 0;
 }
 
-static int local_open(struct sink *s, const char *rel, int mode,
-                      int64_t *offset)
+/* ls->tmp and ls->final for rel. */
+static int names(struct local_sink *ls, const char *rel)
 {
-    struct local_sink *ls = (struct local_sink *)s;
     char *tmprel = NULL;
-    struct stat st;
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
     int r;
 
     reset_file(ls);
     r = path_tmp_name(rel, &tmprel);
     if (r < 0)
-        return sink_fail(s, r, "%s: invalid path", rel);
+        return sink_fail(&ls->base, r, "%s: invalid path", rel);
     r = path_join(ls->root, tmprel, &ls->tmp);
     if (r == 0)
         r = path_join(ls->root, rel, &ls->final);
     free(tmprel);
+    return r < 0 ? sink_fail(&ls->base, r, "out of memory") : 0;
+}
+
+static int local_open(struct sink *s, struct sink_file *f)
+{
+    struct local_sink *ls = (struct local_sink *)s;
+    int64_t *offset = &f->offset;
+    int mode = f->mode;
+    struct stat st;
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+    int r;
+
+    r = names(ls, f->rel);
     if (r < 0)
-        return sink_fail(s, r, "out of memory");
+        return r;
     r = mkdirs(ls->tmp);
     if (r < 0)
         return sink_fail(s, r, "%s: creating its folder: %s", ls->final,
@@ -216,7 +228,7 @@ static int sync_dir_of(const char *path)
     return r;
 }
 
-static int local_commit(struct sink *s, const struct sink_done *d)
+static int local_commit(struct sink *s, struct sink_done *d)
 {
     struct local_sink *ls = (struct local_sink *)s;
     struct timespec t[2] = {
@@ -251,6 +263,32 @@ static void local_abort(struct sink *s)
     reset_file((struct local_sink *)s);
 }
 
+static int local_discard(struct sink *s, const char *rel, const char *token)
+{
+    struct local_sink *ls = (struct local_sink *)s;
+    int r = names(ls, rel);
+
+    (void)token;
+    if (r == 0 && unlink(ls->tmp) < 0 && errno != ENOENT)
+        r = sink_fail(s, -errno, "%s: %s", ls->tmp, strerror(errno));
+    reset_file(ls);
+    return r;
+}
+
+static int local_exists(struct sink *s, const char *rel)
+{
+    struct local_sink *ls = (struct local_sink *)s;
+    struct stat st;
+    int r = names(ls, rel);
+
+    if (r == 0 && lstat(ls->final, &st) == 0)
+        r = 1;
+    else if (r == 0 && errno != ENOENT && errno != ENOTDIR)
+        r = sink_fail(s, -errno, "%s: %s", ls->final, strerror(errno));
+    reset_file(ls);
+    return r;
+}
+
 const struct sink_ops sink_local = {
     .name = "local",
     .conf = &local_conf,
@@ -263,4 +301,6 @@ const struct sink_ops sink_local = {
     .write = local_write,
     .commit = local_commit,
     .abort = local_abort,
+    .discard = local_discard,
+    .exists = local_exists,
 };

@@ -53,6 +53,8 @@ struct sftp_settings {
     enum verify verify_how;
 };
 
+extern const struct sink_ops sink_sftp;
+
 struct sftp_sink {
     struct sink base;
     const struct sftp_settings *cf; /* borrowed: outlives the sink */
@@ -385,17 +387,17 @@ static int open_tmp(struct sftp_sink *s, int64_t offset, int mode)
     return sftpc_open(s->c, s->tmp, flags, (uint32_t)mode, &s->f);
 }
 
-static int sftp_open(struct sink *base, const char *rel, int mode,
-                     int64_t *offset)
+static int sftp_open(struct sink *base, struct sink_file *sf)
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
+    int64_t *offset = &sf->offset;
+    int mode = sf->mode & 0777 ? sf->mode & 0777 : 0644;
     struct sftp_attrs a;
     char what[64 + PATH_MAX];
-    int r = start_file(s, rel);
+    int r = start_file(s, sf->rel);
 
     if (r < 0)
         return r;
-    mode = mode & 0777 ? mode & 0777 : 0644;
     r = open_tmp(s, *offset, mode);
     if (r == -ENOENT) {
         /* A new folder: make it, then try again. */
@@ -633,7 +635,7 @@ static int rename_into_place(struct sftp_sink *s)
     return r < 0 ? r : sftpc_rename(s->c, s->tmp, s->final);
 }
 
-static int sftp_commit(struct sink *base, const struct sink_done *d)
+static int sftp_commit(struct sink *base, struct sink_done *d)
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
     char what[64 + 2 * PATH_MAX];
@@ -896,6 +898,46 @@ static void sftp_abort(struct sink *base)
     reset_file(s);
 }
 
+static int sftp_discard(struct sink *base, const char *rel, const char *token)
+{
+    struct sftp_sink *s = (struct sftp_sink *)base;
+    char what[64 + PATH_MAX];
+    int r = start_file(s, rel);
+
+    (void)token; /* the temporary file is found by its name */
+    if (r == 0)
+        r = sftpc_remove(s->c, s->tmp);
+    if (r == -ENOENT)
+        r = 0;
+    if (r < 0) {
+        snprintf(what, sizeof(what), "removing %s", s->tmp ? s->tmp : rel);
+        r = fail(s, r, what);
+    }
+    reset_file(s);
+    return r;
+}
+
+static int sftp_exists(struct sink *base, const char *rel)
+{
+    struct sftp_sink *s = (struct sftp_sink *)base;
+    struct sftp_attrs a;
+    char what[64 + PATH_MAX];
+    int r = start_file(s, rel);
+
+    if (r == 0)
+        r = sftpc_stat(s->c, s->final, &a);
+    if (r == 0)
+        r = 1;
+    else if (r == -ENOENT)
+        r = 0;
+    else if (s->final) {
+        snprintf(what, sizeof(what), "checking %s", s->final);
+        r = fail(s, r, what);
+    }
+    reset_file(s);
+    return r;
+}
+
 const struct sink_ops sink_sftp = {
     .name = "sftp",
     .conf = &sftp_conf,
@@ -909,6 +951,8 @@ const struct sink_ops sink_sftp = {
     .durable = sftp_durable,
     .commit = sftp_commit,
     .abort = sftp_abort,
+    .discard = sftp_discard,
+    .exists = sftp_exists,
     .put_many = sftp_put_many,
     .open_range = sftp_open_range,
     .close_range = sftp_close_range,

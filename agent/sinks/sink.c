@@ -10,6 +10,8 @@
 
 #include "sftprelay/sink.h"
 
+extern const struct sink_ops sink_sftp, sink_local;
+
 /* Every sink the agent knows, by target.type; the first is the default. */
 static const struct sink_ops *const sinks[] = {
     &sink_sftp,

@@ -95,6 +95,8 @@ struct conf {
     struct {
         char *type;                 /* a sink name */
         int probe_interval;         /* seconds between probes while down */
+        char *on_exists;            /* overwrite, skip, rename */
+        int on_exists_how;          /* the same as enum xfer_on_exists */
         const struct sink_ops *ops; /* found by type */
         const void *settings;       /* the sink's, from its table */
     } target;

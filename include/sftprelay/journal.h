@@ -41,13 +41,33 @@ struct journal_file {
     enum journal_state state;
     int64_t attempts;
     int64_t next_attempt;
-    int64_t resume_offset; /* bytes acknowledged by the target, without gaps */
-    char *sha256;          /* hex, of what was delivered; NULL until then */
+    int64_t resume_offset; /* bytes durable on the target, without gaps */
+    int64_t source_offset; /* the source bytes they came from */
+    char *resume_token;    /* the sink's, for resume_offset; or NULL */
+    char *sha256;          /* hex, of the source file; NULL until delivered */
     char *last_error;
     int64_t detected_at;
     int64_t attempted_at; /* 0 if never */
     int64_t delivered_at; /* 0 if not delivered */
     int64_t version;
+    char *target_path; /* once delivered: the name on the target if not path */
+    char *etag;        /* the target's tag of the object, or NULL */
+    char *outcome;     /* "written", "skipped", "renamed"; NULL until then */
+};
+
+/* How far a transfer got: what journal_checkpoint() records. */
+struct journal_mark {
+    int64_t offset;        /* bytes durable on the target */
+    int64_t source_offset; /* bytes of the source they came from */
+    const char *token;     /* the sink's resume token, or NULL */
+};
+
+/* What journal_delivered() records. */
+struct journal_delivery {
+    const char *sha256;      /* hex, of the source file */
+    const char *target_path; /* NULL: the same as the row's path */
+    const char *etag;        /* NULL: the target has none */
+    const char *outcome;     /* "written", "skipped", "renamed" */
 };
 
 struct journal_status {
@@ -134,10 +154,6 @@ int journal_claim_batch(struct journal *j, int64_t now, int64_t once_after,
                         int max, int64_t max_bytes, struct journal_file *out,
                         int *n);
 
-/*
- * Record that the target acknowledged every byte below offset for the
- * version f describes.  A row changed meanwhile is left alone.
- */
 /* A byte range of a file sent over its own connection: [start, done) is
  * on the target, [done, end) is not yet. */
 struct journal_range {
@@ -153,16 +169,21 @@ int journal_range_save(struct journal *j, const struct journal_file *f,
 int journal_ranges(struct journal *j, const struct journal_file *f,
                    struct journal_range *out, int max, int *n);
 
+/*
+ * Record how far the transfer of the version f describes got: every byte
+ * below m->offset is on the target.  A row changed meanwhile is left alone.
+ */
 int journal_checkpoint(struct journal *j, const struct journal_file *f,
-                       int64_t offset);
+                       const struct journal_mark *m);
 
 /*
- * Mark the version f describes delivered with its SHA-256.  Returns 0, or
+ * Mark the version f describes delivered, as d says.  Returns 0, or
  * -ESTALE when the row changed while it was sent (it is then queued again
  * at next_attempt), or a negative errno.
  */
 int journal_delivered(struct journal *j, const struct journal_file *f,
-                      const char *sha256, int64_t now, int64_t next_attempt);
+                      const struct journal_delivery *d, int64_t now,
+                      int64_t next_attempt);
 
 /*
  * Put a claimed row back in the queue, due at next_attempt, with error as

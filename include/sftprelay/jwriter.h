@@ -81,10 +81,13 @@ int jwriter_range(struct jwriter *w, const struct journal_file *f,
                   const struct journal_range *rg);
 
 /* Results of a transfer, for the version f describes (see journal.h). */
+struct journal_mark;
+struct journal_delivery;
 int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
-                       int64_t offset);
+                       const struct journal_mark *m);
 int jwriter_delivered(struct jwriter *w, const struct journal_file *f,
-                      const char *sha256, int64_t now, int64_t next_attempt);
+                      const struct journal_delivery *d, int64_t now,
+                      int64_t next_attempt);
 int jwriter_requeue(struct jwriter *w, const struct journal_file *f,
                     int64_t next_attempt, const char *error, int count_attempt,
                     int restart);

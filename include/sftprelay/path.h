@@ -35,6 +35,14 @@ int path_join(const char *dir, const char *rel, char **out);
  */
 int path_tmp_name(const char *rel, char **out);
 
+/*
+ * rel with n before its extension, for a file delivered beside one of
+ * the same name (target.on_exists = "rename"): "a/report.csv", 1 ->
+ * "a/report.1.csv"; "a/README" -> "a/README.1".  Into out (len bytes):
+ * 0, or -ENAMETOOLONG.
+ */
+int path_numbered(const char *rel, unsigned n, char *out, size_t len);
+
 /* Whether base is a temporary name made by path_tmp_name(). */
 int path_is_tmp_name(const char *base);
 

@@ -1,25 +1,46 @@
 /*
- * Sinks: where files are delivered (an SFTP server, a local folder, ...).
+ * Sinks: where files are delivered (an SFTP server, a local folder, object
+ * storage, ...).
  *
- * A sink is a const struct sink_ops.  Adding one (object storage, say) is
- * one file with its ops and its table of target.* keys (struct conf_table,
- * conf.h), and one line in the table in agent/sinks/sink.c; users pick it
- * with target.type.  The configuration reader fills the sink's own
- * settings struct from its table; create() gets that struct.  A sink knows
- * nothing of the journal: it is told a relative path and bytes, and answers
- * with 0 or a negative errno and, on error, a message in sink_error().
+ * A sink is a const struct sink_ops.  Adding one is one file with its ops
+ * and its table of target.* keys (struct conf_table, conf.h), one line in
+ * the table in agent/sinks/sink.c, its build and dependency lines and its
+ * section of sftprelay.conf(5); users pick it with target.type.  The
+ * configuration reader fills the sink's own settings struct from its
+ * table; create() gets that struct.  A sink knows nothing of the journal:
+ * it is told a relative path and bytes, and answers with 0 or a negative
+ * errno and, on error, a message in sink_error().
  *
- * One instance serves one worker and sends one file at a time:
- *   connect -> open -> write ... -> commit  (or abort, keeping the upload
- * for a later resume).  A write may return before the target has the
- * bytes (the SFTP sink keeps many writes in flight); durable() says how
- * far the target has acknowledged them, and only that is checkpointed.  A connection stays open between files.  Every call
- * may block for up to target.timeout; it returns -ECANCELED at once when
- * the cancel descriptor given to create() becomes readable.
+ * The transfer contract.  One instance serves one worker and sends one
+ * file at a time:
+ *   connect -> open -> write ... -> commit   (delivered)
+ *                                -> abort    (kept for a resume)
+ *                                -> discard  (thrown away)
+ * A connection stays open between files.  Every call may block for up to
+ * the sink's timeout; it returns -ECANCELED soon after the cancel
+ * descriptor given to create() becomes readable.
+ *
+ * Durability.  A write may return before the target has the bytes (the
+ * SFTP sink keeps many writes in flight, the S3 sink sends whole parts).
+ * durable() says below which offset every byte is safe on the target (SFTP:
+ * the acknowledged highwater; S3: the end of the last of the contiguous
+ * completed parts); only that is checkpointed.  With it the journal stores
+ * the sink's resume token, if it has one (token(): opaque text such as an
+ * S3 UploadId), and gives both back to open() on the next attempt, after a
+ * crash too.  open() may resume lower than the checkpoint (a lost part) or
+ * at 0 (the target lost the upload: a temporary file removed, an upload
+ * aborted by a lifecycle rule); never higher.  A big file sent as ranges
+ * over several connections (open_range) checkpoints each range's durable()
+ * the same way (the journal's ranges table).
+ *
+ * Offsets are of the bytes the sink is given, which a transform may make
+ * longer or shorter than the source file (xfer.h keeps both).
  *
  * Errors that concern the target as a whole (unreachable, refused login,
- * unknown host key, dropped connection) are the ones sink_error_is_target()
- * says yes to; the others concern one file.
+ * unknown host key, wrong keys, dropped connection) are the ones
+ * sink_error_is_target() says yes to; the others concern one file.
+ * -EAGAIN is the target asking to slow down (S3's 503 SlowDown): the file
+ * is tried again after a back-off, which counts as no attempt.
  */
 #ifndef SFTPRELAY_SINK_H
 #define SFTPRELAY_SINK_H
@@ -32,12 +53,36 @@ struct sink;
 
 #define SINK_ERR_MAX 512
 
-/* What commit() is told of the file it completes. */
+/* Longest resume token, and longest object tag (an S3 ETag). */
+#define SINK_TOKEN_MAX 1024
+#define SINK_ETAG_MAX 128
+
+/* The file open() starts or resumes. */
+struct sink_file {
+    const char *rel; /* where it lands: checked by path_rel_check() */
+    int mode;        /* its permission bits */
+    int64_t size;    /* bytes the sink will be given; -1: not known */
+    /*
+     * In: the durable offset the journal holds; out: where writing
+     * resumes (at most that).
+     */
+    int64_t offset;
+    /*
+     * The token the journal holds with offset, or NULL.  With an offset
+     * of 0 it names an upload to throw away before starting anew.
+     */
+    const char *token;
+};
+
+/* What commit() is told of the file it completes, and answers. */
 struct sink_done {
     int64_t size;         /* bytes written from offset 0 */
     int64_t mtime_ns;     /* the source file's modification time */
     int mode;             /* its permission bits */
-    const uint8_t *sha256; /* 32 bytes: of the bytes written, all of them */
+    const uint8_t *sha256; /* 32 bytes: of the bytes written, all of them;
+                            * NULL when not known (a transform) */
+    char etag[SINK_ETAG_MAX]; /* out: the target's tag of the object
+                               * (S3's ETag), or "" */
 };
 
 /* A small file put_many() delivers whole. */
@@ -68,13 +113,10 @@ struct sink_ops {
     int (*connect)(struct sink *s);
     void (*disconnect)(struct sink *s);
     /*
-     * Start delivering rel (a path checked by path_rel_check()) to its
-     * temporary name.  *offset comes in as the checkpoint the journal holds
-     * and goes out as where writing resumes: at most the checkpoint, and 0
-     * when the temporary file is missing or shorter.  mode is the file's
-     * permission bits.
+     * Start or resume delivering f->rel to its temporary name (or upload),
+     * from f->offset as described above.
      */
-    int (*open)(struct sink *s, const char *rel, int mode, int64_t *offset);
+    int (*open)(struct sink *s, struct sink_file *f);
     /*
      * Write len bytes at the current offset: 0 once they are taken (buf
      * may be reused), or an error of this or an earlier write.
@@ -86,13 +128,31 @@ struct sink_ops {
      */
     int64_t (*durable)(struct sink *s);
     /*
+     * The resume token that goes with durable(), or NULL when the sink
+     * needs none (a temporary file is found by its name).  Owned by s,
+     * valid until the next call.  NULL op: never a token.
+     */
+    const char *(*token)(struct sink *s);
+    /*
      * Wait for every write, check the file against d as the sink's
      * settings ask, flush, close and rename into place.  0 means
      * delivered.
      */
-    int (*commit)(struct sink *s, const struct sink_done *d);
+    int (*commit)(struct sink *s, struct sink_done *d);
     /* Stop the current file; what was written stays for a resume. */
     void (*abort)(struct sink *s);
+    /*
+     * Throw away the unfinished upload of rel (connected, no file open):
+     * its temporary file, or the upload token names (NULL: none
+     * recorded), because the source changed or vanished.  0 also when
+     * there was nothing to throw away.
+     */
+    int (*discard)(struct sink *s, const char *rel, const char *token);
+    /*
+     * Whether rel is on the target already (connected, no file open): 1,
+     * 0, or a negative errno.  For target.on_exists.
+     */
+    int (*exists)(struct sink *s, const char *rel);
     /*
      * Deliver n (at most SINK_PUT_MAX) small files whole, connected and
      * with no file open, their requests in flight together: each as
@@ -154,10 +214,9 @@ static inline void sink_disconnect(struct sink *s)
     s->ops->disconnect(s);
 }
 
-static inline int sink_open(struct sink *s, const char *rel, int mode,
-                            int64_t *offset)
+static inline int sink_open(struct sink *s, struct sink_file *f)
 {
-    return s->ops->open(s, rel, mode, offset);
+    return s->ops->open(s, f);
 }
 
 static inline int sink_write(struct sink *s, const void *buf, size_t len)
@@ -165,7 +224,7 @@ static inline int sink_write(struct sink *s, const void *buf, size_t len)
     return s->ops->write(s, buf, len);
 }
 
-static inline int sink_commit(struct sink *s, const struct sink_done *d)
+static inline int sink_commit(struct sink *s, struct sink_done *d)
 {
     return s->ops->commit(s, d);
 }
@@ -181,7 +240,21 @@ static inline void sink_destroy(struct sink *s)
         s->ops->destroy(s);
 }
 
-extern const struct sink_ops sink_sftp;
-extern const struct sink_ops sink_local;
+static inline int sink_discard(struct sink *s, const char *rel,
+                               const char *token)
+{
+    return s->ops->discard(s, rel, token);
+}
+
+static inline int sink_exists(struct sink *s, const char *rel)
+{
+    return s->ops->exists(s, rel);
+}
+
+/* The token for the current file: sink token(), or NULL. */
+static inline const char *sink_token(struct sink *s)
+{
+    return s->ops->token ? s->ops->token(s) : NULL;
+}
 
 #endif

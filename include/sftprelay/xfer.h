@@ -20,6 +20,21 @@ struct journal_range;
 struct ratelimit;
 struct transform_chain;
 
+/* How far a transfer got, for the checkpoint callback. */
+struct xfer_mark {
+    int64_t offset;        /* every byte the sink was given below it is on
+                            * the target (sink durable()) */
+    int64_t source_offset; /* the source bytes they came from */
+    const char *token;     /* the sink's resume token (sink token()), or NULL */
+};
+
+/* target.on_exists: what to do when the target has the file already. */
+enum xfer_on_exists {
+    XFER_OVERWRITE, /* replace it (atomically, where the sink can) */
+    XFER_SKIP,      /* leave it; the file counts as delivered, "skipped" */
+    XFER_RENAME,    /* deliver beside it: report.csv -> report.1.csv */
+};
+
 /* What a worker owns and reuses for every file. */
 struct xfer_env {
     struct source *src;
@@ -29,11 +44,9 @@ struct xfer_env {
     size_t bufsize;
     int cancel_fd;         /* readable: stop between chunks with -ECANCELED */
     struct ratelimit *rate; /* transfer.bandwidth_limit; NULL: none */
-    /*
-     * As the target acknowledges bytes (sink durable()): every byte below
-     * offset is there.
-     */
-    int (*checkpoint)(void *arg, int64_t offset);
+    enum xfer_on_exists on_exists;
+    /* As the target makes bytes durable: record m (borrowed). */
+    int (*checkpoint)(void *arg, const struct xfer_mark *m);
     void *arg;
 };
 
@@ -42,11 +55,20 @@ struct xfer_job {
     const char *path; /* relative to the source root */
     int64_t size;
     int64_t mtime_ns;
+    /* the journal's checkpoint: as struct xfer_mark */
     int64_t resume_offset;
+    int64_t source_offset;
+    const char *token;
 };
 
+/* Longest name on the target a result holds. */
+#define XFER_NAME_MAX 4096
+
 struct xfer_result {
-    char sha256[65];        /* hex, of the bytes delivered */
+    char sha256[65];        /* hex, of the source file's bytes */
+    char placed[XFER_NAME_MAX]; /* where it landed if not at path, or "" */
+    char etag[SINK_ETAG_MAX];   /* the target's tag of it, or "" */
+    int skipped;            /* target.on_exists = "skip" left the target's */
     struct source_stat now; /* the source file as last seen */
     int64_t resumed_at;     /* where this attempt started */
     int64_t sent;           /* bytes this attempt wrote */
@@ -55,10 +77,12 @@ struct xfer_result {
 };
 
 /*
- * Send job.  Returns 0 once the file is in place on the target, or:
+ * Send job.  Returns 0 once the file is in place on the target (or was
+ * left alone: res->skipped), or:
  *   -ENOENT   the source file is gone (res->err says so);
  *   -ESTALE   it changed: res->now holds its new size and mtime;
  *   -ECANCELED the cancel descriptor fired; the upload can resume;
+ *   -EAGAIN   the target asked to slow down: try again after a back-off;
  *   another negative errno, with res->err and res->target set.
  */
 int xfer_run(struct xfer_env *env, const struct xfer_job *job,
@@ -66,8 +90,9 @@ int xfer_run(struct xfer_env *env, const struct xfer_job *job,
 
 /*
  * Whether xfer_run_many() can take these n jobs together: the sink has
- * put_many, the chain keeps bytes as they are, none resumes, each is at
- * most XFER_SMALL bytes and all fit in the buffer.
+ * put_many, target.on_exists is overwrite, the chain keeps bytes as they
+ * are, none resumes, each is at most XFER_SMALL bytes and all fit in the
+ * buffer.
  */
 #define XFER_SMALL (64 * 1024)
 int xfer_can_batch(const struct xfer_env *env, const struct xfer_job *jobs,

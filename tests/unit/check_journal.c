@@ -10,6 +10,11 @@
 #include "journal/sql.h"
 #include "sftprelay/journal.h"
 
+/* The checkpoint of a file sent as it is, with no resume token. */
+#define MARK(off) (&(struct journal_mark){.offset = (off), .source_offset = (off)})
+/* A delivery written under the row's own name. */
+#define DELIVERY(sha) (&(struct journal_delivery){.sha256 = (sha), .outcome = "written"})
+
 #ifndef JOURNAL_FIXTURES
 #error "JOURNAL_FIXTURES: the folder of the journal dumps (Makefile.am)"
 #endif
@@ -94,6 +99,54 @@ START_TEST(test_newer_schema_refused)
 }
 END_TEST
 
+/* The transfer contract's fields: token, source offset, where and how. */
+START_TEST(test_resume_token_and_delivery)
+{
+    struct journal_file f, g;
+    struct journal_mark m = {.offset = 8388608,
+                             .source_offset = 9000000,
+                             .token = "upload-1"};
+    struct journal_delivery d = {.sha256 = "cd34",
+                                 .target_path = "r.1.csv",
+                                 .etag = "\"abc-2\"",
+                                 .outcome = "renamed"};
+
+    ck_assert_int_eq(journal_offer(j, "r.csv", 20000000, 1, 100, NULL), 0);
+    ck_assert_int_eq(journal_claim(j, 100, -1, &f), 0);
+    ck_assert_int_eq(journal_checkpoint(j, &f, &m), 0);
+    ck_assert_int_eq(journal_get(j, "r.csv", &g), 0);
+    ck_assert_int_eq(g.resume_offset, 8388608);
+    ck_assert_int_eq(g.source_offset, 9000000);
+    ck_assert_str_eq(g.resume_token, "upload-1");
+    journal_file_clear(&g);
+    /* A new version starts from 0 but keeps the token, so that the next
+     * attempt throws that upload away. */
+    ck_assert_int_eq(journal_restat(j, f.id, 20000001, 2), 0);
+    ck_assert_int_eq(journal_get(j, "r.csv", &g), 0);
+    ck_assert_int_eq(g.resume_offset, 0);
+    ck_assert_int_eq(g.source_offset, 0);
+    ck_assert_str_eq(g.resume_token, "upload-1");
+    journal_file_clear(&g);
+    f.size = 20000001;
+    f.mtime_ns = 2;
+    ck_assert_int_eq(journal_delivered(j, &f, &d, 105, 106), 0);
+    ck_assert_int_eq(journal_get(j, "r.csv", &g), 0);
+    ck_assert_int_eq(g.state, JS_DELIVERED);
+    ck_assert_ptr_null(g.resume_token);
+    ck_assert_str_eq(g.target_path, "r.1.csv");
+    ck_assert_str_eq(g.etag, "\"abc-2\"");
+    ck_assert_str_eq(g.outcome, "renamed");
+    journal_file_clear(&g);
+    /* Sent again by hand: where and how are of the next delivery. */
+    ck_assert_int_eq(journal_retry(j, "r.csv"), 0);
+    ck_assert_int_eq(journal_get(j, "r.csv", &g), 0);
+    ck_assert_ptr_null(g.target_path);
+    ck_assert_ptr_null(g.outcome);
+    journal_file_clear(&g);
+    journal_file_clear(&f);
+}
+END_TEST
+
 START_TEST(test_lifecycle)
 {
     struct journal_file f, g;
@@ -113,12 +166,12 @@ START_TEST(test_lifecycle)
     ck_assert_int_eq(f.size, 10);
     ck_assert_int_eq(journal_claim(j, 100, -1, &g), -ENOENT);
 
-    ck_assert_int_eq(journal_checkpoint(j, &f, 4), 0);
+    ck_assert_int_eq(journal_checkpoint(j, &f, MARK(4)), 0);
     ck_assert_int_eq(journal_get(j, f.path, &g), 0);
     ck_assert_int_eq(g.resume_offset, 4);
     journal_file_clear(&g);
 
-    ck_assert_int_eq(journal_delivered(j, &f, "ab12", 105, 106), 0);
+    ck_assert_int_eq(journal_delivered(j, &f, DELIVERY("ab12"), 105, 106), 0);
     ck_assert_int_eq(journal_get(j, f.path, &g), 0);
     ck_assert_int_eq(g.state, JS_DELIVERED);
     ck_assert_str_eq(g.sha256, "ab12");
@@ -163,13 +216,13 @@ START_TEST(test_changed_while_queued_and_sending)
     journal_file_clear(&g);
 
     ck_assert_int_eq(journal_claim(j, 200, -1, &f), 0);
-    ck_assert_int_eq(journal_checkpoint(j, &f, 8), 0);
+    ck_assert_int_eq(journal_checkpoint(j, &f, MARK(8)), 0);
     /* The file grows while it is sent. */
     ck_assert_int_eq(journal_offer(j, "f", 30, 3, 201, NULL), 0);
     ck_assert_int_eq(state_of("f"), JS_SENDING);
     /* A late checkpoint of the old version changes nothing. */
-    ck_assert_int_eq(journal_checkpoint(j, &f, 12), 0);
-    ck_assert_int_eq(journal_delivered(j, &f, "old", 202, 210), -ESTALE);
+    ck_assert_int_eq(journal_checkpoint(j, &f, MARK(12)), 0);
+    ck_assert_int_eq(journal_delivered(j, &f, DELIVERY("old"), 202, 210), -ESTALE);
     ck_assert_int_eq(journal_get(j, "f", &g), 0);
     ck_assert_int_eq(g.state, JS_QUEUED);
     ck_assert_int_eq(g.size, 30);
@@ -190,7 +243,7 @@ START_TEST(test_backoff_and_failure)
     ck_assert_int_eq(journal_next_due(j, &due), -ENOENT);
     ck_assert_int_eq(journal_offer(j, "x", 5, 1, 100, NULL), 0);
     ck_assert_int_eq(journal_claim(j, 100, -1, &f), 0);
-    ck_assert_int_eq(journal_checkpoint(j, &f, 3), 0);
+    ck_assert_int_eq(journal_checkpoint(j, &f, MARK(3)), 0);
     ck_assert_int_eq(journal_requeue(j, f.id, 160, "no space left", 1, 0), 0);
     ck_assert_int_eq(journal_next_due(j, &due), 0);
     ck_assert_int_eq(due, 160);
@@ -231,7 +284,7 @@ START_TEST(test_retry_by_path)
     ck_assert_int_eq(journal_offer(j, "p", 5, 1, 100, NULL), 0);
     ck_assert_int_eq(journal_claim(j, 100, -1, &f), 0);
     ck_assert_int_eq(journal_retry(j, "p"), -EBUSY);
-    ck_assert_int_eq(journal_delivered(j, &f, "s", 101, 0), 0);
+    ck_assert_int_eq(journal_delivered(j, &f, DELIVERY("s"), 101, 0), 0);
     /* A delivered file retried by hand is sent again as a new version. */
     ck_assert_int_eq(journal_retry(j, "p"), 0);
     ck_assert_int_eq(journal_get(j, "p", &g), 0);
@@ -250,7 +303,7 @@ START_TEST(test_recover_after_crash)
 
     ck_assert_int_eq(journal_offer(j, "big", 1000, 1, 100, NULL), 0);
     ck_assert_int_eq(journal_claim(j, 100, -1, &f), 0);
-    ck_assert_int_eq(journal_checkpoint(j, &f, 400), 0);
+    ck_assert_int_eq(journal_checkpoint(j, &f, MARK(400)), 0);
     journal_file_clear(&f);
     /* The agent dies here; a new one opens the same journal. */
     journal_close(j);
@@ -335,10 +388,10 @@ START_TEST(test_prune_and_status)
     ck_assert_int_eq(journal_offer(j, "new", 1, 1, 60, NULL), 0);
     ck_assert_int_eq(journal_offer(j, "waiting", 1, 1, 70, NULL), 0);
     ck_assert_int_eq(journal_claim(j, 100, -1, &f), 0);
-    ck_assert_int_eq(journal_delivered(j, &f, "s1", 100, 0), 0);
+    ck_assert_int_eq(journal_delivered(j, &f, DELIVERY("s1"), 100, 0), 0);
     journal_file_clear(&f);
     ck_assert_int_eq(journal_claim(j, 100, -1, &f), 0);
-    ck_assert_int_eq(journal_delivered(j, &f, "s2", 200, 0), 0);
+    ck_assert_int_eq(journal_delivered(j, &f, DELIVERY("s2"), 200, 0), 0);
     journal_file_clear(&f);
     ck_assert_int_eq(journal_claim(j, 300, -1, &f), 0);
     ck_assert_int_eq(journal_requeue(j, f.id, 400, "connection refused", 0, 0),
@@ -661,6 +714,11 @@ static void check_file(const struct want_file *w)
     ck_assert_int_eq(f.attempts, w->attempts);
     ck_assert_int_eq(f.next_attempt, w->next_attempt);
     ck_assert_int_eq(f.resume_offset, w->resume_offset);
+    /* Before version 5 the source offset was the target's. */
+    ck_assert_int_eq(f.source_offset, w->resume_offset);
+    ck_assert_ptr_null(f.resume_token);
+    ck_assert_ptr_null(f.target_path);
+    ck_assert_ptr_null(f.outcome);
     str_eq_or_null(f.sha256, w->sha256);
     str_eq_or_null(f.last_error, w->last_error);
     ck_assert_int_eq(f.detected_at, w->detected_at);
@@ -766,7 +824,15 @@ static void check_recover_and_claim(const struct fixture *fx)
 /* Load fx, open it as the agent does, and check it all. */
 static void check_upgrade(const struct fixture *fx)
 {
+    size_t i;
+
     load_dump(fx);
+    /* A reader (the CLI, before the agent upgraded it) reads it as is. */
+    ck_assert_int_eq(journal_open(db, JOURNAL_RDONLY, &j), 0);
+    for (i = 0; i < fx->n_files; i++)
+        check_file(&fx->files[i]);
+    journal_close(j);
+    ck_assert_int_eq(file_version(), fx->version);
     ck_assert_int_eq(journal_open(db, JOURNAL_CREATE, &j), 0);
     ck_assert_int_eq(file_version(), JOURNAL_SCHEMA_VERSION);
     check_contents(fx);
@@ -797,6 +863,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, test_missing_readonly);
     tcase_add_test(tc, test_newer_schema_refused);
     tcase_add_test(tc, test_lifecycle);
+    tcase_add_test(tc, test_resume_token_and_delivery);
     tcase_add_test(tc, test_changed_while_queued_and_sending);
     tcase_add_test(tc, test_backoff_and_failure);
     tcase_add_test(tc, test_retry_by_path);

@@ -22,6 +22,11 @@
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
 
+/* The checkpoint of a file sent as it is, with no resume token. */
+#define MARK(off) (&(struct journal_mark){.offset = (off), .source_offset = (off)})
+/* A delivery written under the row's own name. */
+#define DELIVERY(sha) (&(struct journal_delivery){.sha256 = (sha), .outcome = "written"})
+
 #define DEADLINE_MS 30000
 
 static char *dir, *state, *db;
@@ -228,11 +233,11 @@ START_TEST(test_results_in_order)
     hold_writer();
     /* A checkpoint then a requeue: applied in the other order, the
      * checkpoint would find the row queued and be ignored. */
-    ck_assert_int_eq(jwriter_checkpoint(jw, &x, 40), 0);
+    ck_assert_int_eq(jwriter_checkpoint(jw, &x, MARK(40)), 0);
     ck_assert_int_eq(jwriter_requeue(jw, &x, 5000, "first", 1, 0), 0);
     /* A delivered then a checkpoint: the late checkpoint changes nothing. */
-    ck_assert_int_eq(jwriter_delivered(jw, &y, "cafe", 1001, 1002), 0);
-    ck_assert_int_eq(jwriter_checkpoint(jw, &y, 7), 0);
+    ck_assert_int_eq(jwriter_delivered(jw, &y, DELIVERY("cafe"), 1001, 1002), 0);
+    ck_assert_int_eq(jwriter_checkpoint(jw, &y, MARK(7)), 0);
     ck_assert_int_eq(jwriter_agent_set(jw, "k", "1", 1), 0);
     ck_assert_int_eq(jwriter_agent_set(jw, "k", "2", 2), 0);
     ck_assert_int_eq(jwriter_agent_set(jw, "k", "3", 3), 0);
@@ -269,21 +274,21 @@ START_TEST(test_checkpoints_coalesce)
     y = claimed("y", 1 << 20);
     hold_writer();
     for (i = 1; i <= 100; i++)
-        ck_assert_int_eq(jwriter_checkpoint(jw, &x, i * 1000), 0);
+        ck_assert_int_eq(jwriter_checkpoint(jw, &x, MARK(i * 1000)), 0);
     ck_assert_int_eq(stats().waiting, 1);
-    ck_assert_int_eq(jwriter_checkpoint(jw, &y, 10), 0);
-    ck_assert_int_eq(jwriter_checkpoint(jw, &y, 20), 0);
+    ck_assert_int_eq(jwriter_checkpoint(jw, &y, MARK(10)), 0);
+    ck_assert_int_eq(jwriter_checkpoint(jw, &y, MARK(20)), 0);
     ck_assert_int_eq(stats().waiting, 2);
     /* Another version of x is another checkpoint. */
     other = x;
     other.size = 5;
-    ck_assert_int_eq(jwriter_checkpoint(jw, &other, 3), 0);
+    ck_assert_int_eq(jwriter_checkpoint(jw, &other, MARK(3)), 0);
     ck_assert_int_eq(stats().waiting, 3);
     /* One still queued behind another result is moved forward too (the
      * row cannot be claimed again before that result is written). */
     ck_assert_int_eq(jwriter_agent_set(jw, "k", "v", 1), 0);
     ck_assert_int_eq(stats().waiting, 4);
-    ck_assert_int_eq(jwriter_checkpoint(jw, &x, 200000), 0);
+    ck_assert_int_eq(jwriter_checkpoint(jw, &x, MARK(200000)), 0);
     ck_assert_int_eq(stats().waiting, 4);
     release_writer();
     ck_assert_int_eq(jwriter_flush(jw, DEADLINE_MS), 0);

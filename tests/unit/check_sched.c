@@ -89,12 +89,12 @@ static void fake_disconnect(struct sink *s)
     (void)s;
 }
 
-static int fake_open(struct sink *s, const char *rel, int mode, int64_t *offset)
+static int fake_open(struct sink *s, struct sink_file *f)
 {
     struct fake_sink *fs = (struct fake_sink *)s;
+    const char *rel = f->rel;
     int bad, r;
 
-    (void)mode;
     pthread_mutex_lock(&fk.lock);
     bad = fk.bad_path && strcmp(rel, fk.bad_path) == 0;
     fk.bad_opens += bad;
@@ -106,7 +106,7 @@ static int fake_open(struct sink *s, const char *rel, int mode, int64_t *offset)
         return sink_fail(s, -EACCES, "refused by the fake sink");
     free(fs->rel);
     fs->rel = strdup(rel);
-    fs->pos = *offset;
+    fs->pos = f->offset;
     fs->written = 0;
     return fs->rel ? 0 : -ENOMEM;
 }
@@ -149,7 +149,7 @@ static int fake_write(struct sink *s, const void *buf, size_t len)
     return 0;
 }
 
-static int fake_commit(struct sink *s, const struct sink_done *d)
+static int fake_commit(struct sink *s, struct sink_done *d)
 {
     struct fake_sink *fs = (struct fake_sink *)s;
 

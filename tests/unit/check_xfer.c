@@ -26,8 +26,10 @@ static char buf[CHUNK];
 static int64_t checkpoints[64];
 static int n_checkpoints, stop_after;
 
-static int on_checkpoint(void *arg, int64_t off)
+static int on_checkpoint(void *arg, const struct xfer_mark *m)
 {
+    int64_t off = m->offset;
+
     if (n_checkpoints < 64)
         checkpoints[n_checkpoints] = off;
     n_checkpoints++;

@@ -1109,6 +1109,19 @@ int s3_list(struct s3 *c, const char *prefix,
     return r;
 }
 
+int s3_probe(struct s3 *c, const char *prefix)
+{
+    const struct sigv4_pair qp[] = {{"list-type", "2"}, {"max-keys", "1"},
+                                    {"prefix", prefix}};
+    const struct req q = {.method = "GET", .op = "ListObjectsV2", .key = "",
+                          .query = qp, .n_query = 3};
+    struct xfer *x = NULL;
+    int r = request(c, &q, NULL, 0, &x);
+
+    xfer_free(x);
+    return r;
+}
+
 /* ---- multipart uploads -------------------------------------------------- */
 
 struct upload_id {

@@ -105,6 +105,25 @@ void sigv4_sha256_hex(const void *p, size_t len, char hex[65]);
 #define SIGV4_EMPTY_SHA256                                                     \
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+/* ---- Credentials (agent/s3/creds.c) ------------------------------------- */
+
+struct s3_creds {
+    char access_key_id[256];
+    char secret_access_key[4096]; /* wipe with explicit_bzero() after use */
+};
+
+/*
+ * The keys to sign with, looked for as the AWS tools do: access_key_id
+ * with the first line of secret_file if secret_file is set; else
+ * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; else profile ("" or NULL:
+ * "default") of AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials.
+ * Returns 0, or a negative errno with why (whylen bytes) naming what was
+ * looked at, never the secret.
+ */
+int s3_creds_load(const char *access_key_id, const char *secret_file,
+                  const char *profile, struct s3_creds *out, char *why,
+                  size_t whylen);
+
 /* ---- The client ---------------------------------------------------------- */
 
 struct s3;
@@ -186,6 +205,13 @@ int s3_head(struct s3 *c, const char *key, struct s3_object *out);
  */
 int s3_get(struct s3 *c, const char *key, int64_t off, void *buf,
            size_t len, const char *if_match, size_t *got);
+
+/*
+ * Whether the bucket answers to our keys: one ListObjectsV2 page of at
+ * most one key under prefix.  The errors of any request (wrong keys, no
+ * bucket, no server) in one cheap call.
+ */
+int s3_probe(struct s3 *c, const char *prefix);
 
 /* DeleteObject; deleting a missing key is no error (S3's rule). */
 int s3_delete(struct s3 *c, const char *key);

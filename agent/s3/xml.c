@@ -46,6 +46,8 @@ static void XMLCALL on_start(void *data, const XML_Char *name,
     struct reader *rd = data;
     const char *n = local(name);
 
+    if (rd->r)
+        return; /* stopped: expat may still call a handler or two */
     if (rd->depth >= DEPTH_MAX || strlen(n) >= NAME_MAX_) {
         stop(rd, -EPROTO);
         return;
@@ -60,6 +62,8 @@ static void XMLCALL on_end(void *data, const XML_Char *name)
     struct reader *rd = data;
     int r;
 
+    if (rd->r || rd->depth == 0)
+        return; /* stopped, or the end of an element we refused */
     r = rd->end(rd->arg, rd->depth,
                 rd->depth > 1 ? rd->names[rd->depth - 2] : "",
                 rd->names[rd->depth - 1], rd->text);
@@ -74,6 +78,8 @@ static void XMLCALL on_text(void *data, const XML_Char *s, int len)
 {
     struct reader *rd = data;
 
+    if (rd->r)
+        return;
     if (rd->tlen + (size_t)len > S3_XML_TEXT_MAX) {
         stop(rd, -EPROTO);
         return;

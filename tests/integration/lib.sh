@@ -64,14 +64,15 @@ ok() {
     echo "ok $TESTS_RUN - $*"
 }
 
-# A TCP port nobody listens on now.
+# free_port [N]: a TCP port nobody listens on now (N distinct ones, one a
+# line).
 free_port() {
-    python3 - <<'PY'
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
+    python3 - "${1:-1}" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
 PY
 }
 

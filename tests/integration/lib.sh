@@ -24,6 +24,10 @@ else
 fi
 PIDS=()
 TESTS_RUN=0
+# Debian's Python for the helpers below: a python3 earlier on PATH (a
+# pyenv shim) can cost most of a second a start, and waits poll often.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 
 cleanup() {
     local pid
@@ -67,7 +71,7 @@ ok() {
 # free_port [N]: a TCP port nobody listens on now (N distinct ones, one a
 # line).
 free_port() {
-    python3 - "${1:-1}" <<'PY'
+    "$PY" - "${1:-1}" <<'PY'
 import socket, sys
 socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks:
@@ -293,7 +297,7 @@ relay() {
 # The state of PATH in the journal ("" if none).
 state_of() {
     relay --json show "$1" 2>/dev/null |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' \
+        "$PY" -c 'import json,sys; print(json.load(sys.stdin)["state"])' \
             2>/dev/null || true
 }
 

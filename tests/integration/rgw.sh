@@ -74,6 +74,7 @@ admin_socket = $d/run/\$name.asok
 pid_file =
 crash_dir = $d/crash
 log_file = $d/log/\$name.log
+mon_cluster_log_file = $d/log/\$cluster.\$channel.log
 mon_data = $d/mon/\$name
 osd_data = $d/osd/\$name
 osd_objectstore = memstore

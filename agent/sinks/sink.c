@@ -10,12 +10,13 @@
 
 #include "sftprelay/sink.h"
 
-extern const struct sink_ops sink_sftp, sink_local;
+extern const struct sink_ops sink_sftp, sink_local, sink_s3;
 
 /* Every sink the agent knows, by target.type; the first is the default. */
 static const struct sink_ops *const sinks[] = {
     &sink_sftp,
     &sink_local,
+    &sink_s3,
 };
 
 #define N_SINKS (sizeof(sinks) / sizeof(sinks[0]))

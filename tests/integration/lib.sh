@@ -24,6 +24,10 @@ else
 fi
 PIDS=()
 TESTS_RUN=0
+# Debian's Python for the helpers below: a python3 earlier on PATH (a
+# pyenv shim) can cost most of a second a start, and waits poll often.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 
 cleanup() {
     local pid
@@ -64,14 +68,15 @@ ok() {
     echo "ok $TESTS_RUN - $*"
 }
 
-# A TCP port nobody listens on now.
+# free_port [N]: a TCP port nobody listens on now (N distinct ones, one a
+# line).
 free_port() {
-    python3 - <<'PY'
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
+    "$PY" - "${1:-1}" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
 PY
 }
 
@@ -312,7 +317,7 @@ relay() {
 # The state of PATH in the journal ("" if none).
 state_of() {
     relay --json show "$1" 2>/dev/null |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' \
+        "$PY" -c 'import json,sys; print(json.load(sys.stdin)["state"])' \
             2>/dev/null || true
 }
 

@@ -10,7 +10,7 @@ write_conf
 # field PATH KEY: a field of "sftprelay --json show PATH".
 field() {
     relay --json show "$1" |
-        python3 -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print("" if v is None else v)' "$2"
+        "$PY" -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print("" if v is None else v)' "$2"
 }
 
 # set_policy VALUE: target.on_exists in the config.

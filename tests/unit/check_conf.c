@@ -227,9 +227,15 @@ static const struct bad_case bad_cases[] = {
      " probe_interval = 0; };\n",
      "DIR/sftprelay.conf:3: target.probe_interval: 0 is out of range (1 to "
      "3600)"},
+    {"source = { path = \"/up\"; };\ntarget = {\n type = \"ftp\"; };\n",
+     "DIR/sftprelay.conf:3: target.type: unknown sink \"ftp\" (known: sftp, "
+     "local, s3)"},
     {"source = { path = \"/up\"; };\ntarget = {\n type = \"s3\"; };\n",
-     "DIR/sftprelay.conf:3: target.type: unknown sink \"s3\" (known: sftp, "
-     "local)"},
+     "DIR/sftprelay.conf:2: target.bucket: required key is missing"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"s3\";\n"
+     " bucket = \"b\"; part_size = 1048576; };\n",
+     "DIR/sftprelay.conf:3: target.part_size: 1048576 is out of range "
+     "(5242880 to 5368709120)"},
     {"source = { path = \"/up\";\n type = \"s3\"; };\n",
      "DIR/sftprelay.conf:2: source.type: unknown source \"s3\" (known: "
      "local, sftp)"},

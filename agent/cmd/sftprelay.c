@@ -112,17 +112,21 @@ static void print_file_json(const struct journal_file *f)
     printf("}");
 }
 
-/*
- * The agent's last word on the target: *err (malloc'd, the caller frees
- * it) and *at, or NULL when the agent recorded none or an empty one.
- */
-static void target_error(struct cli *c, char **err, int64_t *at)
+/* What the agent last said of the target, or of the source host. */
+struct outage_said {
+    char *err; /* malloc'd; NULL: none, or an empty one (it is up) */
+    int64_t at;
+};
+
+/* The agent's last word under key ("target_error", "source_error"). */
+static void outage_get(struct cli *c, const char *key, struct outage_said *o)
 {
+    char **err = &o->err;
     int r;
 
     *err = NULL;
-    *at = 0;
-    r = journal_agent_get(c->j, "target_error", err, at);
+    o->at = 0;
+    r = journal_agent_get(c->j, key, err, &o->at);
     if (r < 0 && r != -ENOENT) { /* not "ok": say that it is not known */
         if (asprintf(err, "not known: journal: %s", journal_errmsg(c->j)) < 0)
             *err = NULL;
@@ -134,11 +138,11 @@ static void target_error(struct cli *c, char **err, int64_t *at)
     }
 }
 
-/* The status as one JSON object on stdout; target_err may be NULL. */
+/* The status as one JSON object on stdout. */
 static void print_status_json(const struct cli *c,
                               const struct journal_status *st,
-                              const char *target_err, int64_t target_at,
-                              int64_t now)
+                              const struct outage_said *tgt,
+                              const struct outage_said *src, int64_t now)
 {
     int i;
 
@@ -153,19 +157,37 @@ static void print_status_json(const struct cli *c,
         json_kv_int("oldest_pending_age", now - st->oldest_pending, 1);
     else
         printf(", \"oldest_pending_age\": null");
-    json_kv_str("target_error", target_err, 1);
-    json_kv_time("target_error_at", target_err ? target_at : 0);
+    json_kv_str("target_error", tgt->err, 1);
+    json_kv_time("target_error_at", tgt->err ? tgt->at : 0);
+    json_kv_str("source_error", src->err, 1);
+    json_kv_time("source_error_at", src->err ? src->at : 0);
     json_kv_str("last_error_path", st->last_error_path, 1);
     json_kv_str("last_error", st->last_error, 1);
     json_kv_time("last_error_at", st->last_error_at);
     printf("}\n");
 }
 
-/* The status as text for people on stdout; target_err may be NULL. */
+/* "what:        unreachable (since ...): why", or ok (if say_ok). */
+static void print_outage(const char *what, const struct outage_said *o,
+                         int say_ok)
+{
+    char when[32];
+
+    if (o->err) {
+        fmt_time(o->at, when, sizeof(when));
+        printf("%-12s unreachable (since %s): ", what, when);
+        text_print_safe(stdout, o->err);
+        printf("\n");
+    } else if (say_ok) {
+        printf("%-12s ok\n", what);
+    }
+}
+
+/* The status as text for people on stdout. */
 static void print_status_text(const struct cli *c,
                               const struct journal_status *st,
-                              const char *target_err, int64_t target_at,
-                              int64_t now)
+                              const struct outage_said *tgt,
+                              const struct outage_said *src, int64_t now)
 {
     char when[32], age[32];
     int i;
@@ -180,14 +202,8 @@ static void print_status_text(const struct cli *c,
     } else {
         printf("oldest pending: none\n");
     }
-    if (target_err) {
-        fmt_time(target_at, when, sizeof(when));
-        printf("target:      unreachable (since %s): ", when);
-        text_print_safe(stdout, target_err);
-        printf("\n");
-    } else {
-        printf("target:      ok\n");
-    }
+    print_outage("target:", tgt, 1);
+    print_outage("source:", src, 0); /* a local source is never down */
     if (st->last_error) {
         fmt_time(st->last_error_at, when, sizeof(when));
         printf("last error:  ");
@@ -201,8 +217,8 @@ static void print_status_text(const struct cli *c,
 static int cmd_status(struct cli *c, int argc, char **argv)
 {
     struct journal_status st;
-    char *target_err = NULL;
-    int64_t target_at = 0, now = (int64_t)time(NULL);
+    struct outage_said tgt, src;
+    int64_t now = (int64_t)time(NULL);
     int r;
 
     if (argc > 1) {
@@ -215,12 +231,14 @@ static int cmd_status(struct cli *c, int argc, char **argv)
                 journal_errmsg(c->j));
         return 1;
     }
-    target_error(c, &target_err, &target_at);
+    outage_get(c, "target_error", &tgt);
+    outage_get(c, "source_error", &src);
     if (c->json)
-        print_status_json(c, &st, target_err, target_at, now);
+        print_status_json(c, &st, &tgt, &src, now);
     else
-        print_status_text(c, &st, target_err, target_at, now);
-    free(target_err);
+        print_status_text(c, &st, &tgt, &src, now);
+    free(tgt.err);
+    free(src.err);
     journal_status_clear(&st);
     return 0;
 }

@@ -1,10 +1,12 @@
 /*
- * sftprelayd: watch source.path and replicate every new file to the target.
+ * sftprelayd: find new files under source.path and replicate them to the
+ * target.
  *
  * Wiring only: the main thread owns the event loop (inotify, signals,
- * timers) and the watcher, and hands what the watcher finds to intake;
- * intake's journal writer records it; the scheduler's workers send.  See
- * sftprelayd(8) and doc/concurrency.md.
+ * timers) and the watcher, or starts the poller's thread for a source
+ * that is listed rather than watched (the source's ops say which); either
+ * hands what it finds to intake; intake's journal writer records it; the
+ * scheduler's workers send.  See sftprelayd(8) and doc/concurrency.md.
  */
 #include "config.h"
 
@@ -25,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sftprelay/after.h"
 #include "sftprelay/conf.h"
 #include "sftprelay/intake.h"
 #include "sftprelay/journal.h"
@@ -32,6 +35,7 @@
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
 #include "sftprelay/path.h"
+#include "sftprelay/poller.h"
 #include "sftprelay/sched.h"
 #include "sftprelay/server.h"
 #include "sftprelay/sink.h"
@@ -48,7 +52,8 @@ struct agent {
     struct loop *loop;
     struct sched *sched;
     struct intake *in;
-    struct watch *watch;
+    struct watch *watch;   /* a watched source, or */
+    struct poller *poller; /* a polled one */
     struct server *server;
     int sfd;      /* the signalfd: also stops intake waiting for room */
     int scan_cut; /* a scan stopped short for a signal: scan again */
@@ -87,7 +92,10 @@ static void on_rescan(struct loop *l, int fd, uint32_t events, void *arg)
     struct agent *a = arg;
 
     intake_rescan_ack(a->in);
-    watch_scan(a->watch);
+    if (a->watch)
+        watch_scan(a->watch);
+    else
+        poller_rescan(a->poller);
 }
 
 /* SIGHUP: reopen the log, read the configuration again, restart with it. */
@@ -125,7 +133,7 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
         }
     }
     /* Going on as we were (a SIGHUP refused): finish the scan cut short. */
-    if (a->scan_cut && !a->stopping && a->next == NULL) {
+    if (a->scan_cut && a->watch && !a->stopping && a->next == NULL) {
         a->scan_cut = 0;
         log_info("a signal cut the scan of %s short; scanning it again",
                  a->c->source.path);
@@ -305,6 +313,15 @@ static const char *served_prefix(const struct conf *c)
     return upload_prefix(c);
 }
 
+/* The folder after_delivery moves files to, kept from discovery; NULL. */
+static const char *after_folder(const struct conf *c)
+{
+    const char *dir;
+
+    return after_parse(c->source.after_delivery, &dir) == AFTER_MOVE ? dir
+                                                                    : NULL;
+}
+
 /* The journal at start-up: rows a previous run left sending, our pid. */
 static int open_journal(struct agent *a)
 {
@@ -370,7 +387,68 @@ static void queue_found(struct agent *a)
             return;
 }
 
-/* Intake, the scheduler and the watcher, wired together. */
+static int on_listed(void *arg, const char *rel, const struct source_stat *st)
+{
+    struct agent *a = arg;
+
+    return intake_listed(a->in, rel, st);
+}
+
+/* The inotify watcher on source.path, and its first scan. */
+static int start_watch(struct agent *a, int once)
+{
+    const struct conf *c = a->c;
+    struct watch_opts wo = {.root = c->source.path,
+                            .exclude = c->source.exclude,
+                            .n_exclude = c->source.n_exclude,
+                            .settle_ms = once ? 0 : c->source.settle_ms,
+                            .rescan_interval =
+                                once ? 0 : c->source.rescan_interval,
+                            .settle_under = served_prefix(c),
+                            .skip = after_folder(c)};
+    struct watch_cb cb = {.found = on_found, .arg = a};
+    int r;
+
+    r = watch_new(&wo, a->loop, &cb, &a->watch);
+    if (r < 0) {
+        log_error("source.path %s: %s", c->source.path, strerror(-r));
+        return r;
+    }
+    a->scan_cut = 0;
+    watch_scan(a->watch);
+    return 0;
+}
+
+/* The poller of a listed source: its thread, or (--once) one listing. */
+static int start_poller(struct agent *a, int once)
+{
+    const struct conf *c = a->c;
+    struct poller_opts po = {.ops = c->source.ops,
+                             .root = c->source.path,
+                             .settings = c->source.settings,
+                             .exclude = c->source.exclude,
+                             .n_exclude = c->source.n_exclude,
+                             .skip = after_folder(c),
+                             .interval_s = c->source.poll_interval,
+                             .stable_polls = c->source.stable_polls,
+                             .backoff_initial_s = c->transfer.backoff_initial};
+    struct poller_cb cb = {.found = on_listed, .arg = a};
+    int r;
+
+    r = poller_new(&po, &cb, &a->poller);
+    if (r == 0 && once) {
+        r = poller_list_once(a->poller, a->sfd);
+        return r == -ECANCELED ? 0 : r;
+    }
+    if (r == 0)
+        r = poller_start(a->poller);
+    if (r < 0)
+        log_error("source %s %s: %s", c->source.type, c->source.path,
+                  strerror(-r));
+    return r;
+}
+
+/* Intake, the scheduler and the watcher or poller, wired together. */
 static int start_relay(struct agent *a, int once)
 {
     const struct conf *c = a->c;
@@ -381,14 +459,6 @@ static int start_relay(struct agent *a, int once)
                              .exclude = c->source.exclude,
                              .n_exclude = c->source.n_exclude,
                              .stop_fd = a->sfd};
-    struct watch_opts wo = {.root = c->source.path,
-                            .exclude = c->source.exclude,
-                            .n_exclude = c->source.n_exclude,
-                            .settle_ms = once ? 0 : c->source.settle_ms,
-                            .rescan_interval =
-                                once ? 0 : c->source.rescan_interval,
-                            .settle_under = served_prefix(c)};
-    struct watch_cb cb = {.found = on_found, .arg = a};
     struct loop_handler h = {.fn = on_rescan, .arg = a};
     char where[PATH_MAX + 300];
     int r;
@@ -400,16 +470,17 @@ static int start_relay(struct agent *a, int once)
         r = loop_add(a->loop, intake_rescan_fd(a->in), EPOLLIN, &h);
     if (r < 0)
         return r;
-    r = watch_new(&wo, a->loop, &cb, &a->watch);
-    if (r < 0) {
-        log_error("source.path %s: %s", c->source.path, strerror(-r));
-        return r;
-    }
     c->target.ops->describe(c->target.settings, where, sizeof(where));
-    log_info("watching %s, sending to %s %s", c->source.path, c->target.type,
-             where);
-    a->scan_cut = 0;
-    watch_scan(a->watch);
+    if (c->source.ops->watched)
+        log_info("watching %s, sending to %s %s", c->source.path,
+                 c->target.type, where);
+    else
+        log_info("polling %s source %s every %d s, sending to %s %s",
+                 c->source.type, c->source.path, c->source.poll_interval,
+                 c->target.type, where);
+    r = c->source.ops->watched ? start_watch(a, once) : start_poller(a, once);
+    if (r < 0)
+        return r;
     if (once)
         queue_found(a);
     r = sched_start(a->sched, intake_writer(a->in));
@@ -424,6 +495,8 @@ static int start_relay(struct agent *a, int once)
  */
 static void stop_all(struct agent *a)
 {
+    poller_free(a->poller); /* before intake, which it calls */
+    a->poller = NULL;
     server_free(a->server);
     a->server = NULL;
     sched_stop(a->sched);

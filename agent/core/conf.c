@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sftprelay/after.h"
 #include "sftprelay/conf.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
@@ -46,10 +47,17 @@ static int check_source(void *settings, const struct conf_scope *s, char *err,
                         size_t errlen)
 {
     const struct conf *c = settings;
+    const char *dir;
 
     if (c->source.path[0] != '/')
         return conf_fail(s, conf_scope_line(s, "path"), "path", err, errlen,
                          "\"%s\" is not an absolute path", c->source.path);
+    if (after_parse(c->source.after_delivery, &dir) < 0)
+        return conf_fail(s, conf_scope_line(s, "after_delivery"),
+                         "after_delivery", err, errlen,
+                         "\"%s\" is not keep, delete or move:<folder> (a "
+                         "relative path under source.path)",
+                         c->source.after_delivery);
     return 0;
 }
 
@@ -109,7 +117,8 @@ static const struct conf_key source_keys[] = {
         .doc = "where files come from, by name (see below)",
     },
     CONF_KEY_STR(C, source.path, "path", NULL, CONF_REQUIRED,
-                 "folder watched for new files"),
+                 "the folder on the source (local or remote) files are "
+                 "taken from"),
     CONF_KEY_STRV(C, source.exclude, source.n_exclude, "exclude",
                   "*.part|*.filepart", "base-name globs never sent"),
     CONF_KEY_INT(C, source.settle_ms, "settle_ms", 200, 0, 3600000,
@@ -117,6 +126,14 @@ static const struct conf_key source_keys[] = {
     CONF_KEY_INT(C, source.rescan_interval, "rescan_interval", 3600, 0,
                  31536000,
                  "seconds between full scans of the source (0: never)"),
+    CONF_KEY_INT(C, source.poll_interval, "poll_interval", 10, 1, 86400,
+                 "polled sources (sftp): seconds between listings"),
+    CONF_KEY_INT(C, source.stable_polls, "stable_polls", 2, 1, 1000,
+                 "polled sources: listings a file must be seen unchanged "
+                 "in before it is sent"),
+    CONF_KEY_STR(C, source.after_delivery, "after_delivery", "keep", 0,
+                 "once the journal records a delivery: keep, delete, or "
+                 "move:<folder> (under source.path) the source file"),
 };
 
 static const struct conf_key target_keys[] = {

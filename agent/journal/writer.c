@@ -68,6 +68,7 @@ struct op {
     const char *outcome;        /* delivered: a constant */
     int64_t *held;
     size_t n_held;
+    uint64_t seq; /* results: counted from 1 as they are queued */
 };
 
 TAILQ_HEAD(opq, op);
@@ -93,6 +94,8 @@ struct jwriter {
     int failing; /* the last batch failed */
     int blocked; /* an offer waits for room */
     int lost;    /* offers were dropped while failing */
+    uint64_t posted;   /* results queued, ever */
+    uint64_t recorded; /* the seq of the last result committed */
     struct jwriter_stats stats;
 };
 
@@ -148,6 +151,7 @@ static int post(struct jwriter *w, struct op *o)
     if (o == NULL)
         return -ENOMEM;
     pthread_mutex_lock(&w->lock);
+    o->seq = ++w->posted;
     TAILQ_INSERT_TAIL(&w->results, o, link);
     w->n_results++;
     pthread_cond_signal(&w->more);
@@ -665,6 +669,9 @@ static int settle(struct jwriter *w, struct batch *b, int r, int *recovered,
     }
     *recovered = w->failing;
     w->failing = 0;
+    /* Results are committed in the order they were queued. */
+    if (!TAILQ_EMPTY(&b->results))
+        w->recorded = TAILQ_LAST(&b->results, opq)->seq;
     if (w->lost && w->n_offers == 0) {
         *lost = 1;
         w->lost = 0;
@@ -847,6 +854,16 @@ int jwriter_flush(struct jwriter *w, int timeout_ms)
             r = -ETIMEDOUT;
     pthread_mutex_unlock(&w->lock);
     return r;
+}
+
+void jwriter_results(struct jwriter *w, uint64_t *posted, uint64_t *recorded)
+{
+    pthread_mutex_lock(&w->lock);
+    if (posted)
+        *posted = w->posted;
+    if (recorded)
+        *recorded = w->recorded;
+    pthread_mutex_unlock(&w->lock);
 }
 
 void jwriter_stats(struct jwriter *w, struct jwriter_stats *out)

@@ -100,13 +100,23 @@ static int offered(const char *rel, int r)
     return r == -EINTR ? r : 0;
 }
 
-int intake_found(struct intake *in, const char *rel, const struct stat *st)
+int intake_listed(struct intake *in, const char *rel,
+                  const struct source_stat *st)
 {
     if (++in->found % STOP_CHECK_EVERY == 0 && stop_asked(in))
         return -EINTR;
-    return offered(rel, jwriter_offer(in->w, JW_FOUND, rel, st->st_size,
-                                      source_mtime_ns(st), (int64_t)time(NULL),
-                                      NULL, in->o.stop_fd));
+    return offered(rel, jwriter_offer(in->w, JW_FOUND, rel, st->size,
+                                      st->mtime_ns, (int64_t)time(NULL), NULL,
+                                      in->o.stop_fd));
+}
+
+int intake_found(struct intake *in, const char *rel, const struct stat *st)
+{
+    struct source_stat ss = {.size = st->st_size,
+                             .mtime_ns = source_mtime_ns(st),
+                             .mode = (int)(st->st_mode & 07777)};
+
+    return intake_listed(in, rel, &ss);
 }
 
 /* The path under source.path of rel under server.root; NULL if excluded. */

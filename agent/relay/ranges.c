@@ -41,6 +41,7 @@ struct part {
     int result;              /* s->lock; 1 while running */
     char err[SINK_ERR_MAX];
     int target;
+    int source; /* the error concerns the source host */
     int64_t saved; /* the done last recorded (the worker's own) */
 };
 
@@ -63,6 +64,14 @@ static void part_fail(struct part *p, int r, const char *what, const char *why)
     p->result = r;
 }
 
+/* The range's source failed with r. */
+static void source_fail(struct part *p, const struct source *src, int r)
+{
+    part_fail(p, r, "source",
+              r == -ESTALE ? "shorter than expected" : source_error(src, r));
+    p->source = source_error_is_host(r);
+}
+
 /* Send [done, end) of one range: the thread's body. */
 static int send_range(struct part *p, struct sink *sk, struct source *src,
                       void *buf)
@@ -77,7 +86,7 @@ static int send_range(struct part *p, struct sink *sk, struct source *src,
 
     r = src->ops->open(src, rd->job->path, &f, &st);
     if (r < 0) {
-        part_fail(p, r, "source", strerror(-r));
+        source_fail(p, src, r);
         return r;
     }
     r = sink_connect(sk);
@@ -91,8 +100,7 @@ static int send_range(struct part *p, struct sink *sk, struct source *src,
         if (r == 0 && got != want)
             r = -ESTALE;
         if (r < 0) {
-            part_fail(p, r, "source",
-                      r == -ESTALE ? "shorter than expected" : strerror(-r));
+            source_fail(p, src, r);
             break;
         }
         r = ratelimit_take(env->rate, got, env->cancel_fd);
@@ -135,7 +143,8 @@ static void *range_main(void *arg)
     if (r == 0)
         r = xr->sink_ops->create(xr->sink_settings, rd->env->cancel_fd, &sk);
     if (r == 0)
-        r = xr->src_ops->create(xr->src_root, xr->src_settings, &src);
+        r = xr->src_ops->create(xr->src_root, xr->src_settings,
+                                rd->env->cancel_fd, &src);
     if (r == 0)
         r = send_range(p, sk, src, buf);
     else
@@ -298,7 +307,10 @@ static int hash_all(struct ranged *rd, struct source_file *f, int64_t size,
     EVP_MD_CTX_free(ctx);
     if (r < 0)
         snprintf(res->err, sizeof(res->err), "source: %s",
-                 r == -ESTALE ? "shrank while it was read" : strerror(-r));
+                 r == -ESTALE ? "shrank while it was read"
+                              : source_error(rd->env->src, r));
+    if (r < 0)
+        res->source = source_error_is_host(r);
     return r;
 }
 
@@ -326,11 +338,13 @@ int xfer_run_ranged(struct xfer_env *env, const struct xfer_job *job,
     memset(res, 0, sizeof(*res));
     pthread_mutex_init(&rd.lock, NULL);
     mono_cond_init(&rd.done);
+    env->src->err[0] = '\0';
     r = ops->open(env->src, job->path, &f, &st);
     if (r < 0) {
         snprintf(res->err, sizeof(res->err), "%s",
                  r == -ENOENT ? "vanished from the source before it was sent"
-                              : strerror(-r));
+                              : source_error(env->src, r));
+        res->source = source_error_is_host(r);
         r = r == -ENOENT || r == -ENOTDIR ? -ENOENT : r;
         goto out;
     }
@@ -373,6 +387,7 @@ int xfer_run_ranged(struct xfer_env *env, const struct xfer_job *job,
                      (long long)rd.part[i].rg.start,
                      (long long)rd.part[i].rg.end, rd.part[i].err);
             res->target = rd.part[i].target;
+            res->source = rd.part[i].source;
             if (r == -ENOENT)
                 r = -EIO;
         }

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sftprelay/after.h"
 #include "sftprelay/backoff.h"
 #include "sftprelay/conf.h"
 #include "sftprelay/journal.h"
@@ -51,6 +52,7 @@ struct worker {
     struct journal *j; /* claims only */
     struct sink *sink;
     struct source *src;
+    struct after *after; /* source.after_delivery, on src */
     struct transform_chain *chain;
     void *buf;
     const struct journal_file *cur; /* being sent */
@@ -58,6 +60,25 @@ struct worker {
     struct journal_file batch[CLAIM_ROWS];
     int next, n;
     int64_t held[CLAIM_ROWS]; /* ids claimed and not yet recorded; s->lock */
+};
+
+static int probe_target(struct worker *w);
+static int probe_source(struct worker *w);
+
+/*
+ * The target, or the source host, failed as a whole: the workers wait
+ * while one of them probes it.  Fields but name, key, max_s and probe
+ * are guarded by sched.lock.
+ */
+struct outage {
+    const char *name; /* "target", "source" */
+    const char *key;  /* the journal's agent fact: "target_error" */
+    int max_s;        /* the longest delay between probes */
+    int (*probe)(struct worker *w); /* 0 when it answers; no lock held */
+    int down;
+    int probing;         /* a worker is probing it */
+    int64_t probes;      /* failed in a row */
+    int64_t probe_at_ms; /* monotonic: the next probe */
 };
 
 struct sched {
@@ -80,10 +101,7 @@ struct sched {
     uint8_t *once_tried;   /* --once: a bit per id claimed, from once_base */
     int64_t once_base;
     size_t once_bytes;
-    int target_down;
-    int probing;           /* a worker is probing the target */
-    int64_t probes;        /* failed in a row */
-    int64_t probe_at_ms;   /* monotonic: the next probe */
+    struct outage target, source;
     int64_t sweep_at_ms;   /* monotonic: the next sweep */
     int64_t error_said_ms; /* monotonic: a claim error last logged */
 };
@@ -116,6 +134,14 @@ int sched_new(const struct sched_opts *o, struct sched **out)
         return -ENOMEM;
     s->o = *o;
     s->c = c;
+    s->target = (struct outage){.name = "target",
+                                .key = "target_error",
+                                .max_s = c->target.probe_interval,
+                                .probe = probe_target};
+    s->source = (struct outage){.name = "source",
+                                .key = "source_error",
+                                .max_s = c->source.poll_interval,
+                                .probe = probe_source};
     pthread_mutex_init(&s->lock, NULL);
     mono_cond_init(&s->wake);
     s->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -157,65 +183,77 @@ static void sleep_locked(struct sched *s, int64_t ms)
         pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 }
 
-/* The delay before the next probe of a target that is down.  Lock held. */
-static int64_t probe_delay(struct sched *s)
+/* The delay before the next probe of o, which is down.  Lock held. */
+static int64_t probe_delay(struct sched *s, const struct outage *o)
 {
-    return backoff_ms(s->probes, s->c->transfer.backoff_initial,
-                      s->c->target.probe_interval, backoff_rnd());
+    return backoff_ms(o->probes, s->c->transfer.backoff_initial, o->max_s,
+                      backoff_rnd());
 }
 
-/* Say that the target is back, in the log and in the journal. */
-static void said_up(struct sched *s)
+/* Say that o is back, in the log and in the journal. */
+static void said_up(struct sched *s, const struct outage *o)
 {
-    log_info("target reachable again");
-    if (jwriter_agent_set(s->jw, "target_error", "", now_s()) < 0)
-        log_error("journal: out of memory recording the target's state");
+    log_info("%s reachable again", o->name);
+    if (jwriter_agent_set(s->jw, o->key, "", now_s()) < 0)
+        log_error("journal: out of memory recording the %s's state", o->name);
 }
 
 /* Connect again: 0 if the target answers.  No lock held. */
-static int probe(struct worker *w)
+static int probe_target(struct worker *w)
 {
     int r;
 
     sink_disconnect(w->sink);
     r = sink_connect(w->sink);
-    if (r == 0)
-        said_up(w->s);
-    else if (r != -ECANCELED)
+    if (r < 0 && r != -ECANCELED)
         log_debug("target probe: %s", sink_error(w->sink));
     return r;
 }
 
+/* Connect again: 0 if the source host answers.  No lock held. */
+static int probe_source(struct worker *w)
+{
+    int r;
+
+    w->src->err[0] = '\0';
+    r = w->src->ops->connect ? w->src->ops->connect(w->src) : 0;
+    if (r < 0 && r != -ECANCELED)
+        log_debug("source probe: %s", source_error(w->src, r));
+    return r;
+}
+
 /*
- * While the target is down, wait; the first worker due probes it.  (With
- * --once, each file is tried once whatever the target does.)  Lock held
- * (let go while probing).  -ENOENT when stopping.
+ * While o is down, wait; the first worker due probes it.  (With --once,
+ * each file is tried once whatever the target does.)  Lock held (let go
+ * while probing).  -ENOENT when stopping.
  */
-static int wait_target(struct worker *w)
+static int wait_up(struct worker *w, struct outage *o)
 {
     struct sched *s = w->s;
     int64_t now;
     int r;
 
-    while (!s->stopping && s->target_down && !s->o.once) {
+    while (!s->stopping && o->down && !s->o.once) {
         now = mono_ms();
-        if (s->probing || now < s->probe_at_ms) {
-            sleep_locked(s, s->probing ? IDLE_POLL_MS : s->probe_at_ms - now);
+        if (o->probing || now < o->probe_at_ms) {
+            sleep_locked(s, o->probing ? IDLE_POLL_MS : o->probe_at_ms - now);
             continue;
         }
-        s->probing = 1;
+        o->probing = 1;
         pthread_mutex_unlock(&s->lock);
-        r = probe(w);
+        r = o->probe(w);
+        if (r == 0)
+            said_up(s, o);
         pthread_mutex_lock(&s->lock);
-        s->probing = 0;
+        o->probing = 0;
         if (r == 0) {
-            s->target_down = 0;
-            s->probes = 0;
+            o->down = 0;
+            o->probes = 0;
             s->wakeups++;
             pthread_cond_broadcast(&s->wake);
         } else {
-            s->probes++;
-            s->probe_at_ms = mono_ms() + probe_delay(s);
+            o->probes++;
+            o->probe_at_ms = mono_ms() + probe_delay(s, o);
         }
     }
     return s->stopping ? -ENOENT : 0;
@@ -415,16 +453,19 @@ static int claim(struct worker *w)
     for (;;) {
         while (w->next < w->n && w->batch[w->next].id == 0)
             w->next++; /* given back when claimed (--once) */
+        after_run(w->after);
         sweep(w);
         pthread_mutex_lock(&s->lock);
-        down = s->target_down && !s->o.once;
+        down = (s->target.down || s->source.down) && !s->o.once;
         pthread_mutex_unlock(&s->lock);
         /* Another worker found the target down: what this one claimed
          * waits in the journal, queued, not here. */
         if (down && w->next < w->n)
             give_back(w);
         pthread_mutex_lock(&s->lock);
-        r = wait_target(w);
+        r = wait_up(w, &s->target);
+        if (r == 0)
+            r = wait_up(w, &s->source);
         seen = s->wakeups;
         cursor = s->o.once ? s->once_cursor : -1;
         pthread_mutex_unlock(&s->lock);
@@ -456,47 +497,50 @@ static int checkpoint(void *arg, const struct xfer_mark *m)
     return jwriter_checkpoint(w->s->jw, w->cur, &jm);
 }
 
-/* A transfer went through: the target is up, if it was thought down. */
-static void target_up(struct worker *w)
+/* A transfer went through: o is up, if it was thought down. */
+static void is_up(struct worker *w, struct outage *o)
 {
     struct sched *s = w->s;
     int was_down;
 
     pthread_mutex_lock(&s->lock);
-    was_down = s->target_down;
-    s->target_down = 0;
-    s->probes = 0;
+    was_down = o->down;
+    o->down = 0;
+    o->probes = 0;
     if (was_down) {
         s->wakeups++;
         pthread_cond_broadcast(&s->wake);
     }
     pthread_mutex_unlock(&s->lock);
     if (was_down)
-        said_up(s);
+        said_up(s, o);
 }
 
-/* The target failed as a whole: every worker waits for a probe. */
-static void target_down(struct worker *w, const char *err)
+static void target_up(struct worker *w)
+{
+    is_up(w, &w->s->target);
+    is_up(w, &w->s->source);
+}
+
+/* o failed as a whole: every worker waits for a probe. */
+static void is_down(struct worker *w, struct outage *o, const char *err)
 {
     struct sched *s = w->s;
-    int64_t ms = 0;
     int was_down;
 
     pthread_mutex_lock(&s->lock);
-    was_down = s->target_down;
+    was_down = o->down;
     if (!was_down) {
-        s->target_down = 1;
-        s->probes = 1;
-        ms = probe_delay(s);
-        s->probe_at_ms = mono_ms() + ms;
+        o->down = 1;
+        o->probes = 1;
+        o->probe_at_ms = mono_ms() + probe_delay(s, o);
     }
     pthread_mutex_unlock(&s->lock);
     if (was_down)
         return;
-    log_warn("target: %s; probing it every %d s at most", err,
-             s->c->target.probe_interval);
-    if (jwriter_agent_set(s->jw, "target_error", err, now_s()) < 0)
-        log_error("journal: out of memory recording the target's state");
+    log_warn("%s: %s; probing it every %d s at most", o->name, err, o->max_s);
+    if (jwriter_agent_set(s->jw, o->key, err, now_s()) < 0)
+        log_error("journal: out of memory recording the %s's state", o->name);
 }
 
 /* A failed attempt of one file: back off, or give up. */
@@ -540,10 +584,14 @@ static void record(struct worker *w, const struct journal_file *f,
                        : res->placed[0] ? "renamed"
                                         : "written",
         };
+        int q;
 
         if (res->resumed_at > g.resume_offset)
             g.resume_offset = res->resumed_at;
-        posted(f, jwriter_delivered(jw, &g, &d, now_s(), now_s() + settle));
+        q = jwriter_delivered(jw, &g, &d, now_s(), now_s() + settle);
+        posted(f, q);
+        if (q == 0)
+            after_delivered(w->after, f->path);
         target_up(w);
         return;
     }
@@ -570,10 +618,11 @@ static void record(struct worker *w, const struct journal_file *f,
         posted(f, jwriter_fail(jw, f, res->err));
         return;
     }
-    if (res->target) {
-        target_down(w, res->err);
+    /* No attempt counted: the file is not at fault. */
+    if (res->target || res->source) {
+        is_down(w, res->target ? &w->s->target : &w->s->source, res->err);
         posted(f, jwriter_requeue(jw, f, now_s(), res->err, 0, 0));
-        give_back(w); /* the rest waits for the target in the journal */
+        give_back(w); /* the rest waits in the journal */
         return;
     }
     target_up(w);
@@ -716,6 +765,7 @@ static void *worker_main(void *arg)
         journal_file_clear(f);
     }
     give_back(w);
+    after_finish(w->after, 2000);
     sink_disconnect(w->sink);
     pthread_mutex_lock(&s->lock);
     last = --s->running == 0;
@@ -741,11 +791,15 @@ static int worker_init(struct sched *s, struct worker *w, int id)
     r = s->o.sink->create(c->target.settings, s->cancel_fd, &w->sink);
     if (r < 0)
         return r;
-    r = s->o.source->create(c->source.path, c->source.settings, &w->src);
+    r = s->o.source->create(c->source.path, c->source.settings, s->cancel_fd,
+                            &w->src);
     if (r < 0) {
         log_error("source.path %s: %s", c->source.path, strerror(-r));
         return r;
     }
+    r = after_new(c->source.after_delivery, s->jw, w->src, &w->after);
+    if (r < 0)
+        return r;
     r = transform_chain_new(c->transfer.transforms,
                             c->transfer.transform_settings,
                             c->transfer.n_transforms, &w->chain, NULL);
@@ -810,6 +864,7 @@ void sched_free(struct sched *s)
         struct worker *w = &s->w[i];
 
         sink_destroy(w->sink);
+        after_free(w->after);
         if (w->src)
             w->src->ops->destroy(w->src);
         transform_chain_free(w->chain);

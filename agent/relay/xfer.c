@@ -53,11 +53,22 @@ static int differs(const struct source_stat *a, int64_t size, int64_t mtime)
     return a->size != size || a->mtime_ns != mtime;
 }
 
+/* A source error in res: its words, and whether the host is down. */
+static int source_err(struct xfer *x, int r)
+{
+    snprintf(x->res->err, sizeof(x->res->err), "source: %s",
+             r == -ELOOP ? "now a symbolic link, not followed"
+                         : source_error(x->env->src, r));
+    x->res->source = source_error_is_host(r);
+    return r;
+}
+
 static int step_open_source(struct xfer *x)
 {
     const struct source_ops *ops = x->env->src->ops;
     int r;
 
+    x->env->src->err[0] = '\0';
     r = ops->open(x->env->src, x->job->path, &x->f, &x->st);
     if (r == -ENOENT || r == -ENOTDIR) {
         snprintf(x->res->err, sizeof(x->res->err),
@@ -65,9 +76,7 @@ static int step_open_source(struct xfer *x)
         return -ENOENT;
     }
     if (r < 0) {
-        snprintf(x->res->err, sizeof(x->res->err), "source: %s",
-                 r == -ELOOP ? "now a symbolic link, not followed"
-                             : strerror(-r));
+        source_err(x, r);
         return r == -ELOOP || r == -EISDIR ? -ENOENT : r;
     }
     x->res->now = x->st;
@@ -175,10 +184,12 @@ static int step_rehash(struct xfer *x)
         if ((int64_t)want > x->pos - at)
             want = (size_t)(x->pos - at);
         r = ops->read(x->f, x->env->buf, want, at, &got);
-        if (r < 0 || got != want) {
-            snprintf(x->res->err, sizeof(x->res->err), "source: %s",
-                     r < 0 ? strerror(-r) : "shorter than expected");
-            return r < 0 ? r : -ESTALE;
+        if (r < 0)
+            return source_err(x, r);
+        if (got != want) {
+            snprintf(x->res->err, sizeof(x->res->err),
+                     "source: shorter than expected");
+            return -ESTALE;
         }
         EVP_DigestUpdate(x->md, x->env->buf, got);
         at += (int64_t)got;
@@ -223,11 +234,8 @@ static int step_send(struct xfer *x)
         got = 0;
         if (want > 0) {
             r = ops->read(x->f, x->env->buf, want, x->pos, &got);
-            if (r < 0) {
-                snprintf(x->res->err, sizeof(x->res->err), "source: %s",
-                         strerror(-r));
-                return r;
-            }
+            if (r < 0)
+                return source_err(x, r);
             if (got < want) {
                 snprintf(x->res->err, sizeof(x->res->err),
                          "source shrank while it was sent");
@@ -272,7 +280,7 @@ static int step_verify(struct xfer *x)
     int r = x->env->src->ops->stat(x->f, &now);
 
     if (r < 0)
-        return r;
+        return source_err(x, r);
     x->res->now = now;
     if (differs(&now, x->st.size, x->st.mtime_ns)) {
         snprintf(x->res->err, sizeof(x->res->err),
@@ -419,11 +427,8 @@ static int read_whole(struct xfer *x, void *buf, uint8_t *digest)
         return r;
     if (x->st.size > 0) {
         r = ops->read(x->f, buf, (size_t)x->st.size, 0, &got);
-        if (r < 0) {
-            snprintf(x->res->err, sizeof(x->res->err), "source: %s",
-                     strerror(-r));
-            return r;
-        }
+        if (r < 0)
+            return source_err(x, r);
     }
     if ((int64_t)got != x->st.size) {
         snprintf(x->res->err, sizeof(x->res->err),

@@ -879,6 +879,88 @@ int sftpc_statvfs(struct sftpc *c, const char *path, uint64_t *avail)
     return 0;
 }
 
+/* --- folders ----------------------------------------------------------- */
+
+/* A request on handle h (len bytes) whose reply is wanted: begun. */
+static int begin_handle_call(struct sftpc *c, uint8_t type, const uint8_t *h,
+                             size_t len, size_t *start, uint32_t *id)
+{
+    int r = begin_call(c, type, start, id);
+
+    if (r == 0)
+        sftp_put_bytes(&c->out, h, len);
+    return r;
+}
+
+/* Hand each entry of a NAME reply in cur to cb: 0, -EPROTO or cb's. */
+static int each_name(struct sftpc *c, struct sftp_cur *cur,
+                     int (*cb)(void *, const char *, const struct sftp_attrs *),
+                     void *arg)
+{
+    uint32_t n = sftp_get_u32(cur);
+    struct sftp_attrs a;
+    const uint8_t *p;
+    char *name;
+    size_t len, skip;
+    int r = 0;
+
+    while (r == 0 && n-- > 0) {
+        p = sftp_get_bytes(cur, &len);
+        sftp_get_bytes(cur, &skip); /* the longname, for people */
+        memset(&a, 0, sizeof(a));
+        sftp_get_attrs(cur, &a);
+        if (cur->bad || p == NULL || len == 0 || memchr(p, '\0', len))
+            return die(c, -EPROTO, "server: malformed NAME reply to readdir");
+        name = strndup((const char *)p, len);
+        if (name == NULL)
+            return -ENOMEM;
+        r = cb(arg, name, &a);
+        free(name);
+    }
+    return r;
+}
+
+int sftpc_readdir(struct sftpc *c, const char *path,
+                  int (*cb)(void *arg, const char *name,
+                            const struct sftp_attrs *a),
+                  void *arg)
+{
+    uint8_t h[MAX_HANDLE];
+    struct sftp_cur cur;
+    const uint8_t *p;
+    size_t start, hlen = 0;
+    uint32_t id;
+    int r, rc;
+
+    r = begin_call(c, SFTP_OPENDIR, &start, &id);
+    if (r < 0)
+        return r;
+    sftp_put_str(&c->out, path);
+    r = finish_call(c, start, id, SFTP_HANDLE, "opendir", &cur);
+    if (r < 0)
+        return r;
+    p = sftp_get_bytes(&cur, &hlen);
+    if (p == NULL || hlen == 0 || hlen > MAX_HANDLE)
+        return die(c, -EPROTO, "server: malformed HANDLE reply");
+    memcpy(h, p, hlen);
+    /* READDIR until EOF; the reply stays in c->reply while cb runs. */
+    do {
+        r = begin_handle_call(c, SFTP_READDIR, h, hlen, &start, &id);
+        if (r == 0)
+            r = finish_call(c, start, id, SFTP_NAME, "readdir", &cur);
+        if (r == 0)
+            r = each_name(c, &cur, cb, arg);
+    } while (r == 0);
+    if (r == -ENODATA)
+        r = 0; /* the end of the folder */
+    if (c->dead)
+        return c->dead;
+    rc = begin_handle_call(c, SFTP_CLOSE, h, hlen, &start, &id);
+    if (rc == 0)
+        rc = finish_call(c, start, id, SFTP_STATUS, "close", &cur);
+    return r < 0 ? r : rc;
+}
+
 /* --- files ------------------------------------------------------------- */
 
 int sftpc_open_send(struct sftpc *c, const char *path, uint32_t pflags,

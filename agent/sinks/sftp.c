@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,29 +26,18 @@
 #include "sftprelay/sftpc.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/sshchan.h"
+#include "sftprelay/sshconf.h"
 
 enum verify { VERIFY_NONE, VERIFY_SIZE, VERIFY_SHA256 };
 
 /* Its settings, read with sftp_conf. */
 struct sftp_settings {
-    char *host;
-    int port;
-    char *user;
-    char *identity;
-    char *passphrase_file;
-    char *password_file;
-    char *known_hosts;
+    struct ssh_settings ssh; /* host, port, user, ... (sshconf.h) */
     char *path;
-    int timeout; /* seconds without progress before a peer is dropped */
-    char *transport;
-    char *ciphers;
-    int keepalive;
     int fsync;
     int preserve_mtime;
     char *verify;
-    char *proxy_jump;
     /* derived by sftp_check() */
-    const struct ssh_backend *backend;
     enum verify verify_how;
 };
 
@@ -74,33 +62,15 @@ struct sftp_sink {
 
 #define S(f, k, d, doc) CONF_KEY_STR(struct sftp_settings, f, k, d, 0, doc)
 static const struct conf_key sftp_keys[] = {
-    S(host, "host", NULL, "SFTP server name or address"),
-    CONF_KEY_INT(struct sftp_settings, port, "port", 22, 1, 65535,
-                 "SFTP server port"),
-    S(user, "user", NULL, "login name (default: the user running the agent)"),
-    S(identity, "identity", "", "private key file"),
-    S(passphrase_file, "passphrase_file", "",
-      "file holding the identity's passphrase"),
-    S(password_file, "password_file", "", "file holding the login password"),
-    S(known_hosts, "known_hosts", "/etc/sftprelay/known_hosts",
-      "known_hosts file the target's host key must be in"),
+    SSH_CONF_KEYS(struct sftp_settings, ssh),
     S(path, "path", ".",
       "folder on the target the source tree is replicated under"),
-    CONF_KEY_INT(struct sftp_settings, timeout, "timeout", 60, 1, 86400,
-                 "seconds without progress before the connection is dropped"),
-    S(transport, "transport", "libssh", "SSH library: libssh or libssh2"),
-    S(ciphers, "ciphers", "",
-      "ciphers, OpenSSH syntax (\"\": the library's fastest first)"),
-    CONF_KEY_INT(struct sftp_settings, keepalive, "keepalive", 30, 0, 86400,
-                 "seconds between SSH keepalives while waiting (0: none)"),
     CONF_KEY_BOOL(struct sftp_settings, fsync, "fsync", 1,
                   "fsync@openssh.com before the rename, where offered"),
     CONF_KEY_BOOL(struct sftp_settings, preserve_mtime, "preserve_mtime", 1,
                   "give the target file the source's modification time"),
     S(verify, "verify", "size",
       "check before the rename: none, size or sha256 (read back)"),
-    S(proxy_jump, "proxy_jump", "",
-      "[user@]host[:port] to reach the target through (ssh -W)"),
 };
 #undef S
 
@@ -108,17 +78,10 @@ static int sftp_check(void *settings, const struct conf_scope *s, char *err,
                       size_t errlen)
 {
     struct sftp_settings *set = settings;
-    struct passwd *pw;
+    int r = ssh_settings_check(&set->ssh, s, "target.type", err, errlen);
 
-    if (set->host == NULL || set->host[0] == '\0')
-        return conf_fail(s, conf_line(s->c, "target.type"), "host", err, errlen,
-                         "required when target.type is \"sftp\"");
-    set->backend = ssh_backend_find(set->transport);
-    if (set->backend == NULL)
-        return conf_fail(s, conf_scope_line(s, "transport"), "transport", err,
-                         errlen, "\"%s\" is not an SSH library this agent has "
-                         "(%s)",
-                         set->transport, ssh_backend_names());
+    if (r < 0)
+        return r;
     if (strcmp(set->verify, "none") == 0)
         set->verify_how = VERIFY_NONE;
     else if (strcmp(set->verify, "size") == 0)
@@ -129,11 +92,7 @@ static int sftp_check(void *settings, const struct conf_scope *s, char *err,
         return conf_fail(s, conf_scope_line(s, "verify"), "verify", err,
                          errlen, "\"%s\" is not one of none, size, sha256",
                          set->verify);
-    if (set->user)
-        return 0;
-    pw = getpwuid(geteuid());
-    set->user = strdup(pw ? pw->pw_name : "root");
-    return set->user ? 0 : -ENOMEM;
+    return 0;
 }
 
 static const struct conf_table sftp_conf = {
@@ -174,8 +133,8 @@ static void sftp_describe(const void *settings, char *buf, size_t len)
     const struct sftp_settings *c = settings;
     char peer[300];
 
-    ssh_peer_name(c->host, c->port, peer, sizeof(peer));
-    snprintf(buf, len, "%s@%s %s", c->user, peer, c->path);
+    ssh_peer_name(c->ssh.host, c->ssh.port, peer, sizeof(peer));
+    snprintf(buf, len, "%s@%s %s", c->ssh.user, peer, c->path);
 }
 
 static int sftp_create(const void *settings, int cancel_fd, struct sink **out)
@@ -190,7 +149,7 @@ static int sftp_create(const void *settings, int cancel_fd, struct sink **out)
     s->base.ops = &sink_sftp;
     s->cf = c;
     s->cancel_fd = cancel_fd;
-    ssh_peer_name(c->host, c->port, s->peer, sizeof(s->peer));
+    ssh_peer_name(c->ssh.host, c->ssh.port, s->peer, sizeof(s->peer));
     *out = &s->base;
     return 0;
 }
@@ -253,21 +212,7 @@ static int sftp_connect(struct sink *base)
 {
     struct sftp_sink *s = (struct sftp_sink *)base;
     const struct sftp_settings *cf = s->cf;
-    struct ssh_opts o = {
-        .host = cf->host,
-        .port = cf->port,
-        .user = cf->user,
-        .identity = cf->identity,
-        .passphrase_file = cf->passphrase_file,
-        .password_file = cf->password_file,
-        .known_hosts = cf->known_hosts,
-        .ciphers = cf->ciphers,
-        .keepalive = cf->keepalive,
-        .proxy_jump = cf->proxy_jump,
-        .timeout_ms = cf->timeout * 1000,
-        .cancel_fd = s->cancel_fd,
-    };
-    char err[SSH_ERR_MAX] = "";
+    char err[2 * SSH_ERR_MAX] = "";
     int r;
 
     /* A server that closed the session while it was idle has said so
@@ -280,16 +225,11 @@ static int sftp_connect(struct sink *base)
                  s->peer, sftpc_error(s->c));
     }
     drop(s);
-    r = cf->backend->open(&o, &s->ch, err, sizeof(err));
+    r = ssh_settings_connect(&cf->ssh, s->cancel_fd, &s->ch, err, sizeof(err));
     /* Whatever stops a connection (a cipher name no library knows, say)
      * concerns the target, not the file that was to be sent. */
     if (r < 0 && r != -ECANCELED && !sink_error_is_target(r))
         r = -ENOTCONN;
-    if (r < 0 && cf->proxy_jump[0])
-        return sink_fail(base, r,
-                         "%s (through target.proxy_jump %s: ssh's own words, "
-                         "if any, are just before in the log)",
-                         err, cf->proxy_jump);
     if (r < 0)
         return sink_fail(base, r, "%s", err);
     /* Any failure from here leaves no half-made session behind, and
@@ -305,7 +245,7 @@ static int sftp_connect(struct sink *base)
     }
     log_debug("%s: connected with %s; SFTP writes of %zu bytes%s%s; "
               "target.path is %s",
-              s->peer, cf->backend->name, sftpc_max_write(s->c),
+              s->peer, cf->ssh.backend->name, sftpc_max_write(s->c),
               sftpc_extensions(s->c) & SFTPC_EXT_POSIX_RENAME
                   ? ", posix-rename"
                   : "",

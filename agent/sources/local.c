@@ -1,19 +1,24 @@
 /*
  * The local source: files under source.path, read with pread(2), opened
  * relative to the root without following symbolic links in the last
- * component.  It only ever reads.
+ * component.  The inotify watcher (watch.h) finds them.  After delivery
+ * it removes or moves a file as source.after_delivery says, relative to
+ * the root, never leaving it.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sftprelay/conf.h"
+#include "sftprelay/path.h"
 #include "sftprelay/source.h"
 
 /* Its keys beyond the core's source.*: none yet (-K lists it). */
@@ -34,7 +39,7 @@ struct source_file {
 };
 
 static int local_create(const char *root, const void *settings,
-                        struct source **out)
+                        int cancel_fd, struct source **out)
 {
     struct local_source *ls = calloc(1, sizeof(*ls));
     int r;
@@ -162,6 +167,46 @@ static void local_close(struct source_file *f)
     free(f);
 }
 
+static int local_remove(struct source *s, const char *rel)
+{
+    struct local_source *ls = (struct local_source *)s;
+
+    return unlinkat(ls->root_fd, rel, 0) < 0 ? -errno : 0;
+}
+
+/* Make the folder of path (len bytes of it) and its missing parents. */
+static int mkdirs(int root_fd, const char *path, size_t len)
+{
+    char *dir = strndup(path, len);
+    int r = 0;
+
+    if (dir == NULL)
+        return -ENOMEM;
+    if (mkdirat(root_fd, dir, 0755) < 0)
+        r = -errno;
+    if (r == -ENOENT && path_dir_len(dir) > 0) {
+        r = mkdirs(root_fd, dir, path_dir_len(dir));
+        if (r == 0 && mkdirat(root_fd, dir, 0755) < 0)
+            r = -errno;
+    }
+    free(dir);
+    return r == -EEXIST ? 0 : r;
+}
+
+static int local_move(struct source *s, const char *rel, const char *dir)
+{
+    struct local_source *ls = (struct local_source *)s;
+    char *to = NULL;
+    int r = path_join(dir, rel, &to);
+
+    if (r == 0)
+        r = mkdirs(ls->root_fd, to, path_dir_len(to));
+    if (r == 0 && renameat(ls->root_fd, rel, ls->root_fd, to) < 0)
+        r = -errno;
+    free(to);
+    return r;
+}
+
 const struct source_ops source_local = {
     .name = "local",
     .conf = &local_conf,
@@ -171,4 +216,7 @@ const struct source_ops source_local = {
     .read = local_read,
     .stat = local_stat,
     .close = local_close,
+    .watched = 1,
+    .remove = local_remove,
+    .move = local_move,
 };

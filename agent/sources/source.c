@@ -11,6 +11,7 @@
 /* The first is the default. */
 static const struct source_ops *const sources[] = {
     &source_local,
+    &source_sftp,
 };
 
 #define N_SOURCES (sizeof(sources) / sizeof(sources[0]))
@@ -46,4 +47,9 @@ const char *source_names(void)
         n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? ", " : "",
                               sources[i]->name);
     return buf;
+}
+
+const char *source_error(const struct source *s, int r)
+{
+    return s->err[0] ? s->err : strerror(-r);
 }

@@ -90,6 +90,11 @@ static int excluded(const struct watch *w, const char *base)
     return path_excluded(base, w->o.exclude, w->o.n_exclude);
 }
 
+static int skipped(const struct watch *w, const char *rel)
+{
+    return w->o.skip && path_is_under(rel, w->o.skip);
+}
+
 /* root/rel into buf; -ENAMETOOLONG if it does not fit. */
 static int full_path(const struct watch *w, const char *rel, char *buf)
 {
@@ -307,6 +312,8 @@ static int scan_dir(struct watch *w, const char *rel)
     struct dirent *de;
     int fd, r = 0;
 
+    if (skipped(w, rel))
+        return 0;
     add_watch(w, rel);
     if (full_path(w, rel, full) < 0) {
         log_warn("%s: path longer than PATH_MAX, skipped", rel);
@@ -445,6 +452,10 @@ static void handle_event(struct watch *w, const struct inotify_event *ev)
     }
     if (excluded(w, ev->name) || join_rel(e->rel, ev->name, &rel) < 0)
         return;
+    if (skipped(w, rel)) {
+        free(rel);
+        return;
+    }
     if (ev->mask & IN_ISDIR) {
         if (ev->mask & IN_MOVED_FROM)
             unwatch_tree(w, rel);

@@ -89,6 +89,9 @@ struct conf {
         size_t n_exclude;
         int settle_ms;
         int rescan_interval;          /* seconds; 0 = never */
+        int poll_interval;            /* polled sources: seconds */
+        int stable_polls;             /* polls unchanged before sent */
+        char *after_delivery;         /* keep, delete, move:<dir> */
         const struct source_ops *ops; /* found by type */
         const void *settings;         /* the source's, from its table */
     } source;

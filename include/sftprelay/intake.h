@@ -10,10 +10,10 @@
  * the journal takes writes again (rescan_fd becomes readable), so that
  * nothing found is lost.
  *
- * intake_found() is for the thread that runs the watcher; the upload
- * calls are for any thread.  None of them waits for SQLite; each may wait
- * for room in the writer's queue (which the writer keeps emptying), and
- * intake_found() gives up that wait when stop_fd becomes readable.
+ * intake_found() is for the thread that runs the watcher (or the poller:
+ * intake_listed()); the upload calls are for any thread.  None of them
+ * waits for SQLite; each may wait for room in the writer's queue (which
+ * the writer keeps emptying), and intake_found() gives up that wait when stop_fd becomes readable.
  */
 #ifndef SFTPRELAY_INTAKE_H
 #define SFTPRELAY_INTAKE_H
@@ -51,6 +51,12 @@ struct jwriter *intake_writer(struct intake *in);
  * or -EINTR when stop_fd became readable: the caller stops its scan.
  */
 int intake_found(struct intake *in, const char *rel, const struct stat *st);
+
+/* The same for a file a polled source listed (poller.h), on the thread
+ * that runs the poller (one thread calls intake_found() or this). */
+struct source_stat;
+int intake_listed(struct intake *in, const char *rel,
+                  const struct source_stat *st);
 
 /* rel (relative to server.root) was uploaded whole, or left unfinished. */
 void intake_uploaded(struct intake *in, const char *rel, const struct stat *st,

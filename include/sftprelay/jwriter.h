@@ -115,6 +115,15 @@ int jwriter_flush(struct jwriter *w, int timeout_ms);
 void jwriter_stats(struct jwriter *w, struct jwriter_stats *out);
 
 /*
+ * Results are counted as they are queued (*posted: how many so far) and
+ * committed in that order (*recorded: how many of them are in the
+ * journal).  Once *recorded reaches the *posted read after a result was
+ * queued, that result is in the journal (after_delivery acts on a file
+ * only then).  Either pointer may be NULL.
+ */
+void jwriter_results(struct jwriter *w, uint64_t *posted, uint64_t *recorded);
+
+/*
  * Stop: write what is queued (giving up after a few seconds if the journal
  * refuses writes: rows left sending are queued again at the next start),
  * join the thread, close.  NULL is fine.

@@ -10,6 +10,9 @@
  * and every worker waits while one of them probes the target (it connects
  * again) at a jittered interval that grows from transfer.backoff_initial
  * to target.probe_interval.  The probe that succeeds wakes them all.
+ * The same holds for the source host (a remote source: the error is
+ * -EHOSTDOWN, source.h), probed with the source's connect() at most every
+ * source.poll_interval.
  * Exponential backoff (transfer.backoff_*) is for errors of one file.
  *
  * Locking: sched's one mutex guards its own fields only (stopping, the

@@ -92,6 +92,17 @@ int sftpc_remove(struct sftpc *c, const char *path);
  * fails when to exists) otherwise.
  */
 int sftpc_rename(struct sftpc *c, const char *from, const char *to);
+/*
+ * List the folder path (OPENDIR, READDIR until the end, CLOSE): cb gets
+ * each entry's name exactly as the server sent it (NUL-terminated; "."
+ * and ".." included, if the server sends them; the caller checks names)
+ * and its attributes.  cb must not call the client; a negative return
+ * stops the listing with that value (the folder is still closed).
+ */
+int sftpc_readdir(struct sftpc *c, const char *path,
+                  int (*cb)(void *arg, const char *name,
+                            const struct sftp_attrs *a),
+                  void *arg);
 /* Bytes free to an unprivileged user on path's file system
  * (statvfs@openssh.com): -EOPNOTSUPP without the extension. */
 int sftpc_statvfs(struct sftpc *c, const char *path, uint64_t *avail);

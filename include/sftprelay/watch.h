@@ -34,6 +34,9 @@ struct watch_opts {
      * safety net, instead of reporting them at their close.  NULL: none.
      */
     const char *settle_under;
+    /* A folder (relative to root) never watched nor scanned: where
+     * source.after_delivery moves delivered files.  NULL: none. */
+    const char *skip;
 };
 
 struct watch_cb {

@@ -73,6 +73,7 @@ struct xfer_result {
     int64_t resumed_at;     /* where this attempt started */
     int64_t sent;           /* bytes this attempt wrote */
     int target;             /* the error concerns the whole target */
+    int source; /* the error concerns the source host (source.h) */
     char err[SINK_ERR_MAX];
 };
 

@@ -169,7 +169,8 @@ start_sshd() {
     # internal-sftp logs only to syslog; with SFTP_LOG=1 the same server
     # code runs as sftp-server, logging every close (with the bytes written
     # through the handle) to $T/sftp-server.log.
-    local sftp="internal-sftp"
+    # SFTP_SUBSYSTEM: another server program (a hostile one, say).
+    local sftp="${SFTP_SUBSYSTEM:-internal-sftp}"
     if [ -n "${SFTP_LOG:-}" ]; then
         sftp="/usr/lib/openssh/sftp-server -e -l INFO 2>>$T/sftp-server.log"
     fi
@@ -219,6 +220,25 @@ start_serve() {
     TARGET_PATH=/ # its root is $T/dst
     echo "[127.0.0.1]:$TARGET_PORT $(cut -d' ' -f1,2 "$T/keys/serve_host.pub")" \
         >"$T/known_hosts"
+}
+
+# descendants PID: every process below PID.
+descendants() {
+    local c
+    for c in $(pgrep -P "$1" || true); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+
+# kill_target: the sshd listener and every session it forked (each
+# worker's connection is a child of it, which would outlive the listener).
+kill_target() {
+    local all
+    all="$TARGET_PID $(descendants "$TARGET_PID")"
+    # shellcheck disable=SC2086
+    kill $all 2>/dev/null || true
+    wait "$TARGET_PID" 2>/dev/null || true
 }
 
 stop_target() {

@@ -53,22 +53,6 @@ ok "status shows the target ok again"
 # attempt, and once the target is back every file is delivered within 15 s
 # of its return (by the journal's delivered_at, in Unix seconds).
 
-# The sshd listener and every session it forked (each worker's connection
-# is a child of it, which would outlive the listener).
-descendants() {
-    local c
-    for c in $(pgrep -P "$1" || true); do
-        echo "$c"
-        descendants "$c"
-    done
-}
-kill_target() {
-    local all
-    all="$TARGET_PID $(descendants "$TARGET_PID")"
-    # shellcheck disable=SC2086
-    kill $all 2>/dev/null || true
-    wait "$TARGET_PID" 2>/dev/null || true
-}
 cpu_ticks() { # utime + stime of the agent, in clock ticks
     local stat
     read -r stat <"/proc/$AGENT_PID/stat"

@@ -238,7 +238,7 @@ static const struct bad_case bad_cases[] = {
      "(5242880 to 5368709120)"},
     {"source = { path = \"/up\";\n type = \"s3\"; };\n",
      "DIR/sftprelay.conf:2: source.type: unknown source \"s3\" (known: "
-     "local)"},
+     "local, sftp)"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
      "transfer = { transforms = [\n \"gzip\" ]; };\n",
      "DIR/sftprelay.conf:4: transfer.transforms: unknown transform \"gzip\" "

@@ -58,7 +58,7 @@ static void setup(void)
     ck_assert_int_eq(conf_load(cfile, NULL, &conf, err, sizeof(err)), 0);
     free(cfile);
     ck_assert_int_eq(
-        conf->source.ops->create(src, conf->source.settings, &source), 0);
+        conf->source.ops->create(src, conf->source.settings, -1, &source), 0);
     ck_assert_int_eq(conf->target.ops->create(conf->target.settings, -1, &sink),
                      0);
     ck_assert_int_eq(transform_chain_new(NULL, NULL, 0, &chain, NULL), 0);

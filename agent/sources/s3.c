@@ -88,7 +88,8 @@ struct source_file {
     struct s3_source *s;
     char *key;
     struct s3_object o; /* as HEAD said at open */
-    unsigned char *win; /* WINDOW bytes, from win_off; win_len valid */
+    unsigned char *win; /* min(WINDOW, size) bytes, win_len valid from
+                           win_off */
     int64_t win_off;
     size_t win_len;
 };
@@ -114,12 +115,22 @@ static int is_host(int r)
 
 /*
  * The client's last error as the source's; an error of the whole bucket
- * (or any but a missing object when listing) drops the client and
- * becomes -EHOSTDOWN.  Returns the error to hand on.
+ * (or any but a lack of memory when listing) drops the client and
+ * becomes -EHOSTDOWN.  A 403 without a body (HEAD's) cannot tell wrong
+ * keys from a key closed to us: a one-key listing, which has a body, says
+ * which.  Returns the error to hand on.
  */
 static int fail(struct s3_source *s, int r, int listing)
 {
     snprintf(s->base.err, sizeof(s->base.err), "%s", s3_error(s->c));
+    if (r == -EACCES && !listing) {
+        int p = s3_probe(s->c, s->prefix);
+
+        if (p < 0 && is_host(p)) {
+            snprintf(s->base.err, sizeof(s->base.err), "%s", s3_error(s->c));
+            r = p;
+        }
+    }
     if (r == -ECANCELED || !(is_host(r) || (listing && r != -ENOMEM)))
         return r;
     s3_free(s->c);
@@ -262,6 +273,26 @@ static int get(struct source_file *f, int64_t off, void *buf, size_t len,
     return r;
 }
 
+/* Fill the window with the bytes from at: up to WINDOW, not past the end
+ * HEAD told (the window is as big as the object, if smaller). */
+static int fill_window(struct source_file *f, int64_t at)
+{
+    size_t want = WINDOW;
+
+    if ((int64_t)want > f->o.size)
+        want = (size_t)f->o.size;
+    if (f->win == NULL) {
+        f->win = malloc(want);
+        if (f->win == NULL)
+            return -ENOMEM;
+    }
+    if ((int64_t)want > f->o.size - at)
+        want = (size_t)(f->o.size - at);
+    f->win_len = 0;
+    f->win_off = at;
+    return get(f, at, f->win, want, &f->win_len);
+}
+
 static int src_read(struct source_file *f, void *buf, size_t len, int64_t off,
                     size_t *got)
 {
@@ -273,30 +304,27 @@ static int src_read(struct source_file *f, void *buf, size_t len, int64_t off,
     while (done < len && off + (int64_t)done < f->o.size) {
         at = off + (int64_t)done;
         end = f->win_off + (int64_t)f->win_len;
-        if (at < f->win_off || at >= end) {
-            if (len - done >= WINDOW) { /* straight into buf: no copy */
-                r = get(f, at, (char *)buf + done, len - done, &n);
-                if (r < 0)
-                    return r;
-                done += n;
-                break;
-            }
-            if (f->win == NULL && (f->win = malloc(WINDOW)) == NULL)
-                return -ENOMEM;
-            f->win_len = 0;
-            f->win_off = at;
-            r = get(f, at, f->win, WINDOW, &f->win_len);
-            if (r < 0)
-                return r;
-            if (f->win_len == 0)
-                break; /* shorter than HEAD said: the caller sees it */
+        if (at >= f->win_off && at < end) {
+            n = (size_t)(end - at);
+            if (n > len - done)
+                n = len - done;
+            memcpy((char *)buf + done, f->win + (at - f->win_off), n);
+            done += n;
             continue;
         }
-        n = (size_t)(end - at);
-        if (n > len - done)
-            n = len - done;
-        memcpy((char *)buf + done, f->win + (at - f->win_off), n);
-        done += n;
+        if (len - done >= WINDOW) { /* straight into buf: no copy */
+            r = get(f, at, (char *)buf + done, len - done, &n);
+            if (r == 0)
+                done += n;
+            if (r < 0)
+                return r;
+            break;
+        }
+        r = fill_window(f, at);
+        if (r < 0)
+            return r;
+        if (f->win_len == 0)
+            break; /* shorter than HEAD said: the caller sees it */
     }
     *got = done;
     return 0;

@@ -102,7 +102,7 @@ static int list(struct poller *p, struct source *src, struct listing *l)
 
     src->err[0] = '\0';
     r = p->o.ops->list(src, &w);
-    if (r == 0 && l->n > 0) /* qsort(NULL, 0, ...) is undefined */
+    if (r == 0 && l->n > 0) /* an empty listing has no array */
         qsort(l->k, l->n, sizeof(*l->k), by_path);
     return r;
 }

@@ -127,7 +127,8 @@ static int src_connect(struct source *base)
     }
     if (r == 0)
         return 0;
-    snprintf(s->base.err, sizeof(s->base.err), "%s", err);
+    snprintf(s->base.err, sizeof(s->base.err), "%.*s",
+             (int)sizeof(s->base.err) - 1, err);
     drop(s);
     return r == -ECANCELED ? r : -EHOSTDOWN;
 }

@@ -30,6 +30,7 @@
 #include "sftprelay/conf.h"
 #include "sftprelay/log.h"
 #include "sftprelay/s3.h"
+#include "sftprelay/s3conf.h"
 #include "sftprelay/sink.h"
 
 #define MIB (1024 * 1024)
@@ -40,22 +41,12 @@
 
 extern const struct sink_ops sink_s3;
 
-/* Its settings, read with s3_conf. */
-struct s3_settings {
-    char *endpoint;
-    char *region;
-    char *bucket;
-    char *prefix;
-    int path_style;
-    char *access_key_id;
-    char *secret_access_key_file;
-    char *profile;
+/* Its settings, read with s3_conf: the shared connection keys and its own. */
+struct s3sink_settings {
+    struct s3_settings s3;
     int64_t part_size;
     char *storage_class;
-    char *ca_file;
-    int verify_tls;
 };
-
 /* A part buffer. */
 struct slot {
     unsigned char *buf;
@@ -65,7 +56,7 @@ struct slot {
 
 struct s3_sink {
     struct sink base;
-    const struct s3_settings *cf; /* borrowed: outlives the sink */
+    const struct s3sink_settings *cf; /* borrowed: outlives the sink */
     int cancel_fd;
     struct s3 *c;
     /* the file open */
@@ -83,44 +74,30 @@ struct s3_sink {
     int err;            /* a part's failure, reported by the next call */
 };
 
-#define S(f, k, d, doc) CONF_KEY_STR(struct s3_settings, f, k, d, 0, doc)
 static const struct conf_key s3_keys[] = {
-    S(endpoint, "endpoint", "",
-      "S3 URL, https://host[:port] (\"\": AWS's endpoint of region)"),
-    S(region, "region", "us-east-1", "region the requests are signed for"),
-    CONF_KEY_STR(struct s3_settings, bucket, "bucket", NULL, CONF_REQUIRED,
-                 "bucket the files are delivered into"),
-    S(prefix, "prefix", "", "prepended to each file's relative path"),
-    CONF_KEY_BOOL(struct s3_settings, path_style, "path_style", 0,
-                  "address the bucket as host/bucket, not bucket.host"),
-    S(access_key_id, "access_key_id", "",
-      "access key id (\"\": AWS_ACCESS_KEY_ID or the profile's)"),
-    S(secret_access_key_file, "secret_access_key_file", "",
-      "file holding the secret access key of access_key_id"),
-    S(profile, "profile", "default",
-      "profile of ~/.aws/credentials, when no key is set otherwise"),
-    CONF_KEY_I64(struct s3_settings, part_size, "part_size", 8 * MIB, 5 * MIB,
-                 INT64_C(5) << 30,
+    S3_CONF_KEYS(struct s3sink_settings, s3,
+                 "bucket the files are delivered into",
+                 "prepended to each file's relative path"),
+    CONF_KEY_I64(struct s3sink_settings, part_size, "part_size", 8 * MIB,
+                 5 * MIB, INT64_C(5) << 30,
                  "bytes of a multipart upload's part; smaller files: one PUT"),
-    S(storage_class, "storage_class", "",
-      "x-amz-storage-class of new objects (\"\": the bucket's default)"),
-    S(ca_file, "ca_file", "", "CA certificates for TLS (\"\": the system's)"),
-    CONF_KEY_BOOL(struct s3_settings, verify_tls, "verify_tls", 1,
-                  "verify the server's TLS certificate"),
+    CONF_KEY_STR(struct s3sink_settings, storage_class, "storage_class", "", 0,
+                 "x-amz-storage-class of new objects (\"\": the bucket's "
+                 "default)"),
 };
-#undef S
 
 static const struct conf_table s3_conf = {
     .section = "target",
     .title = "sink s3",
     .keys = s3_keys,
     .n_keys = CONF_N_KEYS(s3_keys),
-    .size = sizeof(struct s3_settings),
+    .size = sizeof(struct s3sink_settings),
 };
 
 static void s3sink_describe(const void *settings, char *buf, size_t len)
 {
-    const struct s3_settings *cf = settings;
+    const struct s3sink_settings *set = settings;
+    const struct s3_settings *cf = &set->s3;
 
     snprintf(buf, len, "s3://%s/%s (%s)", cf->bucket, cf->prefix,
              cf->endpoint[0] ? cf->endpoint : cf->region);
@@ -199,35 +176,17 @@ static int fail(struct s3_sink *s, int r)
 static int s3sink_connect(struct sink *sk)
 {
     struct s3_sink *s = (struct s3_sink *)sk;
-    const struct s3_settings *cf = s->cf;
-    struct s3_creds k;
-    struct s3_config sc = {
-        .endpoint = cf->endpoint,
-        .region = cf->region,
-        .bucket = cf->bucket,
-        .path_style = cf->path_style,
-        .ca_file = cf->ca_file,
-        .verify_tls = cf->verify_tls,
-        .timeout = TIMEOUT,
-        .cancel_fd = s->cancel_fd,
-    };
     char why[SINK_ERR_MAX];
     int r;
 
     if (s->c)
         return 0;
-    r = s3_creds_load(cf->access_key_id, cf->secret_access_key_file,
-                      cf->profile, &k, why, sizeof(why));
+    r = s3_settings_connect(&s->cf->s3, s->cancel_fd, TIMEOUT, &s->c, why,
+                            sizeof(why));
     if (r < 0)
         /* keys missing or unreadable: the whole target is refused */
-        return sink_fail(sk, -EPERM, "s3://%s: %s", cf->bucket, why);
-    sc.access_key_id = k.access_key_id;
-    sc.secret_access_key = k.secret_access_key;
-    r = s3_new(&sc, &s->c, why, sizeof(why));
-    explicit_bzero(&k, sizeof(k));
-    if (r < 0)
-        return sink_fail(sk, r == -EINVAL ? -EPROTO : r, "s3: %s", why);
-    r = s3_probe(s->c, cf->prefix);
+        return sink_fail(sk, r == -EINVAL ? -EPROTO : r, "%s", why);
+    r = s3_probe(s->c, s->cf->s3.prefix);
     if (r < 0) {
         fail(s, r);
         s3_free(s->c);
@@ -240,7 +199,7 @@ static int s3sink_connect(struct sink *sk)
 static int key_of(struct s3_sink *s, const char *rel, char **key)
 {
     *key = NULL;
-    if (asprintf(key, "%s%s", s->cf->prefix, rel) < 0) {
+    if (asprintf(key, "%s%s", s->cf->s3.prefix, rel) < 0) {
         *key = NULL;
         return sink_fail(&s->base, -ENOMEM, "out of memory");
     }
@@ -249,7 +208,7 @@ static int key_of(struct s3_sink *s, const char *rel, char **key)
         *key = NULL;
         return sink_fail(&s->base, -ENAMETOOLONG,
                          "s3://%s/%s%s: a key longer than S3's %d bytes",
-                         s->cf->bucket, s->cf->prefix, rel, KEY_MAX);
+                         s->cf->s3.bucket, s->cf->s3.prefix, rel, KEY_MAX);
     }
     return 0;
 }

@@ -12,6 +12,7 @@
 static const struct source_ops *const sources[] = {
     &source_local,
     &source_sftp,
+    &source_s3,
 };
 
 #define N_SOURCES (sizeof(sources) / sizeof(sources[0]))

@@ -143,5 +143,6 @@ static inline void source_destroy(struct source *s)
 
 extern const struct source_ops source_local;
 extern const struct source_ops source_sftp;
+extern const struct source_ops source_s3;
 
 #endif

@@ -25,7 +25,8 @@ After a fault the connection is closed (as a server does when it does not
 read the body it refused).  The options set the faults at start; with
 --control FILE, the faults are read again from FILE (lines "NAME VALUE",
 as above) before each request, and a change of its text starts the
-counting again.  Each request is logged on stderr: "N METHOD PATH: what".
+counting again.  Each request is logged on stderr: "N METHOD PATH: what",
+with " (bytes=A-B)" after PATH when it has a Range header.
 Python stdlib only; it runs until killed.
 """
 
@@ -147,6 +148,8 @@ class Proxy(socketserver.BaseRequestHandler):
             return False
         n, fault, f = self.server.faults.next_request()
         what = head.split(b"\r\n", 1)[0].rsplit(b" ", 1)[0].decode("latin-1")
+        if header(head, b"range"):
+            what += " (%s)" % header(head, b"range").decode("latin-1")
         length = int(header(head, b"content-length") or 0)
         chunked = b"chunked" in (header(head, b"transfer-encoding") or b"")
         if fault == "503":

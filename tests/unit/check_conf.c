@@ -236,9 +236,11 @@ static const struct bad_case bad_cases[] = {
      " bucket = \"b\"; part_size = 1048576; };\n",
      "DIR/sftprelay.conf:3: target.part_size: 1048576 is out of range "
      "(5242880 to 5368709120)"},
+    {"source = { path = \"/up\";\n type = \"gcs\"; };\n",
+     "DIR/sftprelay.conf:2: source.type: unknown source \"gcs\" (known: "
+     "local, sftp, s3)"},
     {"source = { path = \"/up\";\n type = \"s3\"; };\n",
-     "DIR/sftprelay.conf:2: source.type: unknown source \"s3\" (known: "
-     "local, sftp)"},
+     "DIR/sftprelay.conf:1: source.bucket: required key is missing"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
      "transfer = { transforms = [\n \"gzip\" ]; };\n",
      "DIR/sftprelay.conf:4: transfer.transforms: unknown transform \"gzip\" "

@@ -20,34 +20,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "s3test.h"
 #include "sftprelay/s3.h"
 
 #define MIB (1024 * 1024)
-
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-
-    ck_assert_msg(v && v[0], "%s is not set: run t_s3client.sh", name);
-    return v;
-}
-
-/* The test server's settings; callers change what they test. */
-static struct s3_config config(void)
-{
-    struct s3_config cf = {
-        .endpoint = env("RGW_ENDPOINT"),
-        .region = env("RGW_REGION"),
-        .bucket = env("S3_BUCKET"),
-        .path_style = 1,
-        .access_key_id = env("RGW_ACCESS_KEY"),
-        .secret_access_key = env("RGW_SECRET_KEY"),
-        .verify_tls = 1,
-        .timeout = 30,
-        .cancel_fd = -1,
-    };
-    return cf;
-}
 
 static struct s3 *client(const struct s3_config *cf)
 {
@@ -81,7 +57,7 @@ static int count_key(void *arg, const struct s3_object *o)
 
 START_TEST(test_objects)
 {
-    struct s3_config cf = config();
+    struct s3_config cf = s3test_config();
     struct s3 *c = client(&cf);
     const char *key = "dir one/ünï+code (1)~x.txt";
     unsigned char *data = pattern(100000, 1), buf[1000];
@@ -143,7 +119,7 @@ static int join_key(void *arg, const struct s3_object *o)
 
 START_TEST(test_list_pages)
 {
-    struct s3_config cf = config();
+    struct s3_config cf = s3test_config();
     struct s3 *c;
     char keys[256] = "", name[32];
     int i;
@@ -163,7 +139,7 @@ END_TEST
 
 START_TEST(test_multipart)
 {
-    struct s3_config cf = config();
+    struct s3_config cf = s3test_config();
     struct s3 *c;
     const char *key = "big/file.bin";
     size_t sizes[3] = {5 * MIB, 5 * MIB, MIB + 7};
@@ -229,7 +205,7 @@ END_TEST
 
 START_TEST(test_abort)
 {
-    struct s3_config cf = config();
+    struct s3_config cf = s3test_config();
     struct s3 *c = client(&cf);
     unsigned char *data = pattern(5 * MIB, 3);
     char id[S3_UPLOAD_ID_MAX];
@@ -276,21 +252,21 @@ static void expect_error(struct s3_config *cf, int want, const char *words)
 
 START_TEST(test_errors)
 {
-    struct s3_config cf = config();
+    struct s3_config cf = s3test_config();
     char words[256];
 
     cf.secret_access_key = "not-the-secret-0123456789";
     expect_error(&cf, -EPERM, "wrong keys: the secret access key is not");
-    cf = config();
+    cf = s3test_config();
     cf.access_key_id = "NOSUCHKEYID000000000";
     expect_error(&cf, -EPERM, "wrong keys: the server knows no access key id "
                               "NOSUCHKEYID000000000");
-    cf = config();
+    cf = s3test_config();
     cf.bucket = "no-such-bucket";
     snprintf(words, sizeof(words), "bucket no-such-bucket does not exist at %s",
              cf.endpoint);
     expect_error(&cf, -EADDRNOTAVAIL, words);
-    cf = config();
+    cf = s3test_config();
     cf.skew_seconds = 3600;
     expect_error(&cf, -EPERM, "clock skew");
 }
@@ -314,7 +290,7 @@ static int silent_port(int *fd, int listen_too)
 
 START_TEST(test_network)
 {
-    struct s3_config cf = config();
+    struct s3_config cf = s3test_config();
     char ep[64];
     int fd, port, efd;
     uint64_t one = 1;
@@ -346,10 +322,10 @@ END_TEST
 /* 503 SlowDown (from s3_faults.py, once) is "try again later". */
 START_TEST(test_throttled)
 {
-    struct s3_config cf = config();
+    struct s3_config cf = s3test_config();
     struct s3 *c;
 
-    cf.endpoint = env("S3_FAULTS_URL");
+    cf.endpoint = s3test_env("S3_FAULTS_URL");
     expect_error(&cf, -EAGAIN, "throttled: the server asks us to slow down");
     c = client(&cf);
     ck_assert_int_eq(s3_put(c, "k", "x", 1, NULL, NULL), 0);
@@ -359,7 +335,7 @@ END_TEST
 
 START_TEST(test_tls)
 {
-    struct s3_config cf = config();
+    struct s3_config cf = s3test_config();
     const char *tls = getenv("RGW_TLS_ENDPOINT");
     struct s3 *c;
 
@@ -369,7 +345,7 @@ START_TEST(test_tls)
     /* the system's CAs do not know the test CA */
     expect_error(&cf, -EKEYREJECTED, "TLS: the server's certificate failed "
                                      "verification against the system's CAs");
-    cf.ca_file = env("RGW_CA_FILE");
+    cf.ca_file = s3test_env("RGW_CA_FILE");
     c = client(&cf);
     ck_assert_int_eq(s3_put(c, "tls.txt", "x", 1, NULL, NULL), 0);
     s3_free(c);
@@ -383,14 +359,14 @@ END_TEST
 
 START_TEST(test_config)
 {
-    struct s3_config cf = config();
+    struct s3_config cf = s3test_config();
     struct s3 *c = NULL;
     char err[256], want[256];
 
     cf.path_style = 0; /* an address cannot carry the bucket's name */
     ck_assert_int_eq(s3_new(&cf, &c, err, sizeof(err)), -EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "set path_style = true"));
-    cf = config();
+    cf = s3test_config();
     cf.endpoint = "ftp://127.0.0.1";
     ck_assert_int_eq(s3_new(&cf, &c, err, sizeof(err)), -EINVAL);
     cf.endpoint = NULL; /* AWS's, for the region */

@@ -47,9 +47,10 @@ struct s3sink_settings {
     int64_t part_size;
     char *storage_class;
 };
-/* A part buffer. */
+/* A part buffer: cap bytes, of which len are filled. */
 struct slot {
     unsigned char *buf;
+    size_t cap;
     size_t len;
     int number; /* in flight when non-zero */
 };
@@ -64,8 +65,7 @@ struct s3_sink {
     size_t part_size;
     char upload_id[S3_UPLOAD_ID_MAX]; /* "" until a part must go */
     char token[SINK_TOKEN_MAX];
-    struct slot slots[PARTS_IN_FLIGHT];
-    size_t slot_size;   /* bytes of each slot's buffer */
+    struct slot slots[PARTS_IN_FLIGHT]; /* of part_size bytes when used */
     struct slot *fill;  /* the one being filled, or NULL */
     int next_number;    /* of the next part to start */
     struct s3_part *parts; /* [PARTS_MAX]: etag[0] once completed */
@@ -213,20 +213,6 @@ static int key_of(struct s3_sink *s, const char *rel, char **key)
     return 0;
 }
 
-/* Buffers of part_size bytes (an upload resumed keeps its part size). */
-static void size_buffers(struct s3_sink *s)
-{
-    int i;
-
-    if (s->slot_size == s->part_size)
-        return;
-    for (i = 0; i < PARTS_IN_FLIGHT; i++) {
-        free(s->slots[i].buf);
-        s->slots[i].buf = NULL;
-    }
-    s->slot_size = s->part_size;
-}
-
 /* "PART_SIZE UPLOAD_ID" into part size and id; -EINVAL if not that. */
 static int parse_token(const char *t, size_t *part_size, char *id)
 {
@@ -286,13 +272,11 @@ static int s3sink_open(struct sink *sk, struct sink_file *f)
         return r;
     s->part_size = (size_t)s->cf->part_size;
     if (parse_token(f->token, &old_size, old_id) < 0) {
-        size_buffers(s);
         f->offset = 0; /* no upload to resume */
         return 0;
     }
     if (f->offset == 0) {
         /* an upload the journal says to throw away before starting anew */
-        size_buffers(s);
         r = s3_mpu_abort(s->c, s->key, old_id);
         return r < 0 ? fail(s, r) : 0;
     }
@@ -306,7 +290,6 @@ static int s3sink_open(struct sink *sk, struct sink_file *f)
     if (r < 0)
         return fail(s, r);
     s->part_size = old_size;
-    size_buffers(s);
     snprintf(s->upload_id, sizeof(s->upload_id), "%s", old_id);
     set_token(s);
     f->offset = adopt(s, listed, n, f->offset);
@@ -352,21 +335,31 @@ static int harvest(struct s3_sink *s, int wait_ms)
     return r < 0 ? fail(s, r) : 0;
 }
 
-/* A buffer free to fill, waiting for a part in flight if all are. */
+/*
+ * A buffer of part_size bytes free to fill, waiting for a part in flight
+ * if all are.  The part size is the upload's (open() may resume one of
+ * another size than the last file's), so a buffer of another size is
+ * made again here, whatever path open() took.
+ */
 static int free_slot(struct s3_sink *s, struct slot **out)
 {
+    struct slot *sl;
     int i, r;
 
     for (;;) {
         for (i = 0; i < PARTS_IN_FLIGHT; i++) {
-            if (s->slots[i].number)
+            sl = &s->slots[i];
+            if (sl->number)
                 continue;
-            if (s->slots[i].buf == NULL) {
-                s->slots[i].buf = malloc(s->part_size);
-                if (s->slots[i].buf == NULL)
+            if (sl->cap != s->part_size) {
+                free(sl->buf);
+                sl->cap = 0;
+                sl->buf = malloc(s->part_size);
+                if (sl->buf == NULL)
                     return sink_fail(&s->base, -ENOMEM, "out of memory");
+                sl->cap = s->part_size;
             }
-            *out = &s->slots[i];
+            *out = sl;
             return 0;
         }
         r = harvest(s, -1);

@@ -1,0 +1,226 @@
+/*
+ * check_s3sink: the S3 sink (agent/sinks/s3.c) against a real S3 server,
+ * in the cases the conformance suite (check_sinks) does not reach: an
+ * upload resumed with another part size, parts the journal's checkpoint
+ * does not know of yet, an upload lost at commit, 503s in the middle of
+ * an upload, keys that may write but not list.
+ *
+ * Run by t_s3sink.sh, which starts radosgw (rgw.sh) and the fault proxy
+ * (s3_faults.py) and gives in the environment: RGW_ENDPOINT,
+ * RGW_ACCESS_KEY, RGW_SECRET_KEY, RGW_SECRET_FILE, RGW_REGION, S3_BUCKET
+ * (made already), S3_FAULTS_URL and S3_FAULTS_CONTROL (the proxy, no
+ * faults until its control file says), and S3_WRITER_KEY and
+ * S3_WRITER_SECRET_FILE, a user the bucket's policy lets do what the
+ * sink needs and nothing more (no s3:ListBucket).  What is checked is
+ * what a user would check: the object's bytes, the offsets a transfer
+ * would checkpoint and resume at, the errors.
+ */
+#include "config.h"
+
+#include <time.h>
+
+#include "../unit/testutil.h"
+#include "s3test.h"
+#include "sftprelay/conf.h"
+#include "sftprelay/s3.h"
+#include "sftprelay/sink.h"
+
+#define MIB (1024 * 1024)
+#define PREFIX "sink/"
+
+static char *dir;           /* scratch: the configuration files */
+static struct conf *conf;   /* of the sink under test */
+static struct s3 *admin;    /* the bucket owner's client, to look and meddle */
+static unsigned char *data; /* the bytes every case sends from */
+#define DATA_MAX (16 * MIB)
+
+static void setup(void)
+{
+    struct s3_config cf = s3test_config();
+    char err[256] = "";
+    size_t i;
+
+    dir = tu_tmpdir();
+    ck_assert_msg(s3_new(&cf, &admin, err, sizeof(err)) == 0, "%s", err);
+    data = malloc(DATA_MAX);
+    ck_assert_ptr_nonnull(data);
+    for (i = 0; i < DATA_MAX; i++)
+        data[i] = (unsigned char)((i * 2654435761u) >> 13);
+}
+
+static void teardown(void)
+{
+    conf_free(conf);
+    conf = NULL;
+    s3_free(admin);
+    admin = NULL;
+    free(data);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A connected S3 sink of part_size bytes at endpoint, with these keys. */
+static struct sink *sink_with(const char *endpoint, long long part_size,
+                              const char *key_id, const char *secret_file)
+{
+    char err[CONF_ERR_MAX], *text = NULL, *file;
+    struct sink *s = NULL;
+
+    ck_assert_int_ge(
+        asprintf(&text,
+                 "source = { path = \"%s\"; };\n"
+                 "target = { type = \"s3\"; endpoint = \"%s\";\n"
+                 "  path_style = true; bucket = \"%s\"; prefix = \"%s\";\n"
+                 "  part_size = %lld; access_key_id = \"%s\";\n"
+                 "  secret_access_key_file = \"%s\"; };\n",
+                 dir, endpoint, s3test_env("S3_BUCKET"), PREFIX, part_size,
+                 key_id, secret_file),
+        0);
+    file = tu_write_str(dir, "s3.conf", text);
+    conf_free(conf);
+    conf = NULL;
+    ck_assert_msg(conf_load(file, NULL, &conf, err, sizeof(err)) == 0, "%s",
+                  err);
+    ck_assert_int_eq(conf->target.ops->create(conf->target.settings, -1, &s),
+                     0);
+    ck_assert_msg(sink_connect(s) == 0, "connect: %s", sink_error(s));
+    free(text);
+    free(file);
+    return s;
+}
+
+static struct sink *sink_of(const char *endpoint, long long part_size)
+{
+    return sink_with(endpoint, part_size, s3test_env("RGW_ACCESS_KEY"),
+                     s3test_env("RGW_SECRET_FILE"));
+}
+
+/* Write data[from, to) in pieces of a MiB: 0, or the first error. */
+static int send_range(struct sink *s, int64_t from, int64_t to)
+{
+    int r = 0;
+
+    while (r == 0 && from < to) {
+        size_t n = to - from > MIB ? MIB : (size_t)(to - from);
+
+        r = sink_write(s, data + from, n);
+        from += (int64_t)n;
+    }
+    return r;
+}
+
+/* Deliver rel as size bytes of data: open (resuming as token and offset
+ * say, asserting where it resumes), write the rest, commit. */
+static void deliver(struct sink *s, const char *rel, int64_t size,
+                    const char *token, int64_t offset, int64_t resumes_at)
+{
+    struct sink_file f = {.rel = rel,
+                          .mode = 0644,
+                          .size = size,
+                          .offset = offset,
+                          .token = token};
+    struct sink_done d = {.size = size};
+
+    ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
+    ck_assert_int_eq(f.offset, resumes_at);
+    ck_assert_msg(send_range(s, f.offset, size) == 0, "write: %s",
+                  sink_error(s));
+    ck_assert_msg(sink_commit(s, &d) == 0, "commit: %s", sink_error(s));
+}
+
+/* The object PREFIX rel holds data[0, size), to the byte. */
+static void on_bucket(const char *rel, int64_t size)
+{
+    char key[256];
+    unsigned char *back = malloc((size_t)size + 1);
+    struct s3_object o;
+    size_t got = 0;
+
+    ck_assert_ptr_nonnull(back);
+    snprintf(key, sizeof(key), PREFIX "%s", rel);
+    ck_assert_msg(s3_head(admin, key, &o) == 0, "%s", s3_error(admin));
+    ck_assert_int_eq(o.size, size);
+    ck_assert_msg(s3_get(admin, key, 0, back, (size_t)size + 1, NULL, &got) ==
+                      0,
+                  "%s", s3_error(admin));
+    ck_assert_uint_eq(got, (size_t)size);
+    ck_assert_msg(memcmp(back, data, (size_t)size) == 0,
+                  "%s: other bytes than were sent", key);
+    free(back);
+}
+
+/* An upload of PREFIX rel made as an earlier agent would have: n parts of
+ * part bytes from data; its token ("PART_SIZE UPLOAD_ID") into token. */
+static void upload_parts(const char *rel, int n, size_t part, char *token,
+                         size_t len)
+{
+    char key[256], id[S3_UPLOAD_ID_MAX];
+    struct s3_part_done d;
+    int i, left = n;
+
+    snprintf(key, sizeof(key), PREFIX "%s", rel);
+    ck_assert_int_eq(s3_mpu_create(admin, key, NULL, id), 0);
+    for (i = 0; i < n; i++)
+        ck_assert_int_eq(s3_part_start(admin, key, id, i + 1,
+                                       data + (size_t)i * part, part, NULL),
+                         0);
+    while (left) {
+        int r = s3_part_poll(admin, -1, &d);
+
+        ck_assert_int_ge(r, 0);
+        if (r == 0)
+            continue;
+        ck_assert_msg(d.result == 0, "part %d: %s", d.number, s3_error(admin));
+        left--;
+    }
+    snprintf(token, len, "%zu %s", part, id);
+}
+
+/* Abort the upload token names, as a lifecycle rule would. */
+static void lose_upload(const char *rel, const char *token)
+{
+    char key[256];
+
+    snprintf(key, sizeof(key), PREFIX "%s", rel);
+    ck_assert_int_eq(s3_mpu_abort(admin, key, strchr(token, ' ') + 1), 0);
+}
+
+/*
+ * An upload resumed with a smaller part size than the configuration's
+ * (its token keeps its own), then lost: the next file starts a new upload
+ * at the configured size, and the part buffers grow with it.
+ */
+START_TEST(test_part_size_grows)
+{
+    struct sink *s = sink_of(s3test_env("RGW_ENDPOINT"), 6 * MIB);
+    struct sink_file f = {
+        .rel = "grow.bin", .mode = 0644, .size = 13 * MIB, .offset = 5 * MIB};
+    char token[SINK_TOKEN_MAX];
+
+    upload_parts("grow.bin", 1, 5 * MIB, token, sizeof(token));
+    f.token = token;
+    ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
+    ck_assert_int_eq(f.offset, 5 * MIB);
+    /* a part of 5 MiB in flight, the next buffer filling */
+    ck_assert_int_eq(send_range(s, 5 * MIB, 11 * MIB), 0);
+    sink_abort(s);
+    lose_upload("grow.bin", token);
+    deliver(s, "grow.bin", 13 * MIB, token, 5 * MIB, 0);
+    on_bucket("grow.bin", 13 * MIB);
+    sink_destroy(s);
+}
+END_TEST
+
+static Suite *s3sink_suite(void)
+{
+    Suite *s = suite_create("s3sink");
+    TCase *tc = tcase_create("radosgw");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_part_size_grows);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TU_MAIN(s3sink_suite)

@@ -68,8 +68,10 @@ struct s3_sink {
     struct slot slots[PARTS_IN_FLIGHT]; /* of part_size bytes when used */
     struct slot *fill;  /* the one being filled, or NULL */
     int next_number;    /* of the next part to start */
-    struct s3_part *parts; /* [PARTS_MAX]: etag[0] once completed */
+    struct s3_part *parts; /* [PARTS_MAX]: etag[0] once completed, with
+                              the part's length as size */
     int contiguous;     /* parts 1..contiguous completed */
+    int64_t durable;    /* their bytes: the last part may be shorter */
     int64_t written;    /* bytes given, from offset 0 */
     int err;            /* a part's failure, reported by the next call */
 };
@@ -140,6 +142,7 @@ static void reset_file(struct s3_sink *s)
     s->token[0] = '\0';
     s->next_number = 1;
     s->contiguous = 0;
+    s->durable = 0;
     s->written = 0;
     s->err = 0;
     memset(s->parts, 0, PARTS_MAX * sizeof(*s->parts));
@@ -255,6 +258,7 @@ static int64_t adopt(struct s3_sink *s, const struct s3_part *v, size_t n,
     s->contiguous = (int)k;
     s->next_number = (int)k + 1;
     s->written = (int64_t)k * (int64_t)s->part_size;
+    s->durable = s->written;
     return s->written;
 }
 
@@ -303,6 +307,8 @@ static int s3sink_open(struct sink *sk, struct sink_file *f)
 static int part_done(struct s3_sink *s, const struct s3_part_done *d)
 {
     struct slot *sl = d->tag;
+    struct s3_part *p = &s->parts[d->number - 1];
+    int64_t len = (int64_t)sl->len;
 
     sl->number = 0;
     sl->len = 0;
@@ -312,11 +318,13 @@ static int part_done(struct s3_sink *s, const struct s3_part_done *d)
         s->err = d->result == -ESTALE ? -EIO : d->result;
         return fail(s, s->err);
     }
-    s->parts[d->number - 1].number = d->number;
-    s->parts[d->number - 1].size = (int64_t)s->part_size;
-    snprintf(s->parts[d->number - 1].etag, S3_ETAG_MAX, "%s", d->etag);
-    while (s->contiguous < PARTS_MAX && s->parts[s->contiguous].etag[0])
+    p->number = d->number;
+    p->size = len;
+    snprintf(p->etag, S3_ETAG_MAX, "%s", d->etag);
+    while (s->contiguous < PARTS_MAX && s->parts[s->contiguous].etag[0]) {
+        s->durable += s->parts[s->contiguous].size;
         s->contiguous++;
+    }
     return 0;
 }
 
@@ -435,7 +443,8 @@ static int64_t s3sink_durable(struct sink *sk)
 {
     struct s3_sink *s = (struct s3_sink *)sk;
 
-    return (int64_t)s->contiguous * (int64_t)s->part_size;
+    /* the last part is as long as the bytes it took, never longer */
+    return s->durable < s->written ? s->durable : s->written;
 }
 
 static const char *s3sink_token(struct sink *sk)

@@ -109,6 +109,23 @@ static int send_range(struct sink *s, int64_t from, int64_t to)
     return r;
 }
 
+static int64_t durable(struct sink *s)
+{
+    return s->ops->durable(s);
+}
+
+/* Let the parts in flight complete until durable() is want (60 s). */
+static void wait_durable(struct sink *s, int64_t want)
+{
+    time_t end = time(NULL) + 60;
+
+    while (durable(s) < want && time(NULL) < end) {
+        ck_assert_msg(sink_write(s, "", 0) == 0, "%s", sink_error(s));
+        usleep(20000);
+    }
+    ck_assert_int_eq(durable(s), want);
+}
+
 /* Deliver rel as size bytes of data: open (resuming as token and offset
  * say, asserting where it resumes), write the rest, commit. */
 static void deliver(struct sink *s, const char *rel, int64_t size,
@@ -185,6 +202,16 @@ static void lose_upload(const char *rel, const char *token)
     ck_assert_int_eq(s3_mpu_abort(admin, key, strchr(token, ' ') + 1), 0);
 }
 
+/* The fault proxy's faults from now on ("": none). */
+static void faults(const char *text)
+{
+    FILE *f = fopen(s3test_env("S3_FAULTS_CONTROL"), "we");
+
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 /*
  * An upload resumed with a smaller part size than the configuration's
  * (its token keeps its own), then lost: the next file starts a new upload
@@ -211,6 +238,40 @@ START_TEST(test_part_size_grows)
 }
 END_TEST
 
+/*
+ * A CompleteMultipartUpload that fails (503 SlowDown from the proxy): the
+ * offset a transfer would checkpoint then is within the file, the last,
+ * shorter part counted at its length; the next attempt resumes after the
+ * full parts.
+ */
+START_TEST(test_complete_fails)
+{
+    struct sink *s = sink_of(s3test_env("S3_FAULTS_URL"), 5 * MIB);
+    const int64_t size = 5 * MIB + 100;
+    struct sink_file f = {.rel = "complete.bin", .mode = 0644, .size = size};
+    struct sink_done d = {.size = size};
+    char token[SINK_TOKEN_MAX];
+    int64_t at;
+
+    ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
+    ck_assert_int_eq(send_range(s, 0, size), 0);
+    wait_durable(s, 5 * MIB);
+    /* from here on: UploadPart 2 passes, CompleteMultipartUpload gets 503 */
+    faults("fail_every 2\n");
+    ck_assert_int_eq(sink_commit(s, &d), -EAGAIN);
+    ck_assert_ptr_nonnull(strstr(sink_error(s), "CompleteMultipartUpload"));
+    at = durable(s);
+    ck_assert_int_eq(at, size);
+    ck_assert_ptr_nonnull(sink_token(s));
+    snprintf(token, sizeof(token), "%s", sink_token(s));
+    sink_abort(s);
+    faults("");
+    deliver(s, "complete.bin", size, token, at, 5 * MIB);
+    on_bucket("complete.bin", size);
+    sink_destroy(s);
+}
+END_TEST
+
 static Suite *s3sink_suite(void)
 {
     Suite *s = suite_create("s3sink");
@@ -219,6 +280,7 @@ static Suite *s3sink_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_part_size_grows);
+    tcase_add_test(tc, test_complete_fails);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,9 +12,16 @@
  * "PART_SIZE UPLOAD_ID" (the part size of the upload, whatever the
  * configuration says by the time it resumes).
  *
- * Resume: open() asks ListParts and resumes after the last of the parts
- * present without a gap, at most at the journal's offset; an upload the
- * server lost (NoSuchUpload) starts again from 0.  abort() leaves the
+ * Resume: open() asks ListParts and resumes after the last of the full
+ * parts present without a gap from part 1, up to the file's size.  That
+ * may be past the journal's offset, which lags the parts (it is written
+ * after they complete; a kill -9 may come first): sink.h lets open()
+ * resume higher when the sink vouches for the bytes, and each listed part
+ * of this upload was stored only after the server checked its
+ * Content-MD5.  So what is sent again is the parts that were in flight
+ * (PARTS_IN_FLIGHT at most) and any that completed after a gap one of
+ * them left.  An upload the server lost (NoSuchUpload) starts again
+ * from 0.  abort() leaves the
  * upload for that; discard() (a source that changed or vanished) aborts
  * it, so no orphaned parts keep costing money.
  *
@@ -241,17 +248,18 @@ static void set_token(struct s3_sink *s)
 
 /*
  * Take up what ListParts says of our upload: parts 1..k present without
- * a gap, whole, and within the journal's offset, are kept; the rest is
- * sent again.  Returns where writing resumes.
+ * a gap and whole are kept, whatever the journal's offset, as long as
+ * they end within size (-1: not known); the rest is sent again.  Returns
+ * where writing resumes.
  */
 static int64_t adopt(struct s3_sink *s, const struct s3_part *v, size_t n,
-                     int64_t offset)
+                     int64_t size)
 {
-    int64_t limit = offset / (int64_t)s->part_size;
+    int64_t part = (int64_t)s->part_size;
     size_t k = 0;
 
-    while (k < n && (int64_t)k < limit && v[k].number == (int)k + 1 &&
-           v[k].size == (int64_t)s->part_size) {
+    while (k < n && v[k].number == (int)k + 1 && v[k].size == part &&
+           (size < 0 || (int64_t)(k + 1) * part <= size)) {
         s->parts[k] = v[k];
         k++;
     }
@@ -296,7 +304,7 @@ static int s3sink_open(struct sink *sk, struct sink_file *f)
     s->part_size = old_size;
     snprintf(s->upload_id, sizeof(s->upload_id), "%s", old_id);
     set_token(s);
-    f->offset = adopt(s, listed, n, f->offset);
+    f->offset = adopt(s, listed, n, f->size);
     log_info("%s: resuming upload %s at part %d (%zu parts on the server)",
              s->key, s->upload_id, s->next_number, n);
     free(listed);
@@ -397,6 +405,8 @@ static int start_part(struct s3_sink *s)
                       sl->len, sl);
     if (r < 0)
         return fail(s, r);
+    log_debug("%s: part %d of upload %s started (%zu bytes)", s->key,
+              s->next_number, s->upload_id, sl->len);
     sl->number = s->next_number++;
     s->fill = NULL;
     return 0;

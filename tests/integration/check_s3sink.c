@@ -272,6 +272,31 @@ START_TEST(test_complete_fails)
 }
 END_TEST
 
+/*
+ * Parts on the server that the journal's checkpoint does not cover (it
+ * lags them: it is written after they complete, and a kill -9 may come
+ * first): open() takes every full part listed without a gap from part 1,
+ * up to the file's size and no further.
+ */
+START_TEST(test_resume_past_checkpoint)
+{
+    struct sink *s = sink_of(s3test_env("RGW_ENDPOINT"), 5 * MIB);
+    struct sink_file f = {
+        .rel = "ahead.bin", .mode = 0644, .size = 10 * MIB, .offset = 5 * MIB};
+    char token[SINK_TOKEN_MAX];
+
+    upload_parts("ahead.bin", 3, 5 * MIB, token, sizeof(token));
+    /* a file of two parts (shorter than the upload): not past its end */
+    f.token = token;
+    ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
+    ck_assert_int_eq(f.offset, 10 * MIB);
+    sink_abort(s);
+    deliver(s, "ahead.bin", 15 * MIB + 10, token, 5 * MIB, 15 * MIB);
+    on_bucket("ahead.bin", 15 * MIB + 10);
+    sink_destroy(s);
+}
+END_TEST
+
 static Suite *s3sink_suite(void)
 {
     Suite *s = suite_create("s3sink");
@@ -281,6 +306,7 @@ static Suite *s3sink_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_part_size_grows);
     tcase_add_test(tc, test_complete_fails);
+    tcase_add_test(tc, test_resume_past_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -501,7 +501,9 @@ static int s3sink_commit(struct sink *sk, struct sink_done *d)
     r = s3_mpu_complete(s->c, s->key, s->upload_id, s->parts, (size_t)
                         s->contiguous, d->etag);
     if (r < 0)
-        return fail(s, r);
+        /* The upload vanished (NoSuchUpload), as in part_done(): an error
+         * of this attempt, and the next open() starts a new upload. */
+        return fail(s, r == -ESTALE ? -EIO : r);
     reset_file(s);
     return 0;
 }

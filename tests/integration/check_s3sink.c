@@ -297,6 +297,38 @@ START_TEST(test_resume_past_checkpoint)
 }
 END_TEST
 
+/*
+ * An upload lost just before CompleteMultipartUpload (a lifecycle rule, an
+ * operator): commit fails with an error of this attempt, not -ESTALE
+ * (which a transfer reads as "the source changed"), and the next open()
+ * with the same token starts a new upload from 0.  radosgw answers such a
+ * CompleteMultipartUpload 500 InternalError; the proxy answers it as AWS
+ * does, 404 NoSuchUpload.
+ */
+START_TEST(test_lost_at_commit)
+{
+    struct sink *s = sink_of(s3test_env("S3_FAULTS_URL"), 5 * MIB);
+    struct sink_file f = {
+        .rel = "lost.bin", .mode = 0644, .size = 10 * MIB, .offset = 5 * MIB};
+    struct sink_done d = {.size = 10 * MIB};
+    char token[SINK_TOKEN_MAX];
+
+    upload_parts("lost.bin", 2, 5 * MIB, token, sizeof(token));
+    f.token = token;
+    ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
+    ck_assert_int_eq(f.offset, 10 * MIB); /* nothing left but to complete */
+    lose_upload("lost.bin", token);
+    faults("fail_first 1\nno_such_upload 1\n");
+    ck_assert_msg(sink_commit(s, &d) == -EIO, "%s", sink_error(s));
+    ck_assert_ptr_nonnull(strstr(sink_error(s), "upload is gone"));
+    faults("");
+    sink_abort(s);
+    deliver(s, "lost.bin", 10 * MIB, token, 10 * MIB, 0);
+    on_bucket("lost.bin", 10 * MIB);
+    sink_destroy(s);
+}
+END_TEST
+
 static Suite *s3sink_suite(void)
 {
     Suite *s = suite_create("s3sink");
@@ -307,6 +339,7 @@ static Suite *s3sink_suite(void)
     tcase_add_test(tc, test_part_size_grows);
     tcase_add_test(tc, test_complete_fails);
     tcase_add_test(tc, test_resume_past_checkpoint);
+    tcase_add_test(tc, test_lost_at_commit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,6 +4,7 @@
     s3_faults.py --to PORT [--listen PORT] [--control FILE]
                  [--fail-first N] [--fail-every N]
                  [--drop-after BYTES] [--drop-times N] [--delay-ms MS]
+                 [--no-such-upload 0|1]
 
 Listens on 127.0.0.1 (PORT 0, the default: any free port), prints the port
 on stdout once it accepts connections, and forwards every connection to
@@ -15,6 +16,9 @@ place.  Faults, counted over all connections, requests numbered from 1:
 
   fail_first N    answer the first N requests 503 SlowDown (an S3 XML error)
   fail_every N    answer every Nth request 503 SlowDown
+  no_such_upload 1  answer those two 404 NoSuchUpload instead (AWS's word
+                  for an upload gone: aborted, or expired by a lifecycle
+                  rule)
   drop_after B    pass on B bytes of a request's body, then close both
                   connections (a part upload cut midway); only requests
                   with a body longer than B; drop_times of them (1)
@@ -40,7 +44,11 @@ import time
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown'
             b'</Code><Message>Please reduce your request rate.</Message>'
             b'<RequestId>s3-faults</RequestId></Error>\n')
-KEYS = ("fail_first", "fail_every", "drop_after", "drop_times", "delay_ms")
+NOSUCHUPLOAD = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
+                b'NoSuchUpload</Code><Message>The specified upload does not '
+                b'exist.</Message><RequestId>s3-faults</RequestId></Error>\n')
+KEYS = ("fail_first", "fail_every", "drop_after", "drop_times", "delay_ms",
+        "no_such_upload")
 
 
 class Faults:
@@ -153,16 +161,19 @@ class Proxy(socketserver.BaseRequestHandler):
         length = int(header(head, b"content-length") or 0)
         chunked = b"chunked" in (header(head, b"transfer-encoding") or b"")
         if fault == "503":
-            log(n, what, "503 SlowDown")
+            status, body = b"503 Slow Down", SLOWDOWN
+            if f["no_such_upload"]:
+                status, body = b"404 Not Found", NOSUCHUPLOAD
+            log(n, what, status.decode())
             # Read what the client sends unasked, so that it reads the
             # answer rather than a reset; one that waits for 100-continue
             # sends nothing.
             if header(head, b"expect") is None:
                 skip_body(rfile, length, chunked)
             self.request.sendall(
-                b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml"
+                b"HTTP/1.1 %s\r\nContent-Type: application/xml"
                 b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
-                    len(SLOWDOWN), SLOWDOWN))
+                    status, len(body), body))
             return False
         if f["delay_ms"]:
             time.sleep(f["delay_ms"] / 1000)

@@ -329,6 +329,40 @@ START_TEST(test_lost_at_commit)
 }
 END_TEST
 
+/*
+ * 503 SlowDown on a part (the proxy's, on the third request: the upload's
+ * second part): the next write or the commit says -EAGAIN (a back-off,
+ * no attempt counted), and the upload resumes after the part that got in.
+ */
+START_TEST(test_slowdown_on_a_part)
+{
+    struct sink *s = sink_of(s3test_env("S3_FAULTS_URL"), 5 * MIB);
+    const int64_t size = 12 * MIB;
+    struct sink_file f = {.rel = "slow.bin", .mode = 0644, .size = size};
+    struct sink_done d = {.size = size};
+    char token[SINK_TOKEN_MAX];
+    int r;
+
+    faults("fail_every 3\n"); /* CreateMultipartUpload, part 1, part 2 */
+    ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
+    ck_assert_int_eq(send_range(s, 0, 5 * MIB + 1), 0);
+    wait_durable(s, 5 * MIB);
+    r = send_range(s, 5 * MIB + 1, size);
+    if (r == 0)
+        r = sink_commit(s, &d);
+    ck_assert_msg(r == -EAGAIN, "%d: %s", r, sink_error(s));
+    ck_assert_ptr_nonnull(strstr(sink_error(s), "UploadPart 2 of"));
+    ck_assert_ptr_nonnull(strstr(sink_error(s), "throttled"));
+    ck_assert_int_eq(durable(s), 5 * MIB);
+    snprintf(token, sizeof(token), "%s", sink_token(s));
+    sink_abort(s);
+    faults("");
+    deliver(s, "slow.bin", size, token, 5 * MIB, 5 * MIB);
+    on_bucket("slow.bin", size);
+    sink_destroy(s);
+}
+END_TEST
+
 static Suite *s3sink_suite(void)
 {
     Suite *s = suite_create("s3sink");
@@ -340,6 +374,7 @@ static Suite *s3sink_suite(void)
     tcase_add_test(tc, test_complete_fails);
     tcase_add_test(tc, test_resume_past_checkpoint);
     tcase_add_test(tc, test_lost_at_commit);
+    tcase_add_test(tc, test_slowdown_on_a_part);
     suite_add_tcase(s, tc);
     return s;
 }

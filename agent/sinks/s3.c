@@ -182,7 +182,13 @@ static int fail(struct s3_sink *s, int r)
     return sink_fail(&s->base, r, "%s", s3_error(s->c));
 }
 
-/* A client with the keys, and one request to see they work. */
+/*
+ * A client with the keys, and one request to see they work: a one-key
+ * listing.  It needs s3:ListBucket, which keys that may only write lack:
+ * their 403 AccessDenied (-EACCES) still says the server knows the keys
+ * and their signature (wrong keys are InvalidAccessKeyId or
+ * SignatureDoesNotMatch, -EPERM), so they are taken.
+ */
 static int s3sink_connect(struct sink *sk)
 {
     struct s3_sink *s = (struct s3_sink *)sk;
@@ -197,6 +203,11 @@ static int s3sink_connect(struct sink *sk)
         /* keys missing or unreadable: the whole target is refused */
         return sink_fail(sk, r == -EINVAL ? -EPROTO : r, "%s", why);
     r = s3_probe(s->c, s->cf->s3.prefix);
+    if (r == -EACCES) {
+        log_debug("%s: keys accepted, not allowed to list (%s)",
+                  s3_describe(s->c), s3_error(s->c));
+        r = 0;
+    }
     if (r < 0) {
         fail(s, r);
         s3_free(s->c);

@@ -9,11 +9,11 @@
  * (s3_faults.py) and gives in the environment: RGW_ENDPOINT,
  * RGW_ACCESS_KEY, RGW_SECRET_KEY, RGW_SECRET_FILE, RGW_REGION, S3_BUCKET
  * (made already), S3_FAULTS_URL and S3_FAULTS_CONTROL (the proxy, no
- * faults until its control file says), and S3_WRITER_KEY and
- * S3_WRITER_SECRET_FILE, a user the bucket's policy lets do what the
- * sink needs and nothing more (no s3:ListBucket).  What is checked is
- * what a user would check: the object's bytes, the offsets a transfer
- * would checkpoint and resume at, the errors.
+ * faults until its control file says), and S3_WRITER_KEY,
+ * S3_WRITER_SECRET and S3_WRITER_SECRET_FILE, a user the bucket's policy
+ * lets do what the sink needs and nothing more (no s3:ListBucket).  What is
+ * checked is what a user would check: the object's bytes, the offsets a
+ * transfer would checkpoint and resume at, the errors.
  */
 #include "config.h"
 
@@ -145,8 +145,8 @@ static void deliver(struct sink *s, const char *rel, int64_t size,
     ck_assert_msg(sink_commit(s, &d) == 0, "commit: %s", sink_error(s));
 }
 
-/* The object PREFIX rel holds data[0, size), to the byte. */
-static void on_bucket(const char *rel, int64_t size)
+/* The object PREFIX rel holds data[0, size), to the byte, as c sees it. */
+static void on_bucket_for(struct s3 *c, const char *rel, int64_t size)
 {
     char key[256];
     unsigned char *back = malloc((size_t)size + 1);
@@ -155,15 +155,19 @@ static void on_bucket(const char *rel, int64_t size)
 
     ck_assert_ptr_nonnull(back);
     snprintf(key, sizeof(key), PREFIX "%s", rel);
-    ck_assert_msg(s3_head(admin, key, &o) == 0, "%s", s3_error(admin));
+    ck_assert_msg(s3_head(c, key, &o) == 0, "%s", s3_error(c));
     ck_assert_int_eq(o.size, size);
-    ck_assert_msg(s3_get(admin, key, 0, back, (size_t)size + 1, NULL, &got) ==
-                      0,
-                  "%s", s3_error(admin));
+    ck_assert_msg(s3_get(c, key, 0, back, (size_t)size + 1, NULL, &got) == 0,
+                  "%s", s3_error(c));
     ck_assert_uint_eq(got, (size_t)size);
     ck_assert_msg(memcmp(back, data, (size_t)size) == 0,
                   "%s: other bytes than were sent", key);
     free(back);
+}
+
+static void on_bucket(const char *rel, int64_t size)
+{
+    on_bucket_for(admin, rel, size);
 }
 
 /* An upload of PREFIX rel made as an earlier agent would have: n parts of
@@ -363,6 +367,56 @@ START_TEST(test_slowdown_on_a_part)
 }
 END_TEST
 
+/*
+ * Keys the bucket's policy lets do what sftprelay.conf(5) says the sink
+ * needs, and not list the bucket: the connect probe's 403 AccessDenied
+ * means the keys were accepted; files go in one PUT and as a multipart
+ * upload resumed with ListParts; an upload is thrown away; a delivered
+ * key is seen by exists().
+ */
+START_TEST(test_write_only_keys)
+{
+    struct sink *s = sink_with(s3test_env("RGW_ENDPOINT"), 5 * MIB,
+                               s3test_env("S3_WRITER_KEY"),
+                               s3test_env("S3_WRITER_SECRET_FILE"));
+    const int64_t size = 11 * MIB;
+    struct sink_file f = {.rel = "wo/big.bin", .mode = 0644, .size = size};
+    struct s3_config cf = s3test_config();
+    struct s3 *writer = NULL;
+    char token[SINK_TOKEN_MAX], err[256] = "";
+
+    /* what another account writes is its own: read it with its keys */
+    cf.access_key_id = s3test_env("S3_WRITER_KEY");
+    cf.secret_access_key = s3test_env("S3_WRITER_SECRET");
+    ck_assert_msg(s3_new(&cf, &writer, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(s3_probe(writer, PREFIX), -EACCES); /* the case */
+
+    deliver(s, "wo/small.bin", 1000, NULL, 0, 0);
+    on_bucket_for(writer, "wo/small.bin", 1000);
+    ck_assert_int_eq(sink_exists(s, "wo/small.bin"), 1);
+
+    ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
+    ck_assert_int_eq(send_range(s, 0, 5 * MIB + 1), 0);
+    wait_durable(s, 5 * MIB);
+    snprintf(token, sizeof(token), "%s", sink_token(s));
+    sink_abort(s);
+    deliver(s, "wo/big.bin", size, token, 5 * MIB, 5 * MIB);
+    on_bucket_for(writer, "wo/big.bin", size);
+
+    f.rel = "wo/dropped.bin";
+    ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
+    ck_assert_int_eq(send_range(s, 0, 5 * MIB + 1), 0);
+    wait_durable(s, 5 * MIB);
+    snprintf(token, sizeof(token), "%s", sink_token(s));
+    sink_abort(s);
+    ck_assert_msg(sink_discard(s, "wo/dropped.bin", token) == 0, "%s",
+                  sink_error(s));
+    /* gone: t_s3sink.sh finds no upload left in the bucket */
+    s3_free(writer);
+    sink_destroy(s);
+}
+END_TEST
+
 static Suite *s3sink_suite(void)
 {
     Suite *s = suite_create("s3sink");
@@ -375,6 +429,7 @@ static Suite *s3sink_suite(void)
     tcase_add_test(tc, test_resume_past_checkpoint);
     tcase_add_test(tc, test_lost_at_commit);
     tcase_add_test(tc, test_slowdown_on_a_part);
+    tcase_add_test(tc, test_write_only_keys);
     suite_add_tcase(s, tc);
     return s;
 }

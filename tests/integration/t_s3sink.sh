@@ -16,12 +16,12 @@ export S3_FAULTS_URL S3_FAULTS_CONTROL
 # A user of its own, allowed by the bucket's policy what the sink needs
 # (sftprelay.conf(5), target.bucket) and nothing more: no s3:ListBucket.
 export S3_WRITER_KEY=SFTPRELAYWRITER00001
-S3_WRITER_SECRET_FILE=$T/writer.secret
-export S3_WRITER_SECRET_FILE
-printf '%s\n' sftprelay-writer-secret-0123456789abcdefgh >"$S3_WRITER_SECRET_FILE"
+export S3_WRITER_SECRET=sftprelay-writer-secret-0123456789abcdefgh
+export S3_WRITER_SECRET_FILE=$T/writer.secret
+printf '%s\n' "$S3_WRITER_SECRET" >"$S3_WRITER_SECRET_FILE"
 radosgw-admin -c "$RGW_CEPH_CONF" user create --uid=writer \
     --display-name=writer --access-key="$S3_WRITER_KEY" \
-    --secret="$(head -n 1 "$S3_WRITER_SECRET_FILE")" >"$T/writer.out" 2>&1 ||
+    --secret="$S3_WRITER_SECRET" >"$T/writer.out" 2>&1 ||
     fail "radosgw-admin user create writer: $(tail -n 3 "$T/writer.out")"
 cat >"$T/policy.json" <<JSON
 {"Version": "2012-10-17",

@@ -144,11 +144,98 @@ static int is_ip_literal(const char *host)
     return 1;
 }
 
+/* Whether b may be a bucket's name: S3's characters, 3 to 255 of them
+ * (63 since 2018, but older buckets in us-east-1 have longer names). */
+static int is_bucket_name(const char *b)
+{
+    size_t n = strlen(b);
+
+    return n >= 3 && n <= 255 &&
+           strspn(b, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789.-_") == n;
+}
+
+/*
+ * The endpoint of cf (AWS's for its region when it has none), checked
+ * and split: *ep (malloc'd, the caller frees it) is the scheme, *host
+ * points into it.  Returns 0; -EINVAL with *field naming what is wrong
+ * ("endpoint", "bucket") and err saying why; or -ENOMEM.
+ */
+static int parse(const struct s3_config *cf, char **ep, char **host,
+                 const char **field, char *err, size_t errlen)
+{
+    char *rest, *slash;
+
+    *host = NULL;
+    *field = "endpoint";
+    if (cf->endpoint && cf->endpoint[0])
+        *ep = strdup(cf->endpoint);
+    else if (asprintf(ep, "https://s3.%s.amazonaws.com",
+                      cf->region ? cf->region : "us-east-1") < 0)
+        *ep = NULL;
+    if (*ep == NULL)
+        return -ENOMEM;
+    rest = strstr(*ep, "://");
+    if (rest == NULL || (strncmp(*ep, "http://", 7) != 0 &&
+                         strncmp(*ep, "https://", 8) != 0)) {
+        snprintf(err, errlen, "\"%s\" is not an http:// or https:// URL",
+                 *ep);
+        return -EINVAL;
+    }
+    *rest = '\0';
+    rest += 3;
+    slash = strchr(rest, '/');
+    if (slash && slash[1] != '\0') {
+        snprintf(err, errlen, "\"%s://%s\": a path after the host is not "
+                 "supported", *ep, rest);
+        return -EINVAL;
+    }
+    if (slash)
+        *slash = '\0';
+    if (rest[0] == '\0') {
+        snprintf(err, errlen, "\"%s://\": no host", *ep);
+        return -EINVAL;
+    }
+    if (!cf->path_style && is_ip_literal(rest)) {
+        snprintf(err, errlen, "\"%s://%s\": an address cannot carry the "
+                 "bucket's name; set path_style = true", *ep, rest);
+        return -EINVAL;
+    }
+    *field = "bucket";
+    if (cf->bucket == NULL || !is_bucket_name(cf->bucket)) {
+        snprintf(err, errlen, "\"%s\" is not a bucket name (3 to 255 "
+                 "letters, digits, '.', '-' and '_')",
+                 cf->bucket ? cf->bucket : "");
+        return -EINVAL;
+    }
+    if (!cf->path_style && strpbrk(cf->bucket, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                               "_") != NULL) {
+        snprintf(err, errlen, "\"%s\": capitals and '_' cannot be in a host "
+                 "name; set path_style = true", cf->bucket);
+        return -EINVAL;
+    }
+    *host = rest;
+    return 0;
+}
+
+int s3_check(const struct s3_config *cf, const char **field, char *err,
+             size_t errlen)
+{
+    char *ep = NULL, *host;
+    int r = parse(cf, &ep, &host, field, err, errlen);
+
+    if (r == -ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    free(ep);
+    return r;
+}
+
 int s3_new(const struct s3_config *cf, struct s3 **out, char *err,
            size_t errlen)
 {
     struct s3 *c = NULL;
-    char *ep = NULL, *rest, *slash;
+    char *ep = NULL, *rest, why[S3_ERR_MAX];
+    const char *field;
     int r = -ENOMEM;
 
     *out = NULL;
@@ -161,46 +248,11 @@ int s3_new(const struct s3_config *cf, struct s3 **out, char *err,
     c = calloc(1, sizeof(*c));
     if (c == NULL)
         goto out;
-    if (cf->endpoint && cf->endpoint[0])
-        ep = strdup(cf->endpoint);
-    else if (asprintf(&ep, "https://s3.%s.amazonaws.com", cf->region) < 0)
-        ep = NULL;
-    if (ep == NULL)
+    r = parse(cf, &ep, &rest, &field, why, sizeof(why));
+    if (r == -EINVAL)
+        snprintf(err, errlen, "%s %s", field, why);
+    if (r < 0)
         goto out;
-
-    r = -EINVAL;
-    rest = strstr(ep, "://");
-    if (rest == NULL || (strncmp(ep, "http://", 7) != 0 &&
-                         strncmp(ep, "https://", 8) != 0)) {
-        snprintf(err, errlen, "endpoint \"%s\": not an http:// or https:// "
-                 "URL", ep);
-        goto out;
-    }
-    *rest = '\0';
-    rest += 3;
-    slash = strchr(rest, '/');
-    if (slash && slash[1] != '\0') {
-        snprintf(err, errlen, "endpoint \"%s://%s\": a path after the host "
-                 "is not supported", ep, rest);
-        goto out;
-    }
-    if (slash)
-        *slash = '\0';
-    if (rest[0] == '\0') {
-        snprintf(err, errlen, "endpoint \"%s://\": no host", ep);
-        goto out;
-    }
-    if (!cf->path_style && is_ip_literal(rest)) {
-        snprintf(err, errlen, "endpoint \"%s://%s\": an address cannot "
-                 "carry the bucket's name; set path_style = true", ep, rest);
-        goto out;
-    }
-    if (cf->bucket == NULL || cf->bucket[0] == '\0' ||
-        strpbrk(cf->bucket, "/ ?#") != NULL) {
-        snprintf(err, errlen, "bucket \"%s\": not a bucket name",
-                 cf->bucket ? cf->bucket : "");
-        goto out;
-    }
 
     r = -ENOMEM;
     c->scheme = strdup(ep);

@@ -95,12 +95,21 @@ static const struct conf_key s3_keys[] = {
                  "default)"),
 };
 
+static int s3sink_check(void *settings, const struct conf_scope *s,
+                        char *err, size_t errlen)
+{
+    const struct s3sink_settings *set = settings;
+
+    return s3_settings_check(&set->s3, s, err, errlen);
+}
+
 static const struct conf_table s3_conf = {
     .section = "target",
     .title = "sink s3",
     .keys = s3_keys,
     .n_keys = CONF_N_KEYS(s3_keys),
     .size = sizeof(struct s3sink_settings),
+    .check = s3sink_check,
 };
 
 static void s3sink_describe(const void *settings, char *buf, size_t len)

@@ -66,12 +66,21 @@ static const struct conf_key src_keys[] = {
                  "whole bucket)"),
 };
 
+static int src_check(void *settings, const struct conf_scope *s, char *err,
+                     size_t errlen)
+{
+    const struct src_settings *set = settings;
+
+    return s3_settings_check(&set->s3, s, err, errlen);
+}
+
 static const struct conf_table src_conf = {
     .section = "source",
     .title = "source s3",
     .keys = src_keys,
     .n_keys = CONF_N_KEYS(src_keys),
     .size = sizeof(struct src_settings),
+    .check = src_check,
 };
 
 struct s3_source {

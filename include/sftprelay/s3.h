@@ -170,9 +170,20 @@ struct s3_put_opts {
 };
 
 /*
+ * Whether s3_new() can use cf's endpoint, bucket and path_style: an
+ * http:// or https:// URL with a host and no path; a bucket name of 3 to
+ * 255 of S3's characters; an address or a bucket that cannot be in a host
+ * name only with path_style.  Returns 0, -EINVAL with *field naming the
+ * member at fault ("endpoint", "bucket") and err (errlen bytes) why, or
+ * -ENOMEM.
+ */
+int s3_check(const struct s3_config *cf, const char **field, char *err,
+             size_t errlen);
+
+/*
  * A new client for cf; *out is freed with s3_free().  It connects on
  * its first request.  Returns 0, -EINVAL (with *err saying why, errlen
- * bytes) for an endpoint it cannot use, or -ENOMEM.
+ * bytes) for what s3_check() refuses, or -ENOMEM.
  */
 int s3_new(const struct s3_config *cf, struct s3 **out, char *err,
            size_t errlen);

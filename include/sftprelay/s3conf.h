@@ -56,6 +56,17 @@ struct s3_settings {
                       "verify the server's TLS certificate")
 
 /*
+ * The check of s once read (scope sc), for the table's check hook: what
+ * s3_check() refuses in endpoint, bucket and path_style, and
+ * access_key_id and secret_access_key_file set one without the other,
+ * name the file, the line and the key.  A secret file that is missing is
+ * no error here: it may be provisioned after the agent starts, and is
+ * read at each connect.  0, or -EINVAL with err written by conf_fail().
+ */
+int s3_settings_check(const struct s3_settings *s, const struct conf_scope *sc,
+                      char *err, size_t errlen);
+
+/*
  * A client (s3.h) for the bucket s describes, with the keys it names
  * (s3_creds_load()) read now, waiting at most timeout seconds without
  * progress and cancelled by cancel_fd (or -1); *out is freed with

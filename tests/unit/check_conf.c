@@ -236,6 +236,38 @@ static const struct bad_case bad_cases[] = {
      " bucket = \"b\"; part_size = 1048576; };\n",
      "DIR/sftprelay.conf:3: target.part_size: 1048576 is out of range "
      "(5242880 to 5368709120)"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"s3\"; bucket = \"bkt\";\n"
+     " endpoint = \"https://10.0.0.1/some/path\"; path_style = true; };\n",
+     "DIR/sftprelay.conf:3: target.endpoint: \"https://10.0.0.1/some/path\": "
+     "a path after the host is not supported"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"s3\"; bucket = \"bkt\";\n"
+     " endpoint = \"http://127.0.0.1:7480\"; };\n",
+     "DIR/sftprelay.conf:3: target.endpoint: \"http://127.0.0.1:7480\": an "
+     "address cannot carry the bucket's name; set path_style = true"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"s3\";\n"
+     " bucket = \"b/x\"; };\n",
+     "DIR/sftprelay.conf:3: target.bucket: \"b/x\" is not a bucket name (3 to "
+     "255 letters, digits, '.', '-' and '_')"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"s3\";\n"
+     " bucket = \"ab\"; };\n",
+     "DIR/sftprelay.conf:3: target.bucket: \"ab\" is not a bucket name (3 to "
+     "255 letters, digits, '.', '-' and '_')"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"s3\";\n"
+     " bucket = \"Drop_Box\"; };\n",
+     "DIR/sftprelay.conf:3: target.bucket: \"Drop_Box\": capitals and '_' "
+     "cannot be in a host name; set path_style = true"},
+    {"source = { path = \"/up\"; };\ntarget = { type = \"s3\"; bucket = \"bkt\";\n"
+     " secret_access_key_file = \"/etc/sftprelay/s3.secret\"; };\n",
+     "DIR/sftprelay.conf:3: target.secret_access_key_file: set without "
+     "target.access_key_id, whose secret it is"},
+    {"source = { path = \"/up\"; type = \"s3\"; bucket = \"bkt\";\n"
+     " endpoint = \"ftp://s3.example\"; };\ntarget = { host = \"h\"; };\n",
+     "DIR/sftprelay.conf:2: source.endpoint: \"ftp://s3.example\" is not an "
+     "http:// or https:// URL"},
+    {"source = { path = \"/up\"; type = \"s3\"; bucket = \"bkt\";\n"
+     " access_key_id = \"AKIA\"; };\ntarget = { host = \"h\"; };\n",
+     "DIR/sftprelay.conf:2: source.access_key_id: set without "
+     "source.secret_access_key_file, which holds its secret"},
     {"source = { path = \"/up\";\n type = \"gcs\"; };\n",
      "DIR/sftprelay.conf:2: source.type: unknown source \"gcs\" (known: "
      "local, sftp, s3)"},
@@ -324,6 +356,32 @@ START_TEST(test_missing_file)
     ck_assert_int_eq(conf_load(p, tables, &c, err, sizeof(err)), -ENOENT);
     ck_assert_str_eq(rel_err(err), "DIR/nope.conf: No such file or directory");
     free(p);
+}
+END_TEST
+
+/* S3 keys that pass the check: the secret file may not exist yet (it is
+ * read at connect); an address with path_style; capitals with it. */
+START_TEST(test_s3_keys)
+{
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+
+    ck_assert_msg(
+        load("source = { path = \"/up\"; };\n"
+             "target = { type = \"s3\"; bucket = \"partner-drop\";\n"
+             "  region = \"eu-west-1\"; access_key_id = \"AKIA\";\n"
+             "  secret_access_key_file = \"/nonexistent/s3.secret\"; };\n",
+             &c, err) == 0,
+        "%s", err);
+    conf_free(c);
+    ck_assert_msg(
+        load("source = { path = \"/up\"; type = \"s3\";\n"
+             "  endpoint = \"http://127.0.0.1:7480/\"; path_style = true;\n"
+             "  bucket = \"Legacy_Bucket\"; };\n"
+             "target = { host = \"h\"; };\n",
+             &c, err) == 0,
+        "%s", err);
+    conf_free(c);
 }
 END_TEST
 
@@ -482,6 +540,7 @@ static Suite *conf_suite(void)
                         sizeof(bad_cases) / sizeof(bad_cases[0]));
     tcase_add_test(tc, test_server_section);
     tcase_add_test(tc, test_missing_file);
+    tcase_add_test(tc, test_s3_keys);
     tcase_add_test(tc, test_target_keys_per_sink);
     tcase_add_test(tc, test_generic_keys);
     tcase_add_loop_test(tc, test_sftp_transfer_keys, 0,

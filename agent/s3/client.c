@@ -15,7 +15,9 @@
  * canonical request; CURLOPT_PATH_AS_IS keeps curl from rewriting the
  * path.  Integrity: PUT and UploadPart send Content-MD5 and sign the
  * body's SHA-256 (the server rejects other bytes), and their ETag must be
- * the MD5 of what we sent.
+ * the MD5 of what we sent, unless the answer says the object is
+ * encrypted with SSE-KMS or SSE-C: AWS's ETag is then no MD5, and the
+ * server has checked the bytes against Content-MD5 already.
  *
  * libcurl's codes and S3's error codes become errnos in exactly two
  * functions, curl_error() and http_error(), with words for the user.
@@ -81,6 +83,7 @@ struct xfer {
     int64_t length;
     int64_t mtime;
     char date[128]; /* the server's Date, for clock skew */
+    int etag_not_md5; /* SSE-KMS or SSE-C: the ETag is no MD5 */
     /* the outcome */
     int done;
     CURLcode cc;
@@ -414,6 +417,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
         x->etag[0] = '\0';
         x->length = -1;
         x->date[0] = '\0';
+        x->etag_not_md5 = 0;
         return len;
     }
     colon = memchr(buf, ':', len);
@@ -441,6 +445,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
         x->mtime = (int64_t)curl_getdate(tmp, NULL);
     else if (IS("Date"))
         snprintf(x->date, sizeof(x->date), "%s", tmp);
+    else if ((IS("x-amz-server-side-encryption") &&
+              strncmp(tmp, "aws:kms", 7) == 0) || /* aws:kms, aws:kms:dsse */
+             IS("x-amz-server-side-encryption-customer-algorithm"))
+        x->etag_not_md5 = 1;
 #undef IS
     return len;
 }
@@ -903,10 +911,14 @@ static void body_md5(const void *buf, size_t len, char b64[25], char hexs[33])
         snprintf(hexs + 2 * i, 3, "%02x", md[i]);
 }
 
-/* The ETag of an uploaded body must be the MD5 of what we sent. */
+/*
+ * The ETag of an uploaded body must be the MD5 of what we sent, unless
+ * the server says it is not one (SSE-KMS, SSE-C): Content-MD5 had the
+ * server check the bytes anyway.
+ */
 static int check_etag(struct s3 *c, const struct xfer *x, const char *md5)
 {
-    if (strcasecmp(x->etag, md5) != 0)
+    if (!x->etag_not_md5 && strcasecmp(x->etag, md5) != 0)
         return fail(c, -EIO, "%s: the server's ETag \"%s\" is not the MD5 "
                     "%s of the bytes sent", x->op, x->etag, md5);
     return 0;

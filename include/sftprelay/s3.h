@@ -199,8 +199,10 @@ const char *s3_describe(const struct s3 *c);
 
 /*
  * PutObject: len bytes at buf as key, with Content-MD5 and the payload's
- * SHA-256 signed; the answer's ETag must be their MD5.  etag (S3_ETAG_MAX
- * bytes) receives it unless NULL.
+ * SHA-256 signed; the answer's ETag must be their MD5 (-EIO if not),
+ * unless the answer says SSE-KMS or SSE-C (x-amz-server-side-encryption:
+ * aws:kms, or a customer algorithm), whose ETags are no MD5.  etag
+ * (S3_ETAG_MAX bytes) receives it unless NULL.
  */
 int s3_put(struct s3 *c, const char *key, const void *buf, size_t len,
            const struct s3_put_opts *o, char *etag);
@@ -274,7 +276,7 @@ struct s3_part_done {
     void *tag;
     int number;
     int result;             /* 0, or a negative errno (s3_error() says) */
-    char etag[S3_ETAG_MAX]; /* checked: the MD5 of the part's bytes */
+    char etag[S3_ETAG_MAX]; /* checked as s3_put()'s */
 };
 
 /*

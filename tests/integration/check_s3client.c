@@ -5,7 +5,7 @@
  * server in the environment: RGW_ENDPOINT, RGW_ACCESS_KEY, RGW_SECRET_KEY,
  * RGW_REGION, S3_BUCKET (made already), for TLS RGW_TLS_ENDPOINT and
  * RGW_CA_FILE, and S3_FAULTS_URL, a proxy that answers its first request
- * 503 SlowDown.  What is checked is what a user would check: the bytes that
+ * 503 SlowDown, with S3_FAULTS_CONTROL, the file that changes its faults.  What is checked is what a user would check: the bytes that
  * come back, the ETags, the error and its words.
  */
 #include "config.h"
@@ -333,6 +333,44 @@ START_TEST(test_throttled)
 }
 END_TEST
 
+/*
+ * An ETag that is not the MD5 of the bytes sent is an error (-EIO), unless
+ * the answer says SSE-KMS: AWS's ETag of such an object is not its MD5,
+ * and Content-MD5 had the server check the bytes already.  The proxy
+ * rewrites the answers; radosgw stores the bytes.
+ */
+START_TEST(test_etag_not_md5)
+{
+    struct s3_config cf = s3test_config();
+    unsigned char *data = pattern(5 * MIB, 4);
+    char id[S3_UPLOAD_ID_MAX], etag[S3_ETAG_MAX];
+    struct s3_part_done d;
+    struct s3 *c;
+
+    cf.endpoint = s3test_env("S3_FAULTS_URL");
+    c = client(&cf);
+    s3test_faults("fail_first 0\netag_other 1\n");
+    ck_assert_int_eq(s3_put(c, "kms.txt", "x", 1, NULL, etag), -EIO);
+    ck_assert_ptr_nonnull(strstr(s3_error(c), "is not the MD5"));
+
+    s3test_faults("fail_first 0\nsse_kms 1\n");
+    ck_assert_msg(s3_put(c, "kms.txt", "x", 1, NULL, etag) == 0, "%s",
+                  s3_error(c));
+    ck_assert_str_eq(etag, "0123456789abcdef0123456789abcdef");
+    ck_assert_int_eq(s3_mpu_create(c, "kms.bin", NULL, id), 0);
+    ck_assert_int_eq(s3_part_start(c, "kms.bin", id, 1, data, 5 * MIB, NULL),
+                     0);
+    while (s3_part_poll(c, -1, &d) == 0)
+        ;
+    ck_assert_msg(d.result == 0, "%s", s3_error(c));
+    ck_assert_str_eq(d.etag, "0123456789abcdef0123456789abcdef");
+    ck_assert_int_eq(s3_mpu_abort(c, "kms.bin", id), 0);
+    s3test_faults("");
+    s3_free(c);
+    free(data);
+}
+END_TEST
+
 START_TEST(test_tls)
 {
     struct s3_config cf = s3test_config();
@@ -393,6 +431,7 @@ static Suite *s3client_suite(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_network);
     tcase_add_test(tc, test_throttled);
+    tcase_add_test(tc, test_etag_not_md5);
     tcase_add_test(tc, test_tls);
     suite_add_tcase(s, tc);
     return s;

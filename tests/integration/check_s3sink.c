@@ -206,16 +206,6 @@ static void lose_upload(const char *rel, const char *token)
     ck_assert_int_eq(s3_mpu_abort(admin, key, strchr(token, ' ') + 1), 0);
 }
 
-/* The fault proxy's faults from now on ("": none). */
-static void faults(const char *text)
-{
-    FILE *f = fopen(s3test_env("S3_FAULTS_CONTROL"), "we");
-
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 /*
  * An upload resumed with a smaller part size than the configuration's
  * (its token keeps its own), then lost: the next file starts a new upload
@@ -261,7 +251,7 @@ START_TEST(test_complete_fails)
     ck_assert_int_eq(send_range(s, 0, size), 0);
     wait_durable(s, 5 * MIB);
     /* from here on: UploadPart 2 passes, CompleteMultipartUpload gets 503 */
-    faults("fail_every 2\n");
+    s3test_faults("fail_every 2\n");
     ck_assert_int_eq(sink_commit(s, &d), -EAGAIN);
     ck_assert_ptr_nonnull(strstr(sink_error(s), "CompleteMultipartUpload"));
     at = durable(s);
@@ -269,7 +259,7 @@ START_TEST(test_complete_fails)
     ck_assert_ptr_nonnull(sink_token(s));
     snprintf(token, sizeof(token), "%s", sink_token(s));
     sink_abort(s);
-    faults("");
+    s3test_faults("");
     deliver(s, "complete.bin", size, token, at, 5 * MIB);
     on_bucket("complete.bin", size);
     sink_destroy(s);
@@ -322,10 +312,10 @@ START_TEST(test_lost_at_commit)
     ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
     ck_assert_int_eq(f.offset, 10 * MIB); /* nothing left but to complete */
     lose_upload("lost.bin", token);
-    faults("fail_first 1\nno_such_upload 1\n");
+    s3test_faults("fail_first 1\nno_such_upload 1\n");
     ck_assert_msg(sink_commit(s, &d) == -EIO, "%s", sink_error(s));
     ck_assert_ptr_nonnull(strstr(sink_error(s), "upload is gone"));
-    faults("");
+    s3test_faults("");
     sink_abort(s);
     deliver(s, "lost.bin", 10 * MIB, token, 10 * MIB, 0);
     on_bucket("lost.bin", 10 * MIB);
@@ -347,7 +337,7 @@ START_TEST(test_slowdown_on_a_part)
     char token[SINK_TOKEN_MAX];
     int r;
 
-    faults("fail_every 3\n"); /* CreateMultipartUpload, part 1, part 2 */
+    s3test_faults("fail_every 3\n"); /* CreateMultipartUpload, part 1, part 2 */
     ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
     ck_assert_int_eq(send_range(s, 0, 5 * MIB + 1), 0);
     wait_durable(s, 5 * MIB);
@@ -360,7 +350,7 @@ START_TEST(test_slowdown_on_a_part)
     ck_assert_int_eq(durable(s), 5 * MIB);
     snprintf(token, sizeof(token), "%s", sink_token(s));
     sink_abort(s);
-    faults("");
+    s3test_faults("");
     deliver(s, "slow.bin", size, token, 5 * MIB, 5 * MIB);
     on_bucket("slow.bin", size);
     sink_destroy(s);

@@ -4,7 +4,7 @@
     s3_faults.py --to PORT [--listen PORT] [--control FILE]
                  [--fail-first N] [--fail-every N]
                  [--drop-after BYTES] [--drop-times N] [--delay-ms MS]
-                 [--no-such-upload 0|1]
+                 [--no-such-upload 0|1] [--etag-other 0|1] [--sse-kms 0|1]
 
 Listens on 127.0.0.1 (PORT 0, the default: any free port), prints the port
 on stdout once it accepts connections, and forwards every connection to
@@ -24,6 +24,11 @@ place.  Faults, counted over all connections, requests numbered from 1:
                   with a body longer than B; drop_times of them (1)
   drop_times N    how many requests drop_after cuts
   delay_ms MS     wait MS before passing on each request
+  etag_other 1    answer PUTs (PutObject, UploadPart) with an ETag that is
+                  not the MD5 of their body (the server's answer is
+                  otherwise passed on: the bytes are stored)
+  sse_kms 1       the same, with x-amz-server-side-encryption: aws:kms, as
+                  AWS answers for an object encrypted with SSE-KMS
 
 After a fault the connection is closed (as a server does when it does not
 read the body it refused).  The options set the faults at start; with
@@ -47,8 +52,9 @@ SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown'
 NOSUCHUPLOAD = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
                 b'NoSuchUpload</Code><Message>The specified upload does not '
                 b'exist.</Message><RequestId>s3-faults</RequestId></Error>\n')
+OTHER_ETAG = b'"0123456789abcdef0123456789abcdef"'
 KEYS = ("fail_first", "fail_every", "drop_after", "drop_times", "delay_ms",
-        "no_such_upload")
+        "no_such_upload", "etag_other", "sse_kms")
 
 
 class Faults:
@@ -114,7 +120,19 @@ def header(head, name):
     return None
 
 
+def rewrite_head(head, kms):
+    """An answer's head with OTHER_ETAG as ETag, and SSE-KMS if kms."""
+    lines = [line for line in head.split(b"\r\n")
+             if not line.lower().startswith(b"etag:")]
+    extra = [b"ETag: " + OTHER_ETAG]
+    if kms:
+        extra.append(b"x-amz-server-side-encryption: aws:kms")
+    return b"\r\n".join(lines[:1] + extra + lines[1:])
+
+
 class Proxy(socketserver.BaseRequestHandler):
+    rewrite = None  # None, or whether the next answer's head says SSE-KMS
+
     def handle(self):
         up = socket.create_connection(("127.0.0.1", self.server.to))
         back = threading.Thread(target=self.pump, args=(up,), daemon=True)
@@ -135,12 +153,21 @@ class Proxy(socketserver.BaseRequestHandler):
             up.close()
 
     def pump(self, up):
-        """The server's answers, back to the client as they come."""
+        """The server's answers, back to the client as they come (the
+        head of one rewritten when one_request() asked)."""
+        head = b""
         try:
             while True:
                 data = up.recv(65536)
                 if not data:
                     break
+                if self.rewrite is not None:
+                    head += data
+                    end = head.find(b"\r\n\r\n")
+                    if end < 0:
+                        continue
+                    data = rewrite_head(head[:end], self.rewrite) + head[end:]
+                    self.rewrite, head = None, b""
                 self.request.sendall(data)
         except OSError:
             pass
@@ -177,6 +204,8 @@ class Proxy(socketserver.BaseRequestHandler):
             return False
         if f["delay_ms"]:
             time.sleep(f["delay_ms"] / 1000)
+        if head.startswith(b"PUT ") and (f["etag_other"] or f["sse_kms"]):
+            self.rewrite = bool(f["sse_kms"])  # before the answer can come
         up.sendall(head)
         cut = f["drop_after"]
         if cut and length > cut and self.server.faults.take_drop():

@@ -1,11 +1,13 @@
 /*
  * What the S3 test programs (check_s3client, check_s3sink) share: the
- * server their script started, as the environment names it (rgw.sh).
+ * server their script started, as the environment names it (rgw.sh),
+ * and the fault proxy in front of it.
  */
 #ifndef SFTPRELAY_S3TEST_H
 #define SFTPRELAY_S3TEST_H
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "sftprelay/s3.h"
@@ -34,6 +36,20 @@ static inline struct s3_config s3test_config(void)
         .cancel_fd = -1,
     };
     return cf;
+}
+
+/*
+ * The fault proxy's faults from now on, written to its control file
+ * S3_FAULTS_CONTROL (s3_faults.py: lines "NAME VALUE" over the faults it
+ * started with; "": back to those, its counts started again).
+ */
+static inline void s3test_faults(const char *text)
+{
+    FILE *f = fopen(s3test_env("S3_FAULTS_CONTROL"), "we");
+
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
 }
 
 #endif

@@ -11,7 +11,7 @@ start_rgw -t
 export S3_BUCKET=sftprelay-test
 rgw_mb "$S3_BUCKET"
 start_s3_faults --fail-first 1
-export S3_FAULTS_URL
+export S3_FAULTS_URL S3_FAULTS_CONTROL
 CK_DEFAULT_TIMEOUT=120 "$abs_top_builddir/tests/integration/check_s3client" ||
     fail "check_s3client failed"
 ok "check_s3client against radosgw"

@@ -590,8 +590,8 @@ static void record(struct worker *w, const struct journal_file *f,
             g.resume_offset = res->resumed_at;
         q = jwriter_delivered(jw, &g, &d, now_s(), now_s() + settle);
         posted(f, q);
-        if (q == 0)
-            after_delivered(w->after, f->path);
+        if (q == 0 && !res->skipped)
+            after_delivered(w->after, f->path, f->size, f->mtime_ns);
         target_up(w);
         return;
     }
@@ -797,7 +797,7 @@ static int worker_init(struct sched *s, struct worker *w, int id)
         log_error("source.path %s: %s", c->source.path, strerror(-r));
         return r;
     }
-    r = after_new(c->source.after_delivery, s->jw, w->src, &w->after);
+    r = after_new(c->source.after_delivery, s->jw, w->j, w->src, &w->after);
     if (r < 0)
         return r;
     r = transform_chain_new(c->transfer.transforms,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "sftprelay/after.h"
+#include "sftprelay/journal.h"
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
 #include "sftprelay/path.h"
@@ -21,6 +22,7 @@
 
 struct waiting {
     char *rel;
+    int64_t size, mtime_ns; /* the version delivered */
     uint64_t seq;
 };
 
@@ -28,6 +30,7 @@ struct after {
     enum after_how how;
     const char *dir;
     struct jwriter *w;
+    struct journal *j;
     struct source *src;
     struct waiting q[AFTER_MAX];
     int n;
@@ -47,8 +50,8 @@ int after_parse(const char *spec, const char **dir)
     return -EINVAL;
 }
 
-int after_new(const char *spec, struct jwriter *w, struct source *src,
-              struct after **out)
+int after_new(const char *spec, struct jwriter *w, struct journal *j,
+              struct source *src, struct after **out)
 {
     const char *dir;
     int how = after_parse(spec, &dir);
@@ -65,17 +68,57 @@ int after_new(const char *spec, struct jwriter *w, struct source *src,
     a->how = how;
     a->dir = dir;
     a->w = w;
+    a->j = j;
     a->src = src;
     *out = a;
     return 0;
 }
 
-static void apply(struct after *a, const char *rel)
+/*
+ * Whether w may go: the journal says that version is delivered (and was
+ * written, not skipped), and the source still holds it.  Why not, in
+ * words, into why.
+ */
+static int still_ours(struct after *a, const struct waiting *w,
+                      const char **why)
 {
     struct source *s = a->src;
+    struct journal_file f;
+    struct source_file *sf = NULL;
+    struct source_stat st;
+    int ok, r;
+
+    *why = "the journal cannot tell its state";
+    if (journal_get(a->j, w->rel, &f) < 0)
+        return 0;
+    ok = f.state == JS_DELIVERED && f.size == w->size &&
+         f.mtime_ns == w->mtime_ns;
+    *why = ok ? NULL : "it changed and is queued again";
+    if (ok && f.outcome && strcmp(f.outcome, "skipped") == 0) {
+        ok = 0;
+        *why = "the target had a file of that name (on_exists = skip)";
+    }
+    journal_file_clear(&f);
+    if (!ok)
+        return 0;
+    r = s->ops->open(s, w->rel, &sf, &st);
+    if (r == 0)
+        s->ops->close(sf);
+    *why = r < 0 ? "it cannot be opened" : "it changed since";
+    return r == 0 && st.size == w->size && st.mtime_ns == w->mtime_ns;
+}
+
+static void apply(struct after *a, const struct waiting *w)
+{
+    struct source *s = a->src;
+    const char *rel = w->rel, *why;
     int r;
 
     s->err[0] = '\0';
+    if (!still_ours(a, w, &why)) {
+        log_info("%s: kept on the source (after_delivery): %s", rel, why);
+        return;
+    }
     if (a->how == AFTER_DELETE)
         r = s->ops->remove ? s->ops->remove(s, rel) : -EOPNOTSUPP;
     else
@@ -101,7 +144,7 @@ void after_run(struct after *a)
     jwriter_results(a->w, NULL, &done);
     for (i = 0; i < a->n; i++) {
         if (a->q[i].seq <= done) {
-            apply(a, a->q[i].rel);
+            apply(a, &a->q[i]);
             free(a->q[i].rel);
         } else {
             a->q[k++] = a->q[i];
@@ -118,7 +161,8 @@ void after_finish(struct after *a, int timeout_ms)
     after_run(a);
 }
 
-void after_delivered(struct after *a, const char *rel)
+void after_delivered(struct after *a, const char *rel, int64_t size,
+                     int64_t mtime_ns)
 {
     char *copy;
 
@@ -134,6 +178,8 @@ void after_delivered(struct after *a, const char *rel)
         return;
     }
     a->q[a->n].rel = copy;
+    a->q[a->n].size = size;
+    a->q[a->n].mtime_ns = mtime_ns;
     jwriter_results(a->w, &a->q[a->n].seq, NULL);
     a->n++;
 }

@@ -102,6 +102,7 @@ struct sched {
     int64_t once_base;
     size_t once_bytes;
     struct outage target, source;
+    int64_t throttled; /* answers "slow down" in a row (-EAGAIN) */
     int64_t sweep_at_ms;   /* monotonic: the next sweep */
     int64_t error_said_ms; /* monotonic: a claim error last logged */
 };
@@ -518,6 +519,9 @@ static void is_up(struct worker *w, struct outage *o)
 
 static void target_up(struct worker *w)
 {
+    pthread_mutex_lock(&w->s->lock);
+    w->s->throttled = 0;
+    pthread_mutex_unlock(&w->s->lock);
     is_up(w, &w->s->target);
     is_up(w, &w->s->source);
 }
@@ -590,8 +594,8 @@ static void record(struct worker *w, const struct journal_file *f,
             g.resume_offset = res->resumed_at;
         q = jwriter_delivered(jw, &g, &d, now_s(), now_s() + settle);
         posted(f, q);
-        if (q == 0)
-            after_delivered(w->after, f->path);
+        if (q == 0 && !res->skipped)
+            after_delivered(w->after, f->path, f->size, f->mtime_ns);
         target_up(w);
         return;
     }
@@ -599,12 +603,20 @@ static void record(struct worker *w, const struct journal_file *f,
         posted(f, jwriter_requeue(jw, f, 0, NULL, 0, 0));
         return;
     case -EAGAIN: {
-        /* The target asks to slow down: not the file's fault. */
-        int64_t delay = w->s->c->transfer.backoff_initial;
+        /* The target asks to slow down: not the file's fault, no attempt.
+         * Every worker's files back off more while it keeps asking. */
+        const struct conf *c = w->s->c;
+        int64_t delay, n;
 
+        pthread_mutex_lock(&w->s->lock);
+        n = ++w->s->throttled;
+        pthread_mutex_unlock(&w->s->lock);
+        delay = (backoff_ms(n, c->transfer.backoff_initial,
+                            c->transfer.backoff_max, backoff_rnd()) +
+                 999) /
+                1000;
         log_warn("%s: %s; next try in %lld s", f->path, res->err,
                  (long long)delay);
-        target_up(w);
         posted(f, jwriter_requeue(jw, f, now_s() + delay, res->err, 0, 0));
         return;
     }
@@ -797,7 +809,7 @@ static int worker_init(struct sched *s, struct worker *w, int id)
         log_error("source.path %s: %s", c->source.path, strerror(-r));
         return r;
     }
-    r = after_new(c->source.after_delivery, s->jw, w->src, &w->after);
+    r = after_new(c->source.after_delivery, s->jw, w->j, w->src, &w->after);
     if (r < 0)
         return r;
     r = transform_chain_new(c->transfer.transforms,

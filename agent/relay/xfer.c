@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sftprelay/log.h"
 #include "sftprelay/path.h"
 #include "sftprelay/ratelimit.h"
 #include "sftprelay/transform.h"
@@ -38,6 +39,7 @@ struct xfer {
     EVP_MD_CTX *md;
     int64_t pos;
     int64_t saved; /* the last checkpoint */
+    char saved_token[SINK_TOKEN_MAX]; /* and its token ("": none) */
     int target_open;
 };
 
@@ -80,6 +82,11 @@ static int step_open_source(struct xfer *x)
         return r == -ELOOP || r == -EISDIR ? -ENOENT : r;
     }
     x->res->now = x->st;
+    if (x->st.size < 0) { /* a hostile remote source's 2^63 */
+        snprintf(x->res->err, sizeof(x->res->err),
+                 "source: a size of %lld bytes cannot be", (long long)x->st.size);
+        return -EPROTO;
+    }
     if (differs(&x->st, x->job->size, x->job->mtime_ns)) {
         snprintf(x->res->err, sizeof(x->res->err),
                  "changed on the source since it was queued");
@@ -92,10 +99,11 @@ static int sink_err(struct xfer *x, int r)
 {
     snprintf(x->res->err, sizeof(x->res->err), "%s", sink_error(x->env->sink));
     x->res->target = sink_error_is_target(r);
-    /* -ENOENT says the source file is gone (xfer.h), and the scheduler
-     * gives up on it; a "no such file" on the target (a folder removed
-     * under an upload) is an error of this attempt, tried again. */
-    return r == -ENOENT ? -EIO : r;
+    /* -ENOENT and -ESTALE say the source file is gone or changed
+     * (xfer.h); a "no such file" on the target (a folder removed under an
+     * upload) or an upload the target lost is an error of this attempt,
+     * tried again. */
+    return r == -ENOENT || r == -ESTALE ? -EIO : r;
 }
 
 static int step_connect(struct xfer *x)
@@ -164,9 +172,18 @@ static int step_open_target(struct xfer *x)
     r = sink_open(x->env->sink, &f);
     if (r < 0)
         return sink_err(x, r);
+    if (f.offset > x->st.size) {
+        sink_abort(x->env->sink);
+        snprintf(x->res->err, sizeof(x->res->err),
+                 "the target resumed at %lld, past the file's %lld bytes",
+                 (long long)f.offset, (long long)x->st.size);
+        return -EPROTO;
+    }
     x->target_open = 1;
     x->pos = f.offset;
     x->saved = f.offset;
+    snprintf(x->saved_token, sizeof(x->saved_token), "%s",
+             x->job->token ? x->job->token : "");
     x->res->resumed_at = f.offset;
     return 0;
 }
@@ -202,16 +219,23 @@ static int save(struct xfer *x)
 {
     struct sink *sk = x->env->sink;
     struct xfer_mark m;
+    const char *t;
 
     if (!x->env->checkpoint || !transform_chain_resumable(x->env->chain))
         return 0;
     m.offset = sk->ops->durable ? sk->ops->durable(sk) : x->pos;
-    if (m.offset <= x->saved)
+    t = sink_token(sk);
+    /* A new token is saved at once, before any byte is durable: the
+     * upload it names must be found again, if only to be thrown away. */
+    if (m.offset <= x->saved && strcmp(t ? t : "", x->saved_token) == 0)
         return 0;
-    x->saved = m.offset;
+    if (m.offset > x->saved)
+        x->saved = m.offset;
+    m.offset = x->saved;
+    snprintf(x->saved_token, sizeof(x->saved_token), "%s", t ? t : "");
     /* The chain keeps lengths: source and target offsets are one. */
     m.source_offset = m.offset;
-    m.token = sink_token(sk);
+    m.token = t;
     return x->env->checkpoint(x->env->arg, &m);
 }
 
@@ -339,6 +363,7 @@ static void throw_away(struct xfer *x)
     struct sink *sk = x->env->sink;
     char token[SINK_TOKEN_MAX] = "";
     const char *t = x->target_open ? sink_token(sk) : x->job->token;
+    int r;
 
     if (!x->target_open && x->job->resume_offset == 0 && !x->job->token)
         return; /* nothing was sent */
@@ -348,8 +373,12 @@ static void throw_away(struct xfer *x)
         sink_abort(sk);
         x->target_open = 0;
     }
-    if (sink_connect(sk) == 0)
-        sink_discard(sk, x->rel, t ? token : NULL);
+    r = sink_connect(sk);
+    if (r == 0)
+        r = sink_discard(sk, x->rel, t ? token : NULL);
+    if (r < 0)
+        log_warn("%s: its unfinished upload%s%s could not be thrown away: %s",
+                 x->rel, t ? " " : "", token, sink_error(sk));
 }
 
 int xfer_run(struct xfer_env *env, const struct xfer_job *job,

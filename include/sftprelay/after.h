@@ -4,10 +4,14 @@
  * <dir>/<its path>, <dir> relative to source.path, made if missing; the
  * discoverers never look inside it).
  *
- * A file is removed or moved only after the journal has recorded its
- * delivery (jwriter_results()), so that a crash in between can only
- * leave it kept, never lost: at the next start it is found again, and
- * the journal knows that version is delivered.  Each worker owns one
+ * A file is removed or moved only once the journal has recorded the
+ * delivery of that very version (jwriter_results(), then the row read
+ * back: delivered, same size and mtime, written or renamed rather than
+ * skipped), and only if the source still holds that version: a crash in
+ * between can only leave it kept, never lost, and a file rewritten
+ * meanwhile (the journal answered "changed while it was sent") is kept
+ * for its next delivery.  A file the target already had (on_exists =
+ * "skip") is kept: its bytes never reached the target.  Each worker owns one
  * struct after and applies it on its own source (its own connection),
  * between files; errors are logged with the path and change nothing of
  * the delivery.
@@ -18,6 +22,7 @@
 #include <stdint.h>
 
 struct after;
+struct journal;
 struct jwriter;
 struct source;
 
@@ -31,15 +36,18 @@ enum after_how { AFTER_KEEP, AFTER_DELETE, AFTER_MOVE };
 int after_parse(const char *spec, const char **dir);
 
 /*
- * What spec says, for the files w (borrowed) records and src (borrowed)
- * holds.  *out is NULL for "keep": every call below accepts NULL.
- * Freed with after_free().
+ * What spec says, for the files w (borrowed) records, j (borrowed: the
+ * worker's own connection) reads back and src (borrowed) holds.  *out is
+ * NULL for "keep": every call below accepts NULL.  Freed with
+ * after_free().
  */
-int after_new(const char *spec, struct jwriter *w, struct source *src,
-              struct after **out);
+int after_new(const char *spec, struct jwriter *w, struct journal *j,
+              struct source *src, struct after **out);
 
-/* rel's delivery was just queued to the journal writer. */
-void after_delivered(struct after *a, const char *rel);
+/* The delivery of rel at this size and mtime was just queued to the
+ * journal writer. */
+void after_delivered(struct after *a, const char *rel, int64_t size,
+                     int64_t mtime_ns);
 
 /* Remove or move every file whose delivery the journal has recorded. */
 void after_run(struct after *a);

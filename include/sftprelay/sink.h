@@ -27,11 +27,16 @@
  * completed parts); only that is checkpointed.  With it the journal stores
  * the sink's resume token, if it has one (token(): opaque text such as an
  * S3 UploadId), and gives both back to open() on the next attempt, after a
- * crash too.  open() may resume lower than the checkpoint (a lost part) or
- * at 0 (the target lost the upload: a temporary file removed, an upload
- * aborted by a lifecycle rule); never higher.  A big file sent as ranges
- * over several connections (open_range) checkpoints each range's durable()
- * the same way (the journal's ranges table).
+ * crash too; a new token is recorded at once, before any byte is durable,
+ * so that the upload it names is found again, if only to be thrown away.
+ * open() may resume lower than the checkpoint (a lost part) or at 0 (the
+ * target lost the upload: a temporary file removed, an upload aborted by
+ * a lifecycle rule); higher only where the sink can vouch for the bytes
+ * (S3: parts the server lists for the upload the token names, each stored
+ * only once the server checked its Content-MD5; the journal's checkpoint
+ * lags them by a commit), never past the file's size.  A big file sent
+ * as ranges over several connections (open_range) checkpoints each
+ * range's durable() the same way (the journal's ranges table).
  *
  * Offsets are of the bytes the sink is given, which a transform may make
  * longer or shorter than the source file (xfer.h keeps both).
@@ -64,7 +69,7 @@ struct sink_file {
     int64_t size;    /* bytes the sink will be given; -1: not known */
     /*
      * In: the durable offset the journal holds; out: where writing
-     * resumes (at most that).
+     * resumes (see above).
      */
     int64_t offset;
     /*

@@ -37,6 +37,7 @@ static struct {
     time_t bad_open_at[8];  /* when the first of them came, in seconds */
     const char *bad_path;   /* open() fails for it with -EACCES */
     int target_err;         /* connect() and open() fail with it */
+    int slow_down;          /* open() answers -EAGAIN this many times */
     int64_t block_at;       /* write() at or past it waits; -1: never */
     int blocked;            /* write() calls waiting now */
 } fk = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -79,7 +80,13 @@ static int fake_connect(struct sink *s)
     pthread_mutex_lock(&fk.lock);
     fk.connects++;
     r = fk.target_err;
+    if (r == 0 && fk.slow_down > 0) {
+        fk.slow_down--;
+        r = -EAGAIN;
+    }
     pthread_mutex_unlock(&fk.lock);
+    if (r == -EAGAIN)
+        return sink_fail(s, r, "fake target: slow down");
     if (r < 0)
         return sink_fail(s, r, "fake target: %s", strerror(-r));
     return 0;
@@ -102,7 +109,13 @@ static int fake_open(struct sink *s, struct sink_file *f)
         fk.bad_open_at[fk.bad_opens] = time(NULL);
     fk.bad_opens += bad;
     r = fk.target_err;
+    if (r == 0 && fk.slow_down > 0) {
+        fk.slow_down--;
+        r = -EAGAIN;
+    }
     pthread_mutex_unlock(&fk.lock);
+    if (r == -EAGAIN)
+        return sink_fail(s, r, "fake target: slow down");
     if (r < 0)
         return sink_fail(s, r, "fake target: %s", strerror(-r));
     if (bad)
@@ -217,6 +230,7 @@ static void setup(void)
     fk.files = fk.connects = fk.bad_opens = fk.blocked = 0;
     fk.bytes = 0;
     fk.bad_path = NULL;
+    fk.slow_down = 0;
     fk.target_err = 0;
     fk.block_at = -1;
     pthread_mutex_unlock(&fk.lock);
@@ -432,6 +446,28 @@ START_TEST(test_file_failure_backoff)
 }
 END_TEST
 
+/* "Slow down" (S3's 503 SlowDown) backs off and counts no attempt. */
+START_TEST(test_slow_down_counts_no_attempt)
+{
+    struct journal_file f;
+
+    conf->transfer.max_attempts = 1;
+    pthread_mutex_lock(&fk.lock);
+    fk.slow_down = 2;
+    pthread_mutex_unlock(&fk.lock);
+    start(0);
+    run();
+    offer("slow.txt", 100);
+    ck_assert_int_eq(jwriter_flush(jw, 10000), 0);
+    WAIT_UNTIL(state_of("slow.txt") == JS_DELIVERED, "slow.txt delivered");
+    f = row("slow.txt");
+    /* Two answers of "slow down", then one attempt, within one allowed. */
+    ck_assert_int_eq(f.attempts, 1);
+    ck_assert_int_eq(fk_get(&fk.slow_down), 0);
+    journal_file_clear(&f);
+}
+END_TEST
+
 /* The agent's target_error: "" or NULL if unset or cleared. */
 static char *target_error(void)
 {
@@ -596,6 +632,7 @@ static Suite *sched_suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_all_delivered_once);
     tcase_add_test(tc, test_file_failure_backoff);
+    tcase_add_test(tc, test_slow_down_counts_no_attempt);
     tcase_add_test(tc, test_target_down_then_probe);
     tcase_add_test(tc, test_stop_while_blocked);
     tcase_add_test(tc, test_once);

@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <poll.h>
 #include <openssl/sha.h>
 
 #include "testutil.h"
@@ -161,7 +162,9 @@ static int64_t open_at(const char *rel, size_t size, int64_t offset,
 
     ck_assert_msg(sink_open(sink, &f) == 0, "open %s: %s", rel,
                   sink_error(sink));
-    ck_assert_int_le(f.offset, offset);
+    /* Past the checkpoint only where the sink vouches for the bytes (S3's
+     * listed parts), never past the file. */
+    ck_assert_int_le(f.offset, (int64_t)size);
     ck_assert_int_ge(f.offset, 0);
     return f.offset;
 }
@@ -186,10 +189,19 @@ static void interrupted(const char *rel, size_t size, size_t written,
 {
     const char *t;
 
+    int i;
+
     open_at(rel, size, 0, NULL);
     write_range(0, written);
-    l->durable =
-        sink->ops->durable ? sink->ops->durable(sink) : (int64_t)written;
+    l->durable = (int64_t)written;
+    /* What is in flight becomes durable as the target answers: wait
+     * (30 s at most) for some of it, so that the resume is checked. */
+    for (i = 0; sink->ops->durable && i < 3000; i++) {
+        l->durable = sink->ops->durable(sink);
+        if (l->durable > 0)
+            break;
+        poll(NULL, 0, 10);
+    }
     t = sink_token(sink);
     snprintf(l->token, sizeof(l->token), "%s", t ? t : "");
     sink_abort(sink);
@@ -251,10 +263,11 @@ START_TEST(test_resume_from_token)
     ck_assert_int_eq(conf->target.ops->create(conf->target.settings, -1, &sink),
                      0);
     ck_assert_int_eq(sink_connect(sink), 0);
+    ck_assert_msg(l.durable > 0, "%s: 11 MiB written, none durable",
+                  sinks[_i].name);
     at = open_at(rel, size, l.durable, token_of(&l));
-    if (l.durable > 0)
-        ck_assert_msg(at > 0, "%s: durable %lld, resumed at 0",
-                      sinks[_i].name, (long long)l.durable);
+    ck_assert_msg(at > 0, "%s: durable %lld, resumed at 0", sinks[_i].name,
+                  (long long)l.durable);
     write_range((size_t)at, size);
     commit(size);
     assert_delivered(_i, rel, size);

@@ -473,6 +473,11 @@ static int64_t s3sink_durable(struct sink *sk)
 {
     struct s3_sink *s = (struct s3_sink *)sk;
 
+    /* Take the parts completed meanwhile, without waiting: asked between
+     * writes, it moves on as the server answers.  A part's failure is
+     * kept in s->err for the next write or commit. */
+    if (s->c && s->err == 0 && s3_parts_in_flight(s->c) > 0)
+        harvest(s, 0);
     /* the last part is as long as the bytes it took, never longer */
     return s->durable < s->written ? s->durable : s->written;
 }

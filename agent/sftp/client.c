@@ -1260,6 +1260,9 @@ int sftpc_read(struct sftpc *c, struct sftpc_file *f, uint64_t off,
     uint32_t n;
     int r = 0;
 
+    if (len > UINT64_MAX - off)
+        return say(c, -EINVAL, "a read of %llu bytes at %llu: past 2^64",
+                   (unsigned long long)len, (unsigned long long)off);
     c->rd_head = c->rd_tail = 0;
     while (r == 0 && (c->rd_head != c->rd_tail || next < end)) {
         /* Keep READ_AHEAD reads in flight. */

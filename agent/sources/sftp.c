@@ -6,8 +6,10 @@
  * other kinds are skipped), and refuses any name that could leave the
  * tree ("../x", "/etc/passwd", "a/b"): a hostile server cannot make the
  * agent read or write outside source.path, nor name a target file
- * outside target.path.  Reads are pipelined reads at an offset, so a
- * transfer resumes on the source side too.
+ * outside target.path.  A size of 2^63 bytes or more is refused too
+ * (it would read as negative), and a read never hands over more bytes
+ * than were asked, whatever the server sends.  Reads are pipelined
+ * reads at an offset, so a transfer resumes on the source side too.
  *
  * Each instance (a worker's, a range's, the poller's) has one connection,
  * made on first use and made again after it is lost.  Whatever concerns
@@ -18,6 +20,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,11 +182,26 @@ static int prepare(struct sftp_source *s, const char *rel, char **path)
     return r;
 }
 
-static void to_stat(const struct sftp_attrs *a, struct source_stat *st)
+/*
+ * The server's attributes of path as a source_stat.  A size past
+ * INT64_MAX (a hostile or broken server: no file holds 8 EiB) would read
+ * as negative and make a transfer ask for almost SIZE_MAX bytes: it is
+ * -EOVERFLOW, with the peer, path and size in s->base.err.
+ */
+static int to_stat(struct sftp_source *s, const char *path,
+                   const struct sftp_attrs *a, struct source_stat *st)
 {
+    if (a->size > INT64_MAX) {
+        snprintf(s->base.err, sizeof(s->base.err),
+                 "%s: %s: the server reports a size of %llu bytes, past any "
+                 "file's; refused",
+                 s->peer, path, (unsigned long long)a->size);
+        return -EOVERFLOW;
+    }
     st->size = (int64_t)a->size;
     st->mtime_ns = (int64_t)a->mtime * 1000000000;
     st->mode = (int)(a->perm & 07777);
+    return 0;
 }
 
 static int src_open(struct source *base, const char *rel,
@@ -212,12 +230,14 @@ static int src_open(struct source *base, const char *rel,
         r = S_ISDIR(a.perm & S_IFMT) ? -EISDIR : -EINVAL;
         goto out;
     }
+    r = to_stat(s, path, &a, st);
+    if (r < 0)
+        goto out;
     f = malloc(sizeof(*f));
     if (f == NULL) {
         r = -ENOMEM;
         goto out;
     }
-    to_stat(&a, st);
     f->s = s;
     f->f = h;
     f->session = s->session;
@@ -232,16 +252,22 @@ out:
     return r;
 }
 
-/* Where src_read()'s bytes go. */
+/* Where src_read()'s bytes go: buf holds len. */
 struct filling {
     char *buf;
-    size_t got;
+    size_t len, got;
+    int over; /* the server sent more than was asked */
 };
 
+/* Never past len, whatever the server sends (the client checks too). */
 static int fill(void *arg, const void *p, size_t n)
 {
     struct filling *fl = arg;
 
+    if (n > fl->len - fl->got) {
+        fl->over = 1;
+        return -EPROTO;
+    }
     memcpy(fl->buf + fl->got, p, n);
     fl->got += n;
     return 0;
@@ -257,16 +283,25 @@ static int src_read(struct source_file *f, void *buf, size_t len, int64_t off,
                     size_t *got)
 {
     struct sftp_source *s = f->s;
-    struct filling fl = {.buf = buf};
+    struct filling fl = {.buf = buf, .len = len};
     int r;
 
     *got = 0;
+    if (off < 0)
+        return -EINVAL;
     if (!open_in(f))
         return fail(s, -ECONNRESET, "reading", f->path);
     r = sftpc_read(s->c, f->f, (uint64_t)off, len, fill, &fl);
     *got = fl.got;
     if (r == -ENODATA) /* the end of the file came first */
         return 0;
+    if (fl.over) {
+        snprintf(s->base.err, sizeof(s->base.err),
+                 "%s: reading %s: the server sent more than was asked", s->peer,
+                 f->path);
+        drop(s);
+        return -EHOSTDOWN;
+    }
     return r < 0 ? fail(s, r, "reading", f->path) : 0;
 }
 
@@ -278,8 +313,7 @@ static int src_stat(struct source_file *f, struct source_stat *st)
 
     if (r < 0)
         return fail(s, r, "checking", f->path);
-    to_stat(&a, st);
-    return 0;
+    return to_stat(s, f->path, &a, st);
 }
 
 static void src_close(struct source_file *f)
@@ -352,8 +386,10 @@ static int on_entry(void *arg, const char *name, const struct sftp_attrs *a)
         !(l->w->skip && path_is_under(rel, l->w->skip)))
         return add_subdir(l, rel);
     if (S_ISREG(a->perm & S_IFMT)) {
-        to_stat(a, &st);
-        r = l->w->found(l->w->arg, rel, &st);
+        if (to_stat(l->s, rel, a, &st) < 0)
+            log_error("%s", l->s->base.err); /* the rest goes on */
+        else
+            r = l->w->found(l->w->arg, rel, &st);
     }
     free(rel);
     return r;

@@ -160,7 +160,10 @@ int sftpc_close_send(struct sftpc *c, struct sftpc_file *f);
 /*
  * Read len bytes from off, many reads in flight, handing the bytes to
  * cb in order.  A short file ends the read with -ENODATA (EOF before
- * off + len); cb's negative return ends it with that value.
+ * off + len); cb's negative return ends it with that value.  cb never
+ * gets more than len bytes in all: a DATA reply longer than its read
+ * asked is -EPROTO (the session ends).  -EINVAL when off + len passes
+ * 2^64.
  */
 int sftpc_read(struct sftpc *c, struct sftpc_file *f, uint64_t off,
                uint64_t len, int (*cb)(void *arg, const void *p, size_t n),

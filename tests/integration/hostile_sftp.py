@@ -1,15 +1,58 @@
 #!/usr/bin/env python3
-"""A hostile SFTP v3 server for sshd's Subsystem line: its listing of any
-folder holds names that try to leave the tree ("../evil", "/etc/passwd",
-"a/b") beside one honest file, ok.txt.  Standard library only."""
+"""A hostile SFTP v3 server for sshd's Subsystem line.  What it lies about
+depends on the folder the agent lists (source.path), by its last name:
+
+  evil       its listing of any folder holds names that try to leave the
+             tree ("../evil", "/etc/passwd", "a/b") beside one honest file,
+             ok.txt;
+  evil-big   sizes past 2^63: huge.bin is listed with one, liar.bin is
+             listed small but has one once opened; either reads as 4 MiB
+             of "x" (more than a transfer's buffer) and then ends;
+  evil-data  each READ is answered with more bytes than it asked for.
+
+Every folder also holds ok.txt, which a client that refuses the lies
+still gets.  Standard library only."""
 import struct
 import sys
 
 OK = b"hello from a hostile server\n"
 NAMES = [b"../evil", b"/etc/passwd", b"a/b", b"ok.txt"]
 FILE, DIR = 0o100644, 0o040755
+BIG = 4 << 20
 
 inp, out = sys.stdin.buffer, sys.stdout.buffer
+
+
+def mode_of(path):
+    """The evil* folder in path, or b"evil"."""
+    for name in reversed(path.split(b"/")):
+        if name.startswith(b"evil"):
+            return name
+    return b"evil"
+
+
+def listing(mode):
+    """(name, mode, size) of each entry of a folder listed in mode."""
+    if mode == b"evil-big":
+        return [(b"ok.txt", FILE, len(OK)), (b"huge.bin", FILE, (1 << 63) + 5),
+                (b"liar.bin", FILE, 10)]
+    if mode == b"evil-data":
+        return [(b"ok.txt", FILE, len(OK))]
+    return [(n, FILE, len(OK) if n == b"ok.txt" else 10) for n in NAMES]
+
+
+def opened_size(mode, name):
+    """The size FSTAT gives for name (its last component) in mode."""
+    if name == b"liar.bin":
+        return (1 << 64) - 1
+    for n, _, size in listing(mode):
+        if n == name:
+            return size
+    return 0
+
+
+def content(name):
+    return OK if name == b"ok.txt" else b"x" * BIG
 
 
 def attrs(mode, size=0):
@@ -33,6 +76,10 @@ def status(rid, code):
 def take_string(p, at):
     n = struct.unpack_from(">I", p, at)[0]
     return p[at + 4:at + 4 + n], at + 4 + n
+
+
+def base(path):
+    return path.rsplit(b"/", 1)[-1]
 
 
 listed = set()
@@ -61,28 +108,34 @@ while True:
             status(rid, 1)
             continue
         listed.add(h)
-        body = struct.pack(">II", rid, len(NAMES))
-        for name in NAMES:
-            size = len(OK) if name == b"ok.txt" else 10
-            body += string(name) + string(name) + attrs(FILE, size)
+        names = listing(mode_of(h[1:]))
+        body = struct.pack(">II", rid, len(names))
+        for name, kind_, size in names:
+            body += string(name) + string(name) + attrs(kind_, size)
         send(104, body)
     elif kind == 4:  # CLOSE
         listed.discard(take_string(p, 4)[0])
         status(rid, 0)
-    elif kind == 3:  # OPEN: only ok.txt, read-only
+    elif kind == 3:  # OPEN: the files listed, read-only
         path, _ = take_string(p, 4)
-        if path.endswith(b"/ok.txt"):
-            send(102, struct.pack(">I", rid) + string(b"f"))
+        if base(path) in (n for n, k, _ in listing(mode_of(path)) if k == FILE):
+            send(102, struct.pack(">I", rid) + string(b"f" + path))
         else:
             status(rid, 2)
     elif kind == 8:  # FSTAT
-        send(105, struct.pack(">I", rid) + attrs(FILE, len(OK)))
+        h, _ = take_string(p, 4)
+        size = opened_size(mode_of(h[1:]), base(h))
+        send(105, struct.pack(">I", rid) + attrs(FILE, size))
     elif kind == 5:  # READ
         h, at = take_string(p, 4)
         off, ln = struct.unpack_from(">QI", p, at)
-        if off >= len(OK):
+        data = content(base(h))
+        if mode_of(h[1:]) == b"evil-data":
+            ln += 100
+            data += b"y" * 100
+        if off >= len(data):
             status(rid, 1)
         else:
-            send(103, struct.pack(">I", rid) + string(OK[off:off + ln]))
+            send(103, struct.pack(">I", rid) + string(data[off:off + ln]))
     else:
         status(rid, 8)

@@ -145,4 +145,30 @@ same_file <(echo "hello from a hostile server") "$T/out5/ok.txt" ||
     fail "a hostile name was written: $(find "$T" -name evil -o -name passwd)"
 ok "a hostile server's names are refused, naming the server and the name"
 
+# Sizes past 2^63 would read as negative and make a transfer ask for
+# almost 2^64 bytes: refused in a listing (huge.bin) and once opened
+# (liar.bin, listed small), naming the server and the file.
+src_conf "$TARGET_PORT" "$T/evil-big" state6 "" "$T/out6"
+start_agent agent-big
+wait_for 30 is_delivered ok.txt || fail "ok.txt not delivered from evil-big"
+said_big() { grep -qF "127.0.0.1:$TARGET_PORT: $1: the server reports a size of $2 bytes" \
+    "$T/agent-big.log"; }
+wait_for 10 said_big huge.bin 9223372036854775813 ||
+    fail "huge.bin's size was not refused"
+wait_for 30 said_big "$T/evil-big/liar.bin" 18446744073709551615 ||
+    fail "liar.bin's size was not refused once opened"
+stop_agent
+[ ! -e "$T/out6/huge.bin" ] && [ ! -e "$T/out6/liar.bin" ] ||
+    fail "a file of an impossible size was written"
+ok "sizes past 2^63 are refused, in a listing and once opened"
+
+# More DATA than a READ asked for ends the session, never the buffer.
+src_conf "$TARGET_PORT" "$T/evil-data" state7 "" "$T/out7"
+start_agent agent-data
+said_data() { grep -q "malformed DATA reply to a read" "$T/agent-data.log"; }
+wait_for 30 said_data || fail "no word on the oversized DATA reply"
+stop_agent
+[ ! -e "$T/out7/ok.txt" ] || fail "ok.txt was delivered from oversized replies"
+ok "DATA longer than its READ asked is a protocol error"
+
 echo "$TESTS_RUN passed, 0 failed"

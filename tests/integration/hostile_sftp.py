@@ -8,7 +8,10 @@ depends on the folder the agent lists (source.path), by its last name:
   evil-big   sizes past 2^63: huge.bin is listed with one, liar.bin is
              listed small but has one once opened; either reads as 4 MiB
              of "x" (more than a transfer's buffer) and then ends;
-  evil-data  each READ is answered with more bytes than it asked for.
+  evil-data  each READ is answered with more bytes than it asked for;
+  evil-link  OPEN follows links: swap.txt, listed as a file, is a link
+             when the client looks (LSTAT) and holds another file's
+             bytes; late.txt becomes one after its first LSTAT.
 
 Every folder also holds ok.txt, which a client that refuses the lies
 still gets.  Standard library only."""
@@ -17,7 +20,8 @@ import sys
 
 OK = b"hello from a hostile server\n"
 NAMES = [b"../evil", b"/etc/passwd", b"a/b", b"ok.txt"]
-FILE, DIR = 0o100644, 0o040755
+SECRET = b"the bytes of a file the link points to\n"
+FILE, DIR, LINK = 0o100644, 0o040755, 0o120777
 BIG = 4 << 20
 
 inp, out = sys.stdin.buffer, sys.stdout.buffer
@@ -38,6 +42,9 @@ def listing(mode):
                 (b"liar.bin", FILE, 10)]
     if mode == b"evil-data":
         return [(b"ok.txt", FILE, len(OK))]
+    if mode == b"evil-link":
+        return [(b"ok.txt", FILE, len(OK)), (b"swap.txt", FILE, len(SECRET)),
+                (b"late.txt", FILE, len(SECRET))]
     return [(n, FILE, len(OK) if n == b"ok.txt" else 10) for n in NAMES]
 
 
@@ -52,7 +59,28 @@ def opened_size(mode, name):
 
 
 def content(name):
+    if name in (b"swap.txt", b"late.txt"):
+        return SECRET
     return OK if name == b"ok.txt" else b"x" * BIG
+
+
+lstats = {}
+
+
+def stat_of(path, lstat):
+    """(mode, size) that (L)STAT gives for path: a listed file's, a
+    link's (see evil-link), or a folder's."""
+    name = base(path)
+    for n, kind_, size in listing(mode_of(path)):
+        if n != name:
+            continue
+        if lstat:
+            lstats[path] = lstats.get(path, 0) + 1
+            if name == b"swap.txt" or (name == b"late.txt" and
+                                       lstats[path] > 1):
+                return LINK, 20
+        return kind_, size
+    return DIR, 0
 
 
 def attrs(mode, size=0):
@@ -98,7 +126,8 @@ while True:
         send(104, struct.pack(">II", rid, 1) + string(path) + string(path) +
              attrs(DIR))
     elif kind in (7, 17):  # LSTAT, STAT
-        send(105, struct.pack(">I", rid) + attrs(DIR))
+        path, _ = take_string(p, 4)
+        send(105, struct.pack(">I", rid) + attrs(*stat_of(path, kind == 7)))
     elif kind == 11:  # OPENDIR
         path, _ = take_string(p, 4)
         send(102, struct.pack(">I", rid) + string(b"d" + path))

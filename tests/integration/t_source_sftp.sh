@@ -171,4 +171,18 @@ stop_agent
 [ ! -e "$T/out7/ok.txt" ] || fail "ok.txt was delivered from oversized replies"
 ok "DATA longer than its READ asked is a protocol error"
 
+# OPEN follows links: a name that is a link when looked at, just before
+# the open or once open, is refused, never sent.
+src_conf "$TARGET_PORT" "$T/evil-link" state8 "" "$T/out8"
+start_agent agent-link
+wait_for 30 is_delivered ok.txt || fail "ok.txt not delivered from evil-link"
+refused_link() { [ "$(state_of "$1")" = failed ] &&
+    grep -qF "$1: source: now a symbolic link, not followed" "$T/agent-link.log"; }
+wait_for 30 refused_link swap.txt || fail "swap.txt (a link at LSTAT) not refused"
+wait_for 30 refused_link late.txt || fail "late.txt (a link once open) not refused"
+stop_agent
+[ ! -e "$T/out8/swap.txt" ] && [ ! -e "$T/out8/late.txt" ] ||
+    fail "a link's target was sent"
+ok "a file swapped for a link before or while it is opened is not sent"
+
 echo "$TESTS_RUN passed, 0 failed"

@@ -868,6 +868,26 @@ START_TEST(test_mkdir_stat_remove)
 }
 END_TEST
 
+START_TEST(test_lstat_sees_the_link)
+{
+    char *l = NULL;
+    struct sftp_attrs a;
+
+    free(tu_write_str(dir, "f", "12345"));
+    ck_assert_int_ge(asprintf(&l, "%s/l", dir), 0);
+    ck_assert_int_eq(symlink("f", l), 0);
+    free(l);
+    start_client(0);
+    ck_assert_int_eq(sftpc_lstat(c, "l", &a), 0);
+    ck_assert(a.flags & SFTP_ATTR_PERMISSIONS);
+    ck_assert(S_ISLNK(a.perm));
+    ck_assert_int_eq(sftpc_lstat(c, "f", &a), 0);
+    ck_assert(S_ISREG(a.perm));
+    ck_assert_uint_eq(a.size, 5);
+    ck_assert_int_eq(sftpc_lstat(c, "missing", &a), -ENOENT);
+}
+END_TEST
+
 START_TEST(test_open_missing_folder)
 {
     struct sftpc_file *f = NULL;
@@ -1717,6 +1737,7 @@ static Suite *sftpc_suite(void)
     tcase_add_test(e, test_rename_replaces_existing);
     tcase_add_test(e, test_pipelined_files);
     tcase_add_test(e, test_mkdir_stat_remove);
+    tcase_add_test(e, test_lstat_sees_the_link);
     tcase_add_test(e, test_open_missing_folder);
     tcase_add_test(e, test_read_back_in_order);
     tcase_add_test(e, test_read_stopped_by_callback);

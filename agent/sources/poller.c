@@ -35,6 +35,7 @@ struct known {
 struct listing {
     struct known *k;
     size_t n, cap;
+    size_t max; /* entries at most; 0: no limit */
 };
 
 struct poller {
@@ -65,6 +66,8 @@ static int add(void *arg, const char *rel, const struct source_stat *st)
     struct listing *l = arg;
     struct known *k;
 
+    if (l->max && l->n >= l->max)
+        return -E2BIG;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 256;
 
@@ -97,11 +100,18 @@ static int list(struct poller *p, struct source *src, struct listing *l)
                             .exclude = p->o.exclude,
                             .n_exclude = p->o.n_exclude,
                             .found = add,
-                            .arg = l};
+                            .arg = l,
+                            .max_entries = p->o.max_files};
     int r;
 
     src->err[0] = '\0';
+    l->max = p->o.max_files;
     r = p->o.ops->list(src, &w);
+    if (r == -E2BIG && src->err[0] == '\0')
+        snprintf(src->err, sizeof(src->err),
+                 "more than %zu files (source.max_files); the listing "
+                 "stopped",
+                 l->max);
     if (r == 0 && l->n > 0) /* an empty listing has no array */
         qsort(l->k, l->n, sizeof(*l->k), by_path);
     return r;

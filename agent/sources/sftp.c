@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,15 @@ static void src_close(struct source_file *f)
 
 /* --- listing ------------------------------------------------------------ */
 
+/*
+ * A hostile server's tree can be endless: the walk goes at most
+ * MAX_DEPTH folders down (deeper ones are logged and skipped, so the
+ * recursion is bounded), refuses a path of PATH_MAX bytes or more, and
+ * stops the whole listing (-E2BIG) past w->max_entries entries of any
+ * kind (source.max_files), which also bounds the memory it holds.
+ */
+#define MAX_DEPTH 64
+
 /* One folder being listed: its files go to the walk at once, its
  * folders wait in subdirs until its listing is over (readdir's callback
  * must not use the client). */
@@ -378,6 +388,7 @@ struct lister {
     const char *path; /* on the server */
     char **subdirs;
     size_t n, cap;
+    size_t *entries; /* of the whole listing so far */
 };
 
 static int add_subdir(struct lister *l, char *rel)
@@ -406,11 +417,19 @@ static int on_entry(void *arg, const char *name, const struct sftp_attrs *a)
 
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return 0;
+    if (l->w->max_entries && ++*l->entries > l->w->max_entries) {
+        snprintf(l->s->base.err, sizeof(l->s->base.err),
+                 "%s: listing %s: more than %zu entries (source.max_files); "
+                 "the listing stopped",
+                 l->s->peer, l->path, l->w->max_entries);
+        return -E2BIG;
+    }
     if (strchr(name, '/') || path_join(l->rel[0] ? l->rel : ".", name, &rel) ||
-        path_rel_check(rel) < 0) {
-        log_error("%s: refusing the name \"%s\" the server listed in %s: not "
-                  "a file name within source.path",
-                  l->s->peer, name, l->path);
+        path_rel_check(rel) < 0 || strlen(rel) >= PATH_MAX) {
+        log_error("%s: refusing the name \"%.300s\" the server listed in "
+                  "%.300s: not a file name within source.path%s",
+                  l->s->peer, name, l->path,
+                  rel && strlen(rel) >= PATH_MAX ? " (too long)" : "");
         free(rel);
         return 0;
     }
@@ -434,30 +453,39 @@ static int on_entry(void *arg, const char *name, const struct sftp_attrs *a)
     return r;
 }
 
-/* List the folder rel and everything under it. */
+/* List the folder rel, depth folders below the root, and everything
+ * under it. */
 static int walk(struct sftp_source *s, const struct source_walk *w,
-                const char *rel)
+                const char *rel, int depth, size_t *entries)
 {
-    struct lister l = {.s = s, .w = w, .rel = rel};
-    char *path = NULL;
+    struct lister l = {.s = s, .w = w, .rel = rel, .entries = entries};
+    char *path = rel[0] ? NULL : strdup(s->root);
     size_t i;
-    int r = path_join(s->root, rel[0] ? rel : ".", &path);
+    int r = rel[0] ? path_join(s->root, rel, &path) : path ? 0 : -ENOMEM;
 
     l.path = path;
+    if (r == 0 && depth > MAX_DEPTH) {
+        log_error("%s: not listing %s: more than %d folders below "
+                  "source.path",
+                  s->peer, path, MAX_DEPTH);
+        free(path);
+        return 0;
+    }
     if (r == 0)
         r = sftpc_readdir(s->c, path, on_entry, &l);
-    if (r < 0 && s->c && !lost(s, r) && rel[0] &&
+    /* -E2BIG (too many entries) stays as it is: s->base.err says so. */
+    if (r < 0 && r != -E2BIG && s->c && !lost(s, r) && rel[0] &&
         (r == -ENOENT || r == -EACCES)) {
         /* A folder removed meanwhile, or closed to us: the rest goes on. */
         log_debug("%s: listing %s: %s", s->peer, path, sftpc_error(s->c));
         r = 0;
         l.n = 0;
-    } else if (r < 0 && s->c && sftpc_error(s->c)[0]) {
+    } else if (r < 0 && r != -E2BIG && s->c && sftpc_error(s->c)[0]) {
         r = fail(s, r, "listing", path);
     }
     for (i = 0; i < l.n; i++) {
         if (r == 0)
-            r = walk(s, w, l.subdirs[i]);
+            r = walk(s, w, l.subdirs[i], depth + 1, entries);
         free(l.subdirs[i]);
     }
     free(l.subdirs);
@@ -468,9 +496,10 @@ static int walk(struct sftp_source *s, const struct source_walk *w,
 static int src_list(struct source *base, const struct source_walk *w)
 {
     struct sftp_source *s = (struct sftp_source *)base;
+    size_t entries = 0;
     int r = src_connect(base);
 
-    return r < 0 ? r : walk(s, w, "");
+    return r < 0 ? r : walk(s, w, "", 0, &entries);
 }
 
 /* --- after delivery ------------------------------------------------------ */

@@ -9,6 +9,10 @@
  * A file missing from a complete listing is forgotten.  Memory: one entry
  * per file (its path and 40 bytes), twice during a listing.
  *
+ * A listing of more than max_files files (source.max_files; the source
+ * may count folders and skipped names too) stops and fails, so a hostile
+ * server's endless listing cannot exhaust memory.
+ *
  * A listing that fails leaves what is known as it was.  When the source
  * host is down (-EHOSTDOWN) the poller says so once, tries again after a
  * backoff that grows to max(poll_interval, 60 s), and says when it is back.
@@ -32,6 +36,7 @@ struct poller_opts {
     const char *skip;       /* after_delivery's move folder, or NULL */
     int interval_s;         /* source.poll_interval */
     int stable_polls;       /* source.stable_polls */
+    size_t max_files;       /* source.max_files; 0: no limit */
     int backoff_initial_s;  /* the first retry while the host is down */
 };
 

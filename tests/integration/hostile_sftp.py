@@ -12,6 +12,9 @@ depends on the folder the agent lists (source.path), by its last name:
   evil-link  OPEN follows links: swap.txt, listed as a file, is a link
              when the client looks (LSTAT) and holds another file's
              bytes; late.txt becomes one after its first LSTAT.
+  evil-deep  every folder holds a folder "d", without end (ok.txt is in
+             the top one only);
+  evil-wide  a folder's READDIR never ends: 100 new names each time.
 
 Every folder also holds ok.txt, which a client that refuses the lies
 still gets.  Standard library only."""
@@ -35,12 +38,17 @@ def mode_of(path):
     return b"evil"
 
 
-def listing(mode):
-    """(name, mode, size) of each entry of a folder listed in mode."""
+def listing(mode, top=True):
+    """(name, mode, size) of each entry of a folder listed in mode (top:
+    the folder named evil*, not one below it)."""
+    if mode == b"evil-deep":
+        return [(b"d", DIR, 0)] + ([(b"ok.txt", FILE, len(OK))] if top else [])
     if mode == b"evil-big":
         return [(b"ok.txt", FILE, len(OK)), (b"huge.bin", FILE, (1 << 63) + 5),
                 (b"liar.bin", FILE, 10)]
     if mode == b"evil-data":
+        return [(b"ok.txt", FILE, len(OK))]
+    if mode == b"evil-wide":
         return [(b"ok.txt", FILE, len(OK))]
     if mode == b"evil-link":
         return [(b"ok.txt", FILE, len(OK)), (b"swap.txt", FILE, len(SECRET)),
@@ -110,7 +118,14 @@ def base(path):
     return path.rsplit(b"/", 1)[-1]
 
 
+def is_top(path):
+    """Whether path is the evil* folder itself ("evil/." too)."""
+    names = [n for n in path.split(b"/") if n not in (b"", b".")]
+    return bool(names) and names[-1].startswith(b"evil")
+
+
 listed = set()
+wide = 0
 while True:
     head = inp.read(5)
     if len(head) < 5:
@@ -133,11 +148,16 @@ while True:
         send(102, struct.pack(">I", rid) + string(b"d" + path))
     elif kind == 12:  # READDIR: one batch, then the end
         h, _ = take_string(p, 4)
-        if h in listed:
+        mode = mode_of(h[1:])
+        if mode == b"evil-wide" and h in listed:
+            wide += 100
+            names = [(b"f%09d" % i, FILE, 1) for i in range(wide - 100, wide)]
+        elif h in listed:
             status(rid, 1)
             continue
+        else:
+            names = listing(mode, is_top(h[1:]))
         listed.add(h)
-        names = listing(mode_of(h[1:]))
         body = struct.pack(">II", rid, len(names))
         for name, kind_, size in names:
             body += string(name) + string(name) + attrs(kind_, size)

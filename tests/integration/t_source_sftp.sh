@@ -185,4 +185,22 @@ stop_agent
     fail "a link's target was sent"
 ok "a file swapped for a link before or while it is opened is not sent"
 
+# An endless tree: folders without end are listed 64 deep, then skipped
+# (logged); a folder without end stops the listing at source.max_files.
+src_conf "$TARGET_PORT" "$T/evil-deep" state9 "" "$T/out9"
+start_agent agent-deep
+wait_for 60 is_delivered ok.txt || fail "ok.txt not delivered from evil-deep"
+grep -qF "127.0.0.1:$TARGET_PORT: not listing $T/evil-deep/d/d/" "$T/agent-deep.log" &&
+    grep -q "more than 64 folders below source.path" "$T/agent-deep.log" ||
+    fail "no word on the endless folders"
+stop_agent
+src_conf "$TARGET_PORT" "$T/evil-wide" state10 "max_files = 1000;" "$T/out10"
+start_agent agent-wide
+said_wide() { grep -qF "127.0.0.1:$TARGET_PORT: listing $T/evil-wide: more than 1000 entries (source.max_files); the listing stopped" \
+    "$T/agent-wide.log"; }
+wait_for 30 said_wide || fail "no word on the endless folder"
+stop_agent
+[ -z "$(ls "$T/out10")" ] || fail "an incomplete listing sent files"
+ok "endless folders and endless listings are cut short, naming the server"
+
 echo "$TESTS_RUN passed, 0 failed"

@@ -63,12 +63,15 @@ static int found(void *arg, const char *rel, const struct source_stat *st)
     return 0;
 }
 
-static struct poller *new_poller(int stable)
+/* A poller of the fake source: listings of max_files files at most (0:
+ * no limit). */
+static struct poller *new_poller_max(int stable, size_t max_files)
 {
     struct poller_opts o = {.ops = &fake_ops,
                             .root = "/r",
                             .interval_s = 1,
                             .stable_polls = stable,
+                            .max_files = max_files,
                             .backoff_initial_s = 1};
     struct poller_cb cb = {.found = found};
     struct poller *p = NULL;
@@ -77,6 +80,11 @@ static struct poller *new_poller(int stable)
     memset(&fake, 0, sizeof(fake));
     ck_assert_int_eq(poller_new(&o, &cb, &p), 0);
     return p;
+}
+
+static struct poller *new_poller(int stable)
+{
+    return new_poller_max(stable, 0);
 }
 
 static void put(int i, const char *rel, int64_t size, int64_t mtime)
@@ -170,6 +178,28 @@ START_TEST(test_one_poll_and_rescan)
 }
 END_TEST
 
+/* A listing past source.max_files stops and fails: nothing is reported
+ * from it, nothing known is forgotten. */
+START_TEST(test_max_files)
+{
+    struct poller *p = new_poller_max(1, 2);
+
+    put(0, "a", 1, 1);
+    put(1, "b", 1, 1);
+    ck_assert_str_eq(round_(p), "a b ");
+    put(2, "c", 1, 1);
+    fake.reported[0] = '\0';
+    ck_assert_int_eq(poller_poll(p), -E2BIG);
+    ck_assert_str_eq(fake.reported, "");
+    ck_assert_str_eq(source_error(&fake_src, -E2BIG),
+                     "more than 2 files (source.max_files); the listing "
+                     "stopped");
+    fake.n = 2;
+    ck_assert_str_eq(round_(p), ""); /* a and b still known */
+    poller_free(p);
+}
+END_TEST
+
 static Suite *poller_suite(void)
 {
     Suite *s = suite_create("poller");
@@ -180,6 +210,7 @@ static Suite *poller_suite(void)
     tcase_add_test(tc, test_vanished_forgotten);
     tcase_add_test(tc, test_failure_forgets_nothing);
     tcase_add_test(tc, test_one_poll_and_rescan);
+    tcase_add_test(tc, test_max_files);
     suite_add_tcase(s, tc);
     return s;
 }

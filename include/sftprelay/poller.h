@@ -67,8 +67,11 @@ int poller_poll(struct poller *p);
 int poller_start(struct poller *p);
 
 /*
- * List once now on the calling thread and report every file found,
- * settled or not (sftprelayd --once).  cancel_fd (or -1) cuts it short.
+ * sftprelayd --once, on the calling thread: list stable_polls times,
+ * interval_s apart (the first at once), and report the files every one
+ * of those listings saw with the same size and mtime, so a file still
+ * being written is left for a later run.  With stable_polls 1: one
+ * listing, every file.  cancel_fd (or -1) cuts it short: -ECANCELED.
  */
 int poller_list_once(struct poller *p, int cancel_fd);
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # source.type = "sftp": a remote tree polled over SFTP and replicated to a
 # local target, against OpenSSH's sshd and the embedded server; a file still
-# growing waits until it is still; after_delivery delete and move, for the
-# sftp source and the local one; names a hostile server lists that would
-# leave the tree are refused.
+# growing waits until it is still, under --once too; after_delivery delete
+# and move, for the sftp source and the local one; a hostile server's lies
+# (names that would leave the tree, impossible sizes, oversized replies,
+# links swapped in, endless trees) are refused.
 . "$(dirname "$0")/lib.sh"
 
 # src_conf PORT PATH STATE [SOURCE KEYS] [TARGET FOLDER]: an agent config
@@ -72,6 +73,27 @@ run_once once-delete || fail "--once with after_delivery delete failed"
 same_file <(echo "delete me") "$T/out2/x/del.txt" || fail "del.txt not delivered"
 [ ! -e "$T/remote2/x/del.txt" ] || fail "del.txt still on the source"
 ok "sftp source: after_delivery delete removes the delivered file"
+
+# --once lists stable_polls times, poll_interval apart: a file still
+# being written is left for a later run.
+mkdir -p "$T/remote2b"
+echo "still" >"$T/remote2b/still.txt"
+(while :; do
+    echo "one more line" >>"$T/remote2b/busy.txt"
+    sleep 0.1
+done) &
+writer=$!
+PIDS+=("$writer")
+src_conf "$TARGET_PORT" "$T/remote2b" state2b "stable_polls = 2;" "$T/out2b"
+run_once once-busy || fail "--once while a file grows failed"
+kill "$writer"
+wait "$writer" 2>/dev/null || true
+same_file <(echo "still") "$T/out2b/still.txt" || fail "still.txt not delivered"
+[ ! -e "$T/out2b/busy.txt" ] && [ -z "$(state_of busy.txt)" ] ||
+    fail "busy.txt was taken while it grew: $(state_of busy.txt)"
+grep -qF "listing $T/remote2b 2 times, 1 s apart" "$T/once-busy.log" ||
+    fail "--once did not say it lists twice"
+ok "--once sends only what stable_polls listings saw unchanged"
 
 mkdir -p "$T/remote3/x/y"
 echo "move me" >"$T/remote3/x/y/mv.txt"

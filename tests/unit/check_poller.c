@@ -16,7 +16,9 @@ static struct {
     const char *rel[MAXF];
     struct source_stat st[MAXF];
     int n;
-    int fail; /* the next listing fails with this */
+    int fail;  /* the next listing fails with this */
+    int grow;  /* 1 + the index of a file that grows at every listing */
+    int lists; /* listings so far */
     char reported[256];
 } fake;
 
@@ -37,10 +39,13 @@ static int fake_list(struct source *s, const struct source_walk *w)
 {
     int i, r;
 
+    fake.lists++;
     if (fake.fail) {
         snprintf(s->err, sizeof(s->err), "fake: down");
         return fake.fail;
     }
+    if (fake.grow)
+        fake.st[fake.grow - 1].size++;
     for (i = 0; i < fake.n; i++) {
         r = w->found(w->arg, fake.rel[i], &fake.st[i]);
         if (r < 0)
@@ -200,6 +205,30 @@ START_TEST(test_max_files)
 }
 END_TEST
 
+/* --once lists stable_polls times and sends only what stayed still. */
+START_TEST(test_list_once_stable)
+{
+    struct poller *p = new_poller(2);
+
+    put(0, "still", 5, 1);
+    put(1, "growing", 5, 1);
+    fake.grow = 2;
+    ck_assert_int_eq(poller_list_once(p, -1), 0);
+    ck_assert_int_eq(fake.lists, 2);
+    ck_assert_str_eq(fake.reported, "still ");
+    poller_free(p);
+
+    p = new_poller(1); /* one listing: everything */
+    put(0, "still", 5, 1);
+    put(1, "growing", 5, 1);
+    fake.grow = 2;
+    ck_assert_int_eq(poller_list_once(p, -1), 0);
+    ck_assert_int_eq(fake.lists, 1);
+    ck_assert_str_eq(fake.reported, "growing still ");
+    poller_free(p);
+}
+END_TEST
+
 static Suite *poller_suite(void)
 {
     Suite *s = suite_create("poller");
@@ -211,6 +240,7 @@ static Suite *poller_suite(void)
     tcase_add_test(tc, test_failure_forgets_nothing);
     tcase_add_test(tc, test_one_poll_and_rescan);
     tcase_add_test(tc, test_max_files);
+    tcase_add_test(tc, test_list_once_stable);
     suite_add_tcase(s, tc);
     return s;
 }

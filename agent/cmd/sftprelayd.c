@@ -431,6 +431,7 @@ static int start_poller(struct agent *a, int once)
                              .skip = after_folder(c),
                              .interval_s = c->source.poll_interval,
                              .stable_polls = c->source.stable_polls,
+                             .max_files = (size_t)c->source.max_files,
                              .backoff_initial_s = c->transfer.backoff_initial};
     struct poller_cb cb = {.found = on_listed, .arg = a};
     int r;

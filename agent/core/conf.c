@@ -131,6 +131,9 @@ static const struct conf_key source_keys[] = {
     CONF_KEY_INT(C, source.stable_polls, "stable_polls", 2, 1, 1000,
                  "polled sources: listings a file must be seen unchanged "
                  "in before it is sent"),
+    CONF_KEY_INT(C, source.max_files, "max_files", 10000000, 1, 1000000000,
+                 "polled sources: the most entries one listing may hold; "
+                 "a bigger one stops, logged"),
     CONF_KEY_STR(C, source.after_delivery, "after_delivery", "keep", 0,
                  "once the journal records a delivery: keep, delete, or "
                  "move:<folder> (under source.path) the source file"),

@@ -777,15 +777,27 @@ int sftpc_realpath(struct sftpc *c, const char *path, char **out)
     return *out ? 0 : -ENOMEM;
 }
 
-int sftpc_stat_send(struct sftpc *c, const char *path, uint32_t *id)
+/* A STAT or LSTAT of path, sent. */
+static int attrs_send(struct sftpc *c, uint8_t type, const char *path,
+                      uint32_t *id)
 {
     size_t start;
-    int r = begin_call(c, SFTP_STAT, &start, id);
+    int r = begin_call(c, type, &start, id);
 
     if (r < 0)
         return r;
     sftp_put_str(&c->out, path);
     return send_packet(c, start);
+}
+
+int sftpc_stat_send(struct sftpc *c, const char *path, uint32_t *id)
+{
+    return attrs_send(c, SFTP_STAT, path, id);
+}
+
+int sftpc_lstat_send(struct sftpc *c, const char *path, uint32_t *id)
+{
+    return attrs_send(c, SFTP_LSTAT, path, id);
 }
 
 int sftpc_stat_recv(struct sftpc *c, uint32_t id, struct sftp_attrs *a)
@@ -803,6 +815,14 @@ int sftpc_stat(struct sftpc *c, const char *path, struct sftp_attrs *a)
 {
     uint32_t id;
     int r = sftpc_stat_send(c, path, &id);
+
+    return r < 0 ? r : sftpc_stat_recv(c, id, a);
+}
+
+int sftpc_lstat(struct sftpc *c, const char *path, struct sftp_attrs *a)
+{
+    uint32_t id;
+    int r = sftpc_lstat_send(c, path, &id);
 
     return r < 0 ? r : sftpc_stat_recv(c, id, a);
 }
@@ -1260,6 +1280,9 @@ int sftpc_read(struct sftpc *c, struct sftpc_file *f, uint64_t off,
     uint32_t n;
     int r = 0;
 
+    if (len > UINT64_MAX - off)
+        return say(c, -EINVAL, "a read of %llu bytes at %llu: past 2^64",
+                   (unsigned long long)len, (unsigned long long)off);
     c->rd_head = c->rd_tail = 0;
     while (r == 0 && (c->rd_head != c->rd_tail || next < end)) {
         /* Keep READ_AHEAD reads in flight. */

@@ -1,14 +1,16 @@
 /*
  * The local source: files under source.path, read with pread(2), opened
- * relative to the root without following symbolic links in the last
- * component.  The inotify watcher (watch.h) finds them.  After delivery
- * it removes or moves a file as source.after_delivery says, relative to
- * the root, never leaving it.
+ * relative to the root without following any symbolic link on the way
+ * (openat2; on kernels before 5.6 at least not in the last component).
+ * The inotify watcher (watch.h) finds them.  After delivery it removes or
+ * moves a file as source.after_delivery says, in folders opened the same
+ * way, so never outside the root.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,22 +77,47 @@ static void fill_stat(const struct stat *st, struct source_stat *out)
 }
 
 /*
- * Open rel beneath the root without following any symbolic link on the
- * way (openat2), or, on kernels before 5.6, at least not in the last
- * component.
+ * Open rel beneath the folder fd without following any symbolic link on
+ * the way, the last component included (openat2: -ELOOP; -EXDEV for a
+ * way out), or, on kernels before 5.6, at least not in the last
+ * component.  An fd, or a negative errno.
  */
-static int open_beneath(int root_fd, const char *rel)
+static int open_beneath(int fd, const char *rel, int flags)
 {
     struct open_how how = {
-        .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+        .flags = (uint64_t)(flags | O_CLOEXEC),
         .resolve =
             RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     };
-    long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+    long r = syscall(SYS_openat2, fd, rel, &how, sizeof(how));
 
-    if (fd < 0 && errno == ENOSYS)
-        fd = openat(root_fd, rel, (int)how.flags);
-    return (int)fd;
+    if (r < 0 && errno == ENOSYS)
+        r = openat(fd, rel, flags | O_NOFOLLOW | O_CLOEXEC);
+    return r < 0 ? -errno : (int)r;
+}
+
+/* The folder dir (relative to fd; "." fd itself), for *at() calls. */
+static int open_dir(int fd, const char *dir)
+{
+    return open_beneath(fd, dir, O_PATH | O_DIRECTORY);
+}
+
+/* The folder rel is in, opened with open_dir(): an fd, or a negative
+ * errno. */
+static int open_parent(int root_fd, const char *rel)
+{
+    size_t n = path_dir_len(rel);
+    char *dir;
+    int fd;
+
+    if (n == 0)
+        return open_dir(root_fd, ".");
+    dir = strndup(rel, n);
+    if (dir == NULL)
+        return -ENOMEM;
+    fd = open_dir(root_fd, dir);
+    free(dir);
+    return fd;
 }
 
 static int local_open(struct source *s, const char *rel,
@@ -101,9 +128,9 @@ static int local_open(struct source *s, const char *rel,
     struct stat sb;
     int fd, r;
 
-    fd = open_beneath(ls->root_fd, rel);
+    fd = open_beneath(ls->root_fd, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
-        return -errno;
+        return fd;
     if (fstat(fd, &sb) < 0) {
         r = -errno;
         goto out;
@@ -167,43 +194,78 @@ static void local_close(struct source_file *f)
     free(f);
 }
 
+/*
+ * After delivery, a writer of the source folder may have swapped a folder
+ * on rel's way for a link (to /etc, say): remove and move act relative
+ * to folders opened with open_dir(), so that they fail with -ELOOP
+ * instead of following it.
+ */
 static int local_remove(struct source *s, const char *rel)
 {
     struct local_source *ls = (struct local_source *)s;
+    int fd = open_parent(ls->root_fd, rel), r;
 
-    return unlinkat(ls->root_fd, rel, 0) < 0 ? -errno : 0;
+    if (fd < 0)
+        return fd;
+    r = unlinkat(fd, path_base(rel), 0) < 0 ? -errno : 0;
+    close(fd);
+    return r;
 }
 
-/* Make the folder of path (len bytes of it) and its missing parents. */
-static int mkdirs(int root_fd, const char *path, size_t len)
+/* The folder dir, made with its missing parents: an fd from open_dir(),
+ * or a negative errno. */
+static int make_dirs(int root_fd, const char *dir)
 {
-    char *dir = strndup(path, len);
-    int r = 0;
+    int fd = open_dir(root_fd, dir), up;
 
-    if (dir == NULL)
-        return -ENOMEM;
-    if (mkdirat(root_fd, dir, 0755) < 0)
-        r = -errno;
-    if (r == -ENOENT && path_dir_len(dir) > 0) {
-        r = mkdirs(root_fd, dir, path_dir_len(dir));
-        if (r == 0 && mkdirat(root_fd, dir, 0755) < 0)
-            r = -errno;
+    if (fd != -ENOENT)
+        return fd;
+    up = open_parent(root_fd, dir);
+    if (up == -ENOENT && path_dir_len(dir) > 0) {
+        char *parent = strndup(dir, path_dir_len(dir));
+
+        up = parent ? make_dirs(root_fd, parent) : -ENOMEM;
+        free(parent);
     }
-    free(dir);
-    return r == -EEXIST ? 0 : r;
+    if (up < 0)
+        return up;
+    if (mkdirat(up, path_base(dir), 0755) < 0 && errno != EEXIST)
+        fd = -errno;
+    else
+        fd = open_dir(up, path_base(dir));
+    close(up);
+    return fd;
 }
 
 static int local_move(struct source *s, const char *rel, const char *dir)
 {
     struct local_source *ls = (struct local_source *)s;
-    char *to = NULL;
+    char *to = NULL, *to_dir = NULL;
+    int from_fd = -1, to_fd = -1;
     int r = path_join(dir, rel, &to);
 
-    if (r == 0)
-        r = mkdirs(ls->root_fd, to, path_dir_len(to));
-    if (r == 0 && renameat(ls->root_fd, rel, ls->root_fd, to) < 0)
+    if (r < 0)
+        goto out;
+    to_dir = strndup(to, path_dir_len(to));
+    if (to_dir == NULL) {
+        r = -ENOMEM;
+        goto out;
+    }
+    from_fd = open_parent(ls->root_fd, rel);
+    to_fd = from_fd < 0 ? from_fd : make_dirs(ls->root_fd, to_dir);
+    if (to_fd < 0) {
+        r = to_fd;
+        goto out;
+    }
+    if (renameat(from_fd, path_base(rel), to_fd, path_base(to)) < 0)
         r = -errno;
+out:
+    if (from_fd >= 0)
+        close(from_fd);
+    if (to_fd >= 0)
+        close(to_fd);
     free(to);
+    free(to_dir);
     return r;
 }
 

@@ -35,6 +35,7 @@ struct known {
 struct listing {
     struct known *k;
     size_t n, cap;
+    size_t max; /* entries at most; 0: no limit */
 };
 
 struct poller {
@@ -65,6 +66,8 @@ static int add(void *arg, const char *rel, const struct source_stat *st)
     struct listing *l = arg;
     struct known *k;
 
+    if (l->max && l->n >= l->max)
+        return -E2BIG;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 256;
 
@@ -97,11 +100,18 @@ static int list(struct poller *p, struct source *src, struct listing *l)
                             .exclude = p->o.exclude,
                             .n_exclude = p->o.n_exclude,
                             .found = add,
-                            .arg = l};
+                            .arg = l,
+                            .max_entries = p->o.max_files};
     int r;
 
     src->err[0] = '\0';
+    l->max = p->o.max_files;
     r = p->o.ops->list(src, &w);
+    if (r == -E2BIG && src->err[0] == '\0')
+        snprintf(src->err, sizeof(src->err),
+                 "more than %zu files (source.max_files); the listing "
+                 "stopped",
+                 l->max);
     if (r == 0 && l->n > 0) /* an empty listing has no array */
         qsort(l->k, l->n, sizeof(*l->k), by_path);
     return r;
@@ -150,6 +160,24 @@ static void say(struct poller *p, int r)
     snprintf(p->said, sizeof(p->said), "%s", why);
 }
 
+/*
+ * Carry the counts into now, report what just became stable, and know
+ * now from here on: 0, or found()'s error (now dropped, what is known
+ * stays).
+ */
+static int take(struct poller *p, struct listing *now)
+{
+    int r = settle(p, now);
+
+    if (r < 0) {
+        listing_clear(now);
+        return r;
+    }
+    listing_clear(&p->known);
+    p->known = *now;
+    return 0;
+}
+
 int poller_poll(struct poller *p)
 {
     struct listing now = {0};
@@ -158,30 +186,28 @@ int poller_poll(struct poller *p)
     if (__atomic_exchange_n(&p->rescan, 0, __ATOMIC_SEQ_CST))
         listing_clear(&p->known);
     r = list(p, p->src, &now);
-    if (r == -ECANCELED) {
-        listing_clear(&now);
-        return r;
-    }
-    say(p, r);
-    if (r == 0)
-        log_debug("listed %zu files under %s", now.n, p->o.root);
-    if (r == 0)
-        r = settle(p, &now);
+    if (r != -ECANCELED)
+        say(p, r);
     if (r < 0) {
         listing_clear(&now); /* incomplete: what is known stays */
         return r;
     }
-    listing_clear(&p->known);
-    p->known = now;
-    return 0;
+    log_debug("listed %zu files under %s", now.n, p->o.root);
+    return take(p, &now);
+}
+
+/* Wait ms, or until fd (-1: none) is readable: 1 when it is. */
+static int readable_within(int fd, int64_t ms)
+{
+    struct pollfd f = {.fd = fd, .events = POLLIN};
+
+    return poll(&f, 1, ms > INT32_MAX ? INT32_MAX : (int)ms) > 0;
 }
 
 /* Wait ms, or until stopped: 1 when stopped. */
 static int stopped_within(struct poller *p, int64_t ms)
 {
-    struct pollfd f = {.fd = p->stop_fd, .events = POLLIN};
-
-    return poll(&f, 1, ms > INT32_MAX ? INT32_MAX : (int)ms) > 0;
+    return readable_within(p->stop_fd, ms);
 }
 
 static void *poller_main(void *arg)
@@ -240,19 +266,36 @@ int poller_start(struct poller *p)
 int poller_list_once(struct poller *p, int cancel_fd)
 {
     struct source *src = NULL;
-    struct listing now = {0};
-    size_t i;
-    int r;
+    struct listing now;
+    int i, r;
 
+    listing_clear(&p->known);
+    if (p->o.stable_polls > 1)
+        log_info("listing %s %d times, %d s apart: only files unchanged "
+                 "throughout are sent (source.stable_polls)",
+                 p->o.root, p->o.stable_polls, p->o.interval_s);
     r = p->o.ops->create(p->o.root, p->o.settings, cancel_fd, &src);
-    if (r == 0)
+    if (r < 0)
+        log_error("source: listing %s: %s", p->o.root, strerror(-r));
+    for (i = 0; r == 0 && i < p->o.stable_polls; i++) {
+        if (i > 0 &&
+            readable_within(cancel_fd, (int64_t)p->o.interval_s * 1000)) {
+            r = -ECANCELED;
+            break;
+        }
+        memset(&now, 0, sizeof(now));
         r = list(p, src, &now);
-    if (r < 0 && r != -ECANCELED)
-        log_error("source: listing %s: %s", p->o.root,
-                  src ? source_error(src, r) : strerror(-r));
-    for (i = 0; r == 0 && i < now.n; i++)
-        r = p->cb.found(p->cb.arg, now.k[i].rel, &now.k[i].st);
-    listing_clear(&now);
+        if (r < 0) {
+            listing_clear(&now);
+            if (r != -ECANCELED)
+                log_error("source: listing %s: %s", p->o.root,
+                          source_error(src, r));
+            break;
+        }
+        log_debug("listed %zu files under %s", now.n, p->o.root);
+        r = take(p, &now); /* the last round reports the stable ones */
+    }
+    listing_clear(&p->known);
     source_destroy(src);
     return r;
 }

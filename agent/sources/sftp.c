@@ -6,8 +6,10 @@
  * other kinds are skipped), and refuses any name that could leave the
  * tree ("../x", "/etc/passwd", "a/b"): a hostile server cannot make the
  * agent read or write outside source.path, nor name a target file
- * outside target.path.  Reads are pipelined reads at an offset, so a
- * transfer resumes on the source side too.
+ * outside target.path.  A size of 2^63 bytes or more is refused too
+ * (it would read as negative), and a read never hands over more bytes
+ * than were asked, whatever the server sends.  Reads are pipelined
+ * reads at an offset, so a transfer resumes on the source side too.
  *
  * Each instance (a worker's, a range's, the poller's) has one connection,
  * made on first use and made again after it is lost.  Whatever concerns
@@ -18,6 +20,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,45 +183,101 @@ static int prepare(struct sftp_source *s, const char *rel, char **path)
     return r;
 }
 
-static void to_stat(const struct sftp_attrs *a, struct source_stat *st)
+/*
+ * The server's attributes of path as a source_stat.  A size past
+ * INT64_MAX (a hostile or broken server: no file holds 8 EiB) would read
+ * as negative and make a transfer ask for almost SIZE_MAX bytes: it is
+ * -EOVERFLOW, with the peer, path and size in s->base.err.
+ */
+static int to_stat(struct sftp_source *s, const char *path,
+                   const struct sftp_attrs *a, struct source_stat *st)
 {
+    if (a->size > INT64_MAX) {
+        snprintf(s->base.err, sizeof(s->base.err),
+                 "%s: %s: the server reports a size of %llu bytes, past any "
+                 "file's; refused",
+                 s->peer, path, (unsigned long long)a->size);
+        return -EOVERFLOW;
+    }
     st->size = (int64_t)a->size;
     st->mtime_ns = (int64_t)a->mtime * 1000000000;
     st->mode = (int)(a->perm & 07777);
+    return 0;
 }
 
+/*
+ * Whether the attributes a of a name are a regular file's: 0, -ELOOP for
+ * a symbolic link, -EISDIR or -EINVAL for other kinds.  Without
+ * permissions there is no telling: 0.
+ */
+static int kind_of(const struct sftp_attrs *a)
+{
+    uint32_t t = a->perm & S_IFMT;
+
+    if (!(a->flags & SFTP_ATTR_PERMISSIONS) || S_ISREG(t))
+        return 0;
+    return S_ISLNK(t) ? -ELOOP : S_ISDIR(t) ? -EISDIR : -EINVAL;
+}
+
+/*
+ * SFTP's OPEN follows symbolic links and has no O_NOFOLLOW: a user of
+ * the server could swap a listed file for a link to another file and get
+ * that one sent.  So the name is looked at (LSTAT) just before the OPEN,
+ * in the same round trip, and again once the file is open: a link either
+ * time is -ELOOP.  (Two swaps within one round trip each remain unseen:
+ * SFTP v3 gives no file identity to compare.)
+ */
 static int src_open(struct source *base, const char *rel,
                     struct source_file **out, struct source_stat *st)
 {
     struct sftp_source *s = (struct sftp_source *)base;
     struct source_file *f = NULL;
     struct sftpc_file *h = NULL;
-    struct sftp_attrs a = {0};
+    struct sftp_attrs a = {0}, l = {0};
+    uint32_t lid, oid;
     char *path = NULL;
-    int r = prepare(s, rel, &path);
+    int r = prepare(s, rel, &path), rl;
 
     if (r < 0)
         goto out;
-    r = sftpc_open(s->c, path, SFTP_PF_READ, 0, &h);
+    r = sftpc_lstat_send(s->c, path, &lid);
+    if (r == 0) {
+        r = sftpc_open_send(s->c, path, SFTP_PF_READ, 0, &oid);
+        if (r < 0)
+            sftpc_forget(s->c, lid);
+    }
+    if (r == 0) {
+        rl = sftpc_stat_recv(s->c, lid, &l);
+        r = sftpc_open_recv(s->c, oid, &h);
+        if (r == 0)
+            r = rl;
+    }
     if (r < 0) {
         r = fail(s, r, "opening", path);
         goto out;
     }
+    r = kind_of(&l);
+    if (r < 0)
+        goto out;
     r = sftpc_fstat(s->c, h, &a);
+    if (r == 0)
+        r = sftpc_lstat(s->c, path, &l);
     if (r < 0) {
         r = fail(s, r, "checking", path);
         goto out;
     }
-    if ((a.flags & SFTP_ATTR_PERMISSIONS) && !S_ISREG(a.perm & S_IFMT)) {
-        r = S_ISDIR(a.perm & S_IFMT) ? -EISDIR : -EINVAL;
+    r = kind_of(&l);
+    if (r == 0)
+        r = kind_of(&a);
+    if (r == 0)
+        r = to_stat(s, path, &a, st);
+    if (r < 0)
         goto out;
-    }
     f = malloc(sizeof(*f));
     if (f == NULL) {
         r = -ENOMEM;
         goto out;
     }
-    to_stat(&a, st);
     f->s = s;
     f->f = h;
     f->session = s->session;
@@ -232,16 +292,22 @@ out:
     return r;
 }
 
-/* Where src_read()'s bytes go. */
+/* Where src_read()'s bytes go: buf holds len. */
 struct filling {
     char *buf;
-    size_t got;
+    size_t len, got;
+    int over; /* the server sent more than was asked */
 };
 
+/* Never past len, whatever the server sends (the client checks too). */
 static int fill(void *arg, const void *p, size_t n)
 {
     struct filling *fl = arg;
 
+    if (n > fl->len - fl->got) {
+        fl->over = 1;
+        return -EPROTO;
+    }
     memcpy(fl->buf + fl->got, p, n);
     fl->got += n;
     return 0;
@@ -257,16 +323,25 @@ static int src_read(struct source_file *f, void *buf, size_t len, int64_t off,
                     size_t *got)
 {
     struct sftp_source *s = f->s;
-    struct filling fl = {.buf = buf};
+    struct filling fl = {.buf = buf, .len = len};
     int r;
 
     *got = 0;
+    if (off < 0)
+        return -EINVAL;
     if (!open_in(f))
         return fail(s, -ECONNRESET, "reading", f->path);
     r = sftpc_read(s->c, f->f, (uint64_t)off, len, fill, &fl);
     *got = fl.got;
     if (r == -ENODATA) /* the end of the file came first */
         return 0;
+    if (fl.over) {
+        snprintf(s->base.err, sizeof(s->base.err),
+                 "%s: reading %s: the server sent more than was asked", s->peer,
+                 f->path);
+        drop(s);
+        return -EHOSTDOWN;
+    }
     return r < 0 ? fail(s, r, "reading", f->path) : 0;
 }
 
@@ -278,8 +353,7 @@ static int src_stat(struct source_file *f, struct source_stat *st)
 
     if (r < 0)
         return fail(s, r, "checking", f->path);
-    to_stat(&a, st);
-    return 0;
+    return to_stat(s, f->path, &a, st);
 }
 
 static void src_close(struct source_file *f)
@@ -295,6 +369,15 @@ static void src_close(struct source_file *f)
 
 /* --- listing ------------------------------------------------------------ */
 
+/*
+ * A hostile server's tree can be endless: the walk goes at most
+ * MAX_DEPTH folders down (deeper ones are logged and skipped, so the
+ * recursion is bounded), refuses a path of PATH_MAX bytes or more, and
+ * stops the whole listing (-E2BIG) past w->max_entries entries of any
+ * kind (source.max_files), which also bounds the memory it holds.
+ */
+#define MAX_DEPTH 64
+
 /* One folder being listed: its files go to the walk at once, its
  * folders wait in subdirs until its listing is over (readdir's callback
  * must not use the client). */
@@ -305,6 +388,7 @@ struct lister {
     const char *path; /* on the server */
     char **subdirs;
     size_t n, cap;
+    size_t *entries; /* of the whole listing so far */
 };
 
 static int add_subdir(struct lister *l, char *rel)
@@ -333,11 +417,19 @@ static int on_entry(void *arg, const char *name, const struct sftp_attrs *a)
 
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return 0;
+    if (l->w->max_entries && ++*l->entries > l->w->max_entries) {
+        snprintf(l->s->base.err, sizeof(l->s->base.err),
+                 "%s: listing %s: more than %zu entries (source.max_files); "
+                 "the listing stopped",
+                 l->s->peer, l->path, l->w->max_entries);
+        return -E2BIG;
+    }
     if (strchr(name, '/') || path_join(l->rel[0] ? l->rel : ".", name, &rel) ||
-        path_rel_check(rel) < 0) {
-        log_error("%s: refusing the name \"%s\" the server listed in %s: not "
-                  "a file name within source.path",
-                  l->s->peer, name, l->path);
+        path_rel_check(rel) < 0 || strlen(rel) >= PATH_MAX) {
+        log_error("%s: refusing the name \"%.300s\" the server listed in "
+                  "%.300s: not a file name within source.path%s",
+                  l->s->peer, name, l->path,
+                  rel && strlen(rel) >= PATH_MAX ? " (too long)" : "");
         free(rel);
         return 0;
     }
@@ -352,37 +444,48 @@ static int on_entry(void *arg, const char *name, const struct sftp_attrs *a)
         !(l->w->skip && path_is_under(rel, l->w->skip)))
         return add_subdir(l, rel);
     if (S_ISREG(a->perm & S_IFMT)) {
-        to_stat(a, &st);
-        r = l->w->found(l->w->arg, rel, &st);
+        if (to_stat(l->s, rel, a, &st) < 0)
+            log_error("%s", l->s->base.err); /* the rest goes on */
+        else
+            r = l->w->found(l->w->arg, rel, &st);
     }
     free(rel);
     return r;
 }
 
-/* List the folder rel and everything under it. */
+/* List the folder rel, depth folders below the root, and everything
+ * under it. */
 static int walk(struct sftp_source *s, const struct source_walk *w,
-                const char *rel)
+                const char *rel, int depth, size_t *entries)
 {
-    struct lister l = {.s = s, .w = w, .rel = rel};
-    char *path = NULL;
+    struct lister l = {.s = s, .w = w, .rel = rel, .entries = entries};
+    char *path = rel[0] ? NULL : strdup(s->root);
     size_t i;
-    int r = path_join(s->root, rel[0] ? rel : ".", &path);
+    int r = rel[0] ? path_join(s->root, rel, &path) : path ? 0 : -ENOMEM;
 
     l.path = path;
+    if (r == 0 && depth > MAX_DEPTH) {
+        log_error("%s: not listing %s: more than %d folders below "
+                  "source.path",
+                  s->peer, path, MAX_DEPTH);
+        free(path);
+        return 0;
+    }
     if (r == 0)
         r = sftpc_readdir(s->c, path, on_entry, &l);
-    if (r < 0 && s->c && !lost(s, r) && rel[0] &&
+    /* -E2BIG (too many entries) stays as it is: s->base.err says so. */
+    if (r < 0 && r != -E2BIG && s->c && !lost(s, r) && rel[0] &&
         (r == -ENOENT || r == -EACCES)) {
         /* A folder removed meanwhile, or closed to us: the rest goes on. */
         log_debug("%s: listing %s: %s", s->peer, path, sftpc_error(s->c));
         r = 0;
         l.n = 0;
-    } else if (r < 0 && s->c && sftpc_error(s->c)[0]) {
+    } else if (r < 0 && r != -E2BIG && s->c && sftpc_error(s->c)[0]) {
         r = fail(s, r, "listing", path);
     }
     for (i = 0; i < l.n; i++) {
         if (r == 0)
-            r = walk(s, w, l.subdirs[i]);
+            r = walk(s, w, l.subdirs[i], depth + 1, entries);
         free(l.subdirs[i]);
     }
     free(l.subdirs);
@@ -393,9 +496,10 @@ static int walk(struct sftp_source *s, const struct source_walk *w,
 static int src_list(struct source *base, const struct source_walk *w)
 {
     struct sftp_source *s = (struct sftp_source *)base;
+    size_t entries = 0;
     int r = src_connect(base);
 
-    return r < 0 ? r : walk(s, w, "");
+    return r < 0 ? r : walk(s, w, "", 0, &entries);
 }
 
 /* --- after delivery ------------------------------------------------------ */

@@ -91,6 +91,7 @@ struct conf {
         int rescan_interval;          /* seconds; 0 = never */
         int poll_interval;            /* polled sources: seconds */
         int stable_polls;             /* polls unchanged before sent */
+        int max_files;                /* polled: entries per listing */
         char *after_delivery;         /* keep, delete, move:<dir> */
         const struct source_ops *ops; /* found by type */
         const void *settings;         /* the source's, from its table */

@@ -9,6 +9,10 @@
  * A file missing from a complete listing is forgotten.  Memory: one entry
  * per file (its path and 40 bytes), twice during a listing.
  *
+ * A listing of more than max_files files (source.max_files; the source
+ * may count folders and skipped names too) stops and fails, so a hostile
+ * server's endless listing cannot exhaust memory.
+ *
  * A listing that fails leaves what is known as it was.  When the source
  * host is down (-EHOSTDOWN) the poller says so once, tries again after a
  * backoff that grows to max(poll_interval, 60 s), and says when it is back.
@@ -32,6 +36,7 @@ struct poller_opts {
     const char *skip;       /* after_delivery's move folder, or NULL */
     int interval_s;         /* source.poll_interval */
     int stable_polls;       /* source.stable_polls */
+    size_t max_files;       /* source.max_files; 0: no limit */
     int backoff_initial_s;  /* the first retry while the host is down */
 };
 
@@ -62,8 +67,11 @@ int poller_poll(struct poller *p);
 int poller_start(struct poller *p);
 
 /*
- * List once now on the calling thread and report every file found,
- * settled or not (sftprelayd --once).  cancel_fd (or -1) cuts it short.
+ * sftprelayd --once, on the calling thread: list stable_polls times,
+ * interval_s apart (the first at once), and report the files every one
+ * of those listings saw with the same size and mtime, so a file still
+ * being written is left for a later run.  With stable_polls 1: one
+ * listing, every file.  cancel_fd (or -1) cuts it short: -ECANCELED.
  */
 int poller_list_once(struct poller *p, int cancel_fd);
 

@@ -84,6 +84,8 @@ size_t sftpc_max_read(const struct sftpc *c);
 
 int sftpc_realpath(struct sftpc *c, const char *path, char **out);
 int sftpc_stat(struct sftpc *c, const char *path, struct sftp_attrs *a);
+/* As sftpc_stat(), of a symbolic link itself (not followed). */
+int sftpc_lstat(struct sftpc *c, const char *path, struct sftp_attrs *a);
 int sftpc_mkdir(struct sftpc *c, const char *path, uint32_t mode);
 int sftpc_remove(struct sftpc *c, const char *path);
 /*
@@ -117,6 +119,8 @@ int sftpc_open_send(struct sftpc *c, const char *path, uint32_t pflags,
                     uint32_t mode, uint32_t *id);
 int sftpc_open_recv(struct sftpc *c, uint32_t id, struct sftpc_file **f);
 int sftpc_stat_send(struct sftpc *c, const char *path, uint32_t *id);
+int sftpc_lstat_send(struct sftpc *c, const char *path, uint32_t *id);
+/* The reply to sftpc_stat_send() or sftpc_lstat_send(). */
 int sftpc_stat_recv(struct sftpc *c, uint32_t id, struct sftp_attrs *a);
 int sftpc_rename_send(struct sftpc *c, const char *from, const char *to,
                       uint32_t *id);
@@ -160,7 +164,10 @@ int sftpc_close_send(struct sftpc *c, struct sftpc_file *f);
 /*
  * Read len bytes from off, many reads in flight, handing the bytes to
  * cb in order.  A short file ends the read with -ENODATA (EOF before
- * off + len); cb's negative return ends it with that value.
+ * off + len); cb's negative return ends it with that value.  cb never
+ * gets more than len bytes in all: a DATA reply longer than its read
+ * asked is -EPROTO (the session ends).  -EINVAL when off + len passes
+ * 2^64.
  */
 int sftpc_read(struct sftpc *c, struct sftpc_file *f, uint64_t off,
                uint64_t len, int (*cb)(void *arg, const void *p, size_t n),

@@ -62,6 +62,9 @@ struct source_walk {
      */
     int (*found)(void *arg, const char *rel, const struct source_stat *st);
     void *arg;
+    /* The most entries a listing may hold (0: no limit): past it list()
+     * stops with -E2BIG, saying so in the source's err. */
+    size_t max_entries;
 };
 
 struct source_ops {

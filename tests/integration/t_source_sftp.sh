@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # source.type = "sftp": a remote tree polled over SFTP and replicated to a
 # local target, against OpenSSH's sshd and the embedded server; a file still
-# growing waits until it is still; after_delivery delete and move, for the
-# sftp source and the local one; names a hostile server lists that would
-# leave the tree are refused.
+# growing waits until it is still, under --once too; after_delivery delete
+# and move, for the sftp source and the local one; a hostile server's lies
+# (names that would leave the tree, impossible sizes, oversized replies,
+# links swapped in, endless trees) are refused.
 . "$(dirname "$0")/lib.sh"
 
 # src_conf PORT PATH STATE [SOURCE KEYS] [TARGET FOLDER]: an agent config
@@ -72,6 +73,27 @@ run_once once-delete || fail "--once with after_delivery delete failed"
 same_file <(echo "delete me") "$T/out2/x/del.txt" || fail "del.txt not delivered"
 [ ! -e "$T/remote2/x/del.txt" ] || fail "del.txt still on the source"
 ok "sftp source: after_delivery delete removes the delivered file"
+
+# --once lists stable_polls times, poll_interval apart: a file still
+# being written is left for a later run.
+mkdir -p "$T/remote2b"
+echo "still" >"$T/remote2b/still.txt"
+(while :; do
+    echo "one more line" >>"$T/remote2b/busy.txt"
+    sleep 0.1
+done) &
+writer=$!
+PIDS+=("$writer")
+src_conf "$TARGET_PORT" "$T/remote2b" state2b "stable_polls = 2;" "$T/out2b"
+run_once once-busy || fail "--once while a file grows failed"
+kill "$writer"
+wait "$writer" 2>/dev/null || true
+same_file <(echo "still") "$T/out2b/still.txt" || fail "still.txt not delivered"
+[ ! -e "$T/out2b/busy.txt" ] && [ -z "$(state_of busy.txt)" ] ||
+    fail "busy.txt was taken while it grew: $(state_of busy.txt)"
+grep -qF "listing $T/remote2b 2 times, 1 s apart" "$T/once-busy.log" ||
+    fail "--once did not say it lists twice"
+ok "--once sends only what stable_polls listings saw unchanged"
 
 mkdir -p "$T/remote3/x/y"
 echo "move me" >"$T/remote3/x/y/mv.txt"
@@ -144,5 +166,63 @@ same_file <(echo "hello from a hostile server") "$T/out5/ok.txt" ||
 [ "$(find "$T" -name evil -o -name passwd | wc -l)" = 0 ] ||
     fail "a hostile name was written: $(find "$T" -name evil -o -name passwd)"
 ok "a hostile server's names are refused, naming the server and the name"
+
+# Sizes past 2^63 would read as negative and make a transfer ask for
+# almost 2^64 bytes: refused in a listing (huge.bin) and once opened
+# (liar.bin, listed small), naming the server and the file.
+src_conf "$TARGET_PORT" "$T/evil-big" state6 "" "$T/out6"
+start_agent agent-big
+wait_for 30 is_delivered ok.txt || fail "ok.txt not delivered from evil-big"
+said_big() { grep -qF "127.0.0.1:$TARGET_PORT: $1: the server reports a size of $2 bytes" \
+    "$T/agent-big.log"; }
+wait_for 10 said_big huge.bin 9223372036854775813 ||
+    fail "huge.bin's size was not refused"
+wait_for 30 said_big "$T/evil-big/liar.bin" 18446744073709551615 ||
+    fail "liar.bin's size was not refused once opened"
+stop_agent
+[ ! -e "$T/out6/huge.bin" ] && [ ! -e "$T/out6/liar.bin" ] ||
+    fail "a file of an impossible size was written"
+ok "sizes past 2^63 are refused, in a listing and once opened"
+
+# More DATA than a READ asked for ends the session, never the buffer.
+src_conf "$TARGET_PORT" "$T/evil-data" state7 "" "$T/out7"
+start_agent agent-data
+said_data() { grep -q "malformed DATA reply to a read" "$T/agent-data.log"; }
+wait_for 30 said_data || fail "no word on the oversized DATA reply"
+stop_agent
+[ ! -e "$T/out7/ok.txt" ] || fail "ok.txt was delivered from oversized replies"
+ok "DATA longer than its READ asked is a protocol error"
+
+# OPEN follows links: a name that is a link when looked at, just before
+# the open or once open, is refused, never sent.
+src_conf "$TARGET_PORT" "$T/evil-link" state8 "" "$T/out8"
+start_agent agent-link
+wait_for 30 is_delivered ok.txt || fail "ok.txt not delivered from evil-link"
+refused_link() { [ "$(state_of "$1")" = failed ] &&
+    grep -qF "$1: source: now a symbolic link, not followed" "$T/agent-link.log"; }
+wait_for 30 refused_link swap.txt || fail "swap.txt (a link at LSTAT) not refused"
+wait_for 30 refused_link late.txt || fail "late.txt (a link once open) not refused"
+stop_agent
+[ ! -e "$T/out8/swap.txt" ] && [ ! -e "$T/out8/late.txt" ] ||
+    fail "a link's target was sent"
+ok "a file swapped for a link before or while it is opened is not sent"
+
+# An endless tree: folders without end are listed 64 deep, then skipped
+# (logged); a folder without end stops the listing at source.max_files.
+src_conf "$TARGET_PORT" "$T/evil-deep" state9 "" "$T/out9"
+start_agent agent-deep
+wait_for 60 is_delivered ok.txt || fail "ok.txt not delivered from evil-deep"
+grep -qF "127.0.0.1:$TARGET_PORT: not listing $T/evil-deep/d/d/" "$T/agent-deep.log" &&
+    grep -q "more than 64 folders below source.path" "$T/agent-deep.log" ||
+    fail "no word on the endless folders"
+stop_agent
+src_conf "$TARGET_PORT" "$T/evil-wide" state10 "max_files = 1000;" "$T/out10"
+start_agent agent-wide
+said_wide() { grep -qF "127.0.0.1:$TARGET_PORT: listing $T/evil-wide: more than 1000 entries (source.max_files); the listing stopped" \
+    "$T/agent-wide.log"; }
+wait_for 30 said_wide || fail "no word on the endless folder"
+stop_agent
+[ -z "$(ls "$T/out10")" ] || fail "an incomplete listing sent files"
+ok "endless folders and endless listings are cut short, naming the server"
 
 echo "$TESTS_RUN passed, 0 failed"

@@ -137,6 +137,7 @@ START_TEST(test_defaults)
     ck_assert_str_eq(c->source.exclude[1], "*.filepart");
     ck_assert_int_eq(c->source.settle_ms, 200);
     ck_assert_int_eq(c->source.rescan_interval, 3600);
+    ck_assert_int_eq(c->source.max_files, 10000000);
     ck_assert_str_eq(c->journal.path, "/var/lib/sftprelay/journal.db");
     ck_assert_int_eq(c->journal.keep_delivered_days, 30);
     ck_assert_int_eq(c->transfer.workers, 4);

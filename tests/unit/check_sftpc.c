@@ -868,6 +868,26 @@ START_TEST(test_mkdir_stat_remove)
 }
 END_TEST
 
+START_TEST(test_lstat_sees_the_link)
+{
+    char *l = NULL;
+    struct sftp_attrs a;
+
+    free(tu_write_str(dir, "f", "12345"));
+    ck_assert_int_ge(asprintf(&l, "%s/l", dir), 0);
+    ck_assert_int_eq(symlink("f", l), 0);
+    free(l);
+    start_client(0);
+    ck_assert_int_eq(sftpc_lstat(c, "l", &a), 0);
+    ck_assert(a.flags & SFTP_ATTR_PERMISSIONS);
+    ck_assert(S_ISLNK(a.perm));
+    ck_assert_int_eq(sftpc_lstat(c, "f", &a), 0);
+    ck_assert(S_ISREG(a.perm));
+    ck_assert_uint_eq(a.size, 5);
+    ck_assert_int_eq(sftpc_lstat(c, "missing", &a), -ENOENT);
+}
+END_TEST
+
 START_TEST(test_open_missing_folder)
 {
     struct sftpc_file *f = NULL;
@@ -1648,6 +1668,61 @@ START_TEST(test_wait_error_in_start)
 }
 END_TEST
 
+static size_t extra_data;
+
+/* READ answered with extra_data bytes more than it asked. */
+static void script_long_data(struct mock *k, const struct pkt *p)
+{
+    size_t start, n = p->len + extra_data;
+    uint8_t *b;
+
+    if (p->type != SFTP_READ) {
+        script_basic(k, p);
+        return;
+    }
+    b = calloc(1, n);
+    ck_assert_ptr_nonnull(b);
+    start = sftp_packet_begin(&k->in, SFTP_DATA, p->id);
+    sftp_put_bytes(&k->in, b, n);
+    sftp_packet_end(&k->in, start);
+    free(b);
+}
+
+/* A hostile server cannot make a read hand over more than was asked. */
+START_TEST(test_read_no_more_than_asked)
+{
+    static const size_t extras[] = {1, 4096};
+    struct sink s = {.cap = 100};
+    struct sftpc_file *f = NULL;
+
+    s.p = random_bytes(s.cap, 0);
+    m->script = script_long_data;
+    extra_data = extras[_i];
+    start_client(0);
+    ck_assert_int_eq(sftpc_open(c, "r.bin", SFTP_PF_READ, 0, &f), 0);
+    ck_assert_int_eq(sftpc_read(c, f, 0, s.cap, gather, &s), -EPROTO);
+    ck_assert_uint_eq(s.len, 0);
+    assert_error_has("malformed DATA", NULL);
+    ck_assert_int_eq(sftpc_dead(c), -EPROTO);
+}
+END_TEST
+
+/* off + len past 2^64: refused before anything is sent. */
+START_TEST(test_read_past_2_64)
+{
+    struct sink s = {.cap = 1};
+    struct sftpc_file *f = NULL;
+
+    s.p = random_bytes(s.cap, 0);
+    start_client(0);
+    ck_assert_int_eq(sftpc_open(c, "r.bin", SFTP_PF_READ, 0, &f), 0);
+    ck_assert_int_eq(sftpc_read(c, f, 10, UINT64_MAX, gather, &s), -EINVAL);
+    ck_assert_int_eq(m->n_type[SFTP_READ], 0);
+    ck_assert_int_eq(sftpc_dead(c), 0);
+    ck_assert_int_eq(sftpc_close(c, f), 0);
+}
+END_TEST
+
 static Suite *sftpc_suite(void)
 {
     Suite *s = suite_create("sftpc");
@@ -1662,6 +1737,7 @@ static Suite *sftpc_suite(void)
     tcase_add_test(e, test_rename_replaces_existing);
     tcase_add_test(e, test_pipelined_files);
     tcase_add_test(e, test_mkdir_stat_remove);
+    tcase_add_test(e, test_lstat_sees_the_link);
     tcase_add_test(e, test_open_missing_folder);
     tcase_add_test(e, test_read_back_in_order);
     tcase_add_test(e, test_read_stopped_by_callback);
@@ -1694,6 +1770,8 @@ static Suite *sftpc_suite(void)
     tcase_add_test(h, test_limits_bounded);
     tcase_add_loop_test(h, test_wait_errors_propagate, 0, 2);
     tcase_add_loop_test(h, test_wait_error_in_start, 0, 2);
+    tcase_add_loop_test(h, test_read_no_more_than_asked, 0, 2);
+    tcase_add_test(h, test_read_past_2_64);
     suite_add_tcase(s, h);
     return s;
 }

@@ -916,6 +916,19 @@ static void body_md5(const void *buf, size_t len, char b64[25], char hexs[33])
  * the server says it is not one (SSE-KMS, SSE-C): Content-MD5 had the
  * server check the bytes anyway.
  */
+/*
+ * A new object's headers after the n in h: its type (without it curl
+ * would send a form's on a POST) and storage class.  Returns the count.
+ */
+static size_t object_headers(struct sigv4_pair *h, size_t n,
+                             const struct s3_put_opts *o)
+{
+    h[n++] = (struct sigv4_pair){"Content-Type", "application/octet-stream"};
+    if (o && o->storage_class && o->storage_class[0])
+        h[n++] = (struct sigv4_pair){"x-amz-storage-class", o->storage_class};
+    return n;
+}
+
 static int check_etag(struct s3 *c, const struct xfer *x, const char *md5)
 {
     if (!x->etag_not_md5 && strcasecmp(x->etag, md5) != 0)
@@ -936,11 +949,7 @@ int s3_put(struct s3 *c, const char *key, const void *buf, size_t len,
 
     body_md5(buf, len, b64, md5);
     h[q.n_headers++] = (struct sigv4_pair){"Content-MD5", b64};
-    h[q.n_headers++] =
-        (struct sigv4_pair){"Content-Type", "application/octet-stream"};
-    if (o && o->storage_class && o->storage_class[0])
-        h[q.n_headers++] =
-            (struct sigv4_pair){"x-amz-storage-class", o->storage_class};
+    q.n_headers = object_headers(h, q.n_headers, o);
     r = request(c, &q, NULL, 0, &x);
     if (r == 0)
         r = check_etag(c, x, md5);
@@ -1214,12 +1223,7 @@ int s3_mpu_create(struct s3 *c, const char *key, const struct s3_put_opts *o,
     int r;
 
     upload_id[0] = '\0';
-    /* the object's type; without it curl would send a form's */
-    h[q.n_headers++] =
-        (struct sigv4_pair){"Content-Type", "application/octet-stream"};
-    if (o && o->storage_class && o->storage_class[0])
-        h[q.n_headers++] =
-            (struct sigv4_pair){"x-amz-storage-class", o->storage_class};
+    q.n_headers = object_headers(h, q.n_headers, o);
     r = request(c, &q, NULL, 0, &x);
     if (r == 0)
         r = check_root(c, x, "InitiateMultipartUploadResult");

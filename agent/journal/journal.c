@@ -206,6 +206,7 @@ static int row_to_file(sqlite3_stmt *st, struct journal_file *f)
     f->target_path = col_strdup(st, 16);
     f->etag = col_strdup(st, 17);
     f->outcome = col_strdup(st, 18);
+    f->stale_token = col_strdup(st, 19);
     if (f->path == NULL) {
         journal_file_clear(f);
         return -ENOMEM;
@@ -221,6 +222,7 @@ void journal_file_clear(struct journal_file *f)
     free(f->sha256);
     free(f->last_error);
     free(f->resume_token);
+    free(f->stale_token);
     free(f->target_path);
     free(f->etag);
     free(f->outcome);

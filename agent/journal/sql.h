@@ -108,14 +108,16 @@
  * Version 5: the transfer contract (sink.h).  With resume_offset (bytes
  * on the target) the row keeps source_offset (bytes of the source they
  * came from: a transform changes lengths) and the sink's resume_token
- * (an S3 UploadId); a new version of the file keeps the token, so that
- * the next attempt throws that upload away.  Once delivered: target_path
+ * (an S3 UploadId); when the file changes, or its upload must start over,
+ * the token moves to stale_token, so that the next attempt throws that
+ * upload away; its first checkpoint clears it.  Once delivered: target_path
  * (the name on the target when target.on_exists renamed it), etag (the
  * target's tag of the object) and outcome (written, skipped, renamed).
  */
 #define SQL_SCHEMA_V5                                                          \
     "ALTER TABLE files ADD COLUMN source_offset INTEGER NOT NULL DEFAULT 0;"   \
     "ALTER TABLE files ADD COLUMN resume_token TEXT;"                          \
+    "ALTER TABLE files ADD COLUMN stale_token TEXT;"                           \
     "ALTER TABLE files ADD COLUMN target_path TEXT;"                           \
     "ALTER TABLE files ADD COLUMN etag TEXT;"                                  \
     "ALTER TABLE files ADD COLUMN outcome TEXT;"                               \
@@ -143,8 +145,8 @@
 
 /* Those of version 5, and what a reader of an older journal reads instead. */
 #define FILE_COLUMNS_V5                                                        \
-    "source_offset, resume_token, target_path, etag, outcome"
-#define FILE_COLUMNS_V5_BEFORE "resume_offset, NULL, NULL, NULL, NULL"
+    "source_offset, resume_token, target_path, etag, outcome, stale_token"
+#define FILE_COLUMNS_V5_BEFORE "resume_offset, NULL, NULL, NULL, NULL, NULL"
 
 /*
  * A file seen on the source: a new row, or a changed one queued again.
@@ -169,6 +171,8 @@
     "  next_attempt = excluded.next_attempt,"                                  \
     "  resume_offset = 0,"                                                     \
     "  source_offset = 0,"                                                     \
+    "  stale_token = coalesce(resume_token, stale_token),"                     \
+    "  resume_token = NULL,"                                                   \
     "  sha256 = NULL,"                                                         \
     "  last_error = NULL,"                                                     \
     "  delivered_at = NULL,"                                                   \
@@ -212,7 +216,7 @@
  */
 #define SQL_CHECKPOINT                                                         \
     "UPDATE files SET resume_offset = ?1, source_offset = ?5,"                 \
-    "  resume_token = ?6"                                                      \
+    "  resume_token = ?6, stale_token = NULL"                                  \
     " WHERE id = ?2 AND state = 'sending' AND size = ?3 AND mtime_ns = ?4"
 
 /*
@@ -222,6 +226,7 @@
 #define SQL_DELIVERED                                                          \
     "UPDATE files SET state = 'delivered', sha256 = ?1, delivered_at = ?2,"    \
     "  resume_offset = size, source_offset = size, resume_token = NULL,"       \
+    "  stale_token = NULL,"                                                    \
     "  target_path = ?6, etag = ?7, outcome = ?8,"                             \
     "  last_error = NULL, attempts = attempts + 1"                             \
     " WHERE id = ?3 AND state = 'sending' AND size = ?4 AND mtime_ns = ?5"
@@ -234,13 +239,17 @@
     "UPDATE files SET state = 'queued', next_attempt = ?1, last_error = ?2,"   \
     "  attempts = attempts + ?3,"                                              \
     "  resume_offset = CASE ?4 WHEN 1 THEN 0 ELSE resume_offset END,"          \
-    "  source_offset = CASE ?4 WHEN 1 THEN 0 ELSE source_offset END"           \
+    "  source_offset = CASE ?4 WHEN 1 THEN 0 ELSE source_offset END,"          \
+    "  stale_token = CASE ?4 WHEN 1 THEN coalesce(resume_token, stale_token)"  \
+    "                ELSE stale_token END,"                                    \
+    "  resume_token = CASE ?4 WHEN 1 THEN NULL ELSE resume_token END"          \
     " WHERE id = ?5 AND state = 'sending'"
 
 /* A new size and mtime seen by a worker.  ?1 size, ?2 mtime_ns, ?3 id. */
 #define SQL_RESTAT                                                             \
     "UPDATE files SET size = ?1, mtime_ns = ?2, resume_offset = 0,"            \
-    "  source_offset = 0"                                                      \
+    "  source_offset = 0, stale_token = coalesce(resume_token, stale_token),"  \
+    "  resume_token = NULL"                                                    \
     " WHERE id = ?3"
 
 /* Given up on.  ?1 error, ?2 id. */

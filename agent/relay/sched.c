@@ -650,6 +650,7 @@ static struct xfer_job job_of(const struct journal_file *f)
         .resume_offset = f->resume_offset,
         .source_offset = f->source_offset,
         .token = f->resume_token,
+        .stale_token = f->stale_token,
     };
 
     return job;

@@ -131,6 +131,8 @@ static int step_place(struct xfer *x)
         return r < 0 ? sink_err(x, r) : 0;
     if (x->env->on_exists == XFER_SKIP) {
         /* What an earlier attempt left is of no use now. */
+        if (x->job->stale_token)
+            sink_discard(sk, x->rel, x->job->stale_token);
         if (x->job->resume_offset > 0 || x->job->token) {
             r = sink_discard(sk, x->rel, x->job->token);
             if (r < 0)
@@ -164,6 +166,7 @@ static int step_open_target(struct xfer *x)
         .size = resumable ? x->st.size : -1,
         .offset = x->job->resume_offset,
         .token = x->job->token,
+        .stale_token = x->job->stale_token,
     };
     int r;
 
@@ -432,7 +435,7 @@ int xfer_can_batch(const struct xfer_env *env, const struct xfer_job *jobs,
         !transform_chain_resumable(env->chain))
         return 0;
     for (i = 0; i < n; i++) {
-        if (jobs[i].resume_offset > 0 || jobs[i].token ||
+        if (jobs[i].resume_offset > 0 || jobs[i].token || jobs[i].stale_token ||
             jobs[i].size > XFER_SMALL)
             return 0;
         total += jobs[i].size;

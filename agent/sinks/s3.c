@@ -303,15 +303,18 @@ static int s3sink_open(struct sink *sk, struct sink_file *f)
     if (r < 0)
         return r;
     s->part_size = (size_t)s->cf->part_size;
+    /* An upload of an earlier version: thrown away before anything else. */
+    if (parse_token(f->stale_token, &old_size, old_id) == 0) {
+        r = s3_mpu_abort(s->c, s->key, old_id);
+        if (r < 0)
+            return fail(s, r);
+    }
     if (parse_token(f->token, &old_size, old_id) < 0) {
         f->offset = 0; /* no upload to resume */
         return 0;
     }
-    if (f->offset == 0) {
-        /* an upload the journal says to throw away before starting anew */
-        r = s3_mpu_abort(s->c, s->key, old_id);
-        return r < 0 ? fail(s, r) : 0;
-    }
+    /* The upload of this version, whatever the journal's offset: it may
+     * lag the parts on the server by a commit. */
     r = s3_mpu_list(s->c, s->key, old_id, &listed, &n);
     if (r == -ESTALE) {
         log_info("%s: the server lost upload %s; starting again from 0",

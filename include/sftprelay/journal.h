@@ -44,6 +44,7 @@ struct journal_file {
     int64_t resume_offset; /* bytes durable on the target, without gaps */
     int64_t source_offset; /* the source bytes they came from */
     char *resume_token;    /* the sink's, for resume_offset; or NULL */
+    char *stale_token;     /* an earlier version's, to throw away; or NULL */
     char *sha256;          /* hex, of the source file; NULL until delivered */
     char *last_error;
     int64_t detected_at;

@@ -72,11 +72,12 @@ struct sink_file {
      * resumes (see above).
      */
     int64_t offset;
-    /*
-     * The token the journal holds with offset, or NULL.  With an offset
-     * of 0 it names an upload to throw away before starting anew.
-     */
+    /* The token the journal holds with offset (the upload to resume,
+     * whatever the offset), or NULL. */
     const char *token;
+    /* An upload of an earlier version of the file (or one that must start
+     * over) to throw away first, or NULL. */
+    const char *stale_token;
 };
 
 /* What commit() is told of the file it completes, and answers. */

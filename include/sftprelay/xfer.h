@@ -59,6 +59,7 @@ struct xfer_job {
     int64_t resume_offset;
     int64_t source_offset;
     const char *token;
+    const char *stale_token; /* an earlier upload to throw away first */
 };
 
 /* Longest name on the target a result holds. */

@@ -119,16 +119,24 @@ START_TEST(test_resume_token_and_delivery)
     ck_assert_int_eq(g.source_offset, 9000000);
     ck_assert_str_eq(g.resume_token, "upload-1");
     journal_file_clear(&g);
-    /* A new version starts from 0 but keeps the token, so that the next
-     * attempt throws that upload away. */
+    /* A new version starts from 0 and keeps the token as stale, so that
+     * the next attempt throws that upload away. */
     ck_assert_int_eq(journal_restat(j, f.id, 20000001, 2), 0);
     ck_assert_int_eq(journal_get(j, "r.csv", &g), 0);
     ck_assert_int_eq(g.resume_offset, 0);
     ck_assert_int_eq(g.source_offset, 0);
-    ck_assert_str_eq(g.resume_token, "upload-1");
+    ck_assert_ptr_null(g.resume_token);
+    ck_assert_str_eq(g.stale_token, "upload-1");
     journal_file_clear(&g);
+    /* The next attempt's first checkpoint: it was thrown away. */
     f.size = 20000001;
     f.mtime_ns = 2;
+    m = (struct journal_mark){.offset = 0, .token = "upload-2"};
+    ck_assert_int_eq(journal_checkpoint(j, &f, &m), 0);
+    ck_assert_int_eq(journal_get(j, "r.csv", &g), 0);
+    ck_assert_ptr_null(g.stale_token);
+    ck_assert_str_eq(g.resume_token, "upload-2");
+    journal_file_clear(&g);
     ck_assert_int_eq(journal_delivered(j, &f, &d, 105, 106), 0);
     ck_assert_int_eq(journal_get(j, "r.csv", &g), 0);
     ck_assert_int_eq(g.state, JS_DELIVERED);
@@ -717,6 +725,7 @@ static void check_file(const struct want_file *w)
     /* Before version 5 the source offset was the target's. */
     ck_assert_int_eq(f.source_offset, w->resume_offset);
     ck_assert_ptr_null(f.resume_token);
+    ck_assert_ptr_null(f.stale_token);
     ck_assert_ptr_null(f.target_path);
     ck_assert_ptr_null(f.outcome);
     str_eq_or_null(f.sha256, w->sha256);

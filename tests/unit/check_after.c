@@ -111,21 +111,28 @@ START_TEST(test_removed_once_recorded)
 }
 END_TEST
 
+/* A new version of rel in the source; told to the journal if offer. */
+static void rewrite(const char *rel, int offer)
+{
+    struct stat st;
+    char *p = tu_write_str(src, rel, "version 2, longer");
+
+    ck_assert_int_eq(stat(p, &st), 0);
+    free(p);
+    if (offer)
+        ck_assert_int_eq(journal_offer(j, rel, st.st_size,
+                                       source_mtime_ns(&st), 2, NULL),
+                         0);
+}
+
 /* Rewritten while it was sent: the journal said "changed", so the new
  * version stays for its own delivery. */
 START_TEST(test_kept_when_the_journal_says_changed)
 {
     struct journal_file f;
-    struct stat st;
-    char *p;
 
     sending("report.csv", "version 1", &f);
-    p = tu_write_str(src, "report.csv", "version 2, longer");
-    ck_assert_int_eq(stat(p, &st), 0);
-    free(p);
-    ck_assert_int_eq(journal_offer(j, "report.csv", st.st_size,
-                                   source_mtime_ns(&st), 2, NULL),
-                     0);
+    rewrite("report.csv", 1);
     delivered(&f, "written");
     ck_assert_int_eq(in_source("report.csv"), 1);
     journal_file_clear(&f);
@@ -135,16 +142,14 @@ START_TEST(test_kept_when_the_journal_says_changed)
 }
 END_TEST
 
-/* Rewritten after the delivery was recorded: the source's file is not
- * the version delivered any more. */
+/* Rewritten before the watcher told the journal: the delivery of version
+ * 1 is recorded, but the source holds another version. */
 START_TEST(test_kept_when_the_source_changed_since)
 {
     struct journal_file f;
-    char *p;
 
     sending("late.csv", "version 1", &f);
-    p = tu_write_str(src, "late.csv", "version 2, longer");
-    free(p);
+    rewrite("late.csv", 0);
     delivered(&f, "written");
     ck_assert_int_eq(in_source("late.csv"), 1);
     journal_file_clear(&f);

@@ -47,9 +47,19 @@ static int check_source(void *settings, const struct conf_scope *s, char *err,
                         size_t errlen)
 {
     const struct conf *c = settings;
+    const struct source_ops *ops = source_find(c->source.type);
     const char *dir;
 
-    if (c->source.path[0] != '/')
+    if (ops && ops->no_path) {
+        if (conf_scope_line(s, "path") > 0)
+            return conf_fail(s, conf_scope_line(s, "path"), "path", err,
+                             errlen, "not used by source.type \"%s\" (its "
+                             "own keys say where files are)", ops->name);
+    }
+    else if (c->source.path[0] == '\0')
+        return conf_fail(s, s->line, "path", err, errlen,
+                         "required key is missing");
+    else if (c->source.path[0] != '/')
         return conf_fail(s, conf_scope_line(s, "path"), "path", err, errlen,
                          "\"%s\" is not an absolute path", c->source.path);
     if (after_parse(c->source.after_delivery, &dir) < 0)
@@ -116,9 +126,9 @@ static const struct conf_key source_keys[] = {
         .def_fn = source_default,
         .doc = "where files come from, by name (see below)",
     },
-    CONF_KEY_STR(C, source.path, "path", NULL, CONF_REQUIRED,
+    CONF_KEY_STR(C, source.path, "path", "", 0,
                  "the folder on the source (local or remote) files are "
-                 "taken from"),
+                 "taken from; required but for s3"),
     CONF_KEY_STRV(C, source.exclude, source.n_exclude, "exclude",
                   "*.part|*.filepart", "base-name globs never sent"),
     CONF_KEY_INT(C, source.settle_ms, "settle_ms", 200, 0, 3600000,

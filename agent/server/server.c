@@ -35,6 +35,7 @@
 #include "sftprelay/loop.h"
 #include "sftprelay/server.h"
 #include "sftprelay/sftpd.h"
+#include "sftprelay/source.h"
 
 #define PENDING_MAX (8 * 1024 * 1024)
 #define MAX_AUTH_TRIES 6
@@ -186,11 +187,17 @@ static int check_server(void *settings, const struct conf_scope *s, char *err,
 {
     struct server_conf *sc = settings;
     const char *source = s->c->source.path;
+    const struct source_ops *ops = source_find(s->c->source.type);
     int r;
 
     r = check_listen(sc, s, err, errlen);
     if (r < 0 || sc->listen == NULL)
         return r;
+    if (ops == NULL || !ops->watched)
+        return conf_fail(s, conf_scope_line(s, "listen"), "listen", err,
+                         errlen, "uploads land in a local source.path, and "
+                         "source.type \"%s\" is not a local folder",
+                         s->c->source.type);
     if (sc->root == NULL) {
         sc->root = strdup(source);
         if (sc->root == NULL)

@@ -501,6 +501,7 @@ static int src_move(struct source *base, const char *rel, const char *dir)
 
 const struct source_ops source_s3 = {
     .name = "s3",
+    .no_path = 1,
     .conf = &src_conf,
     .create = src_create,
     .destroy = src_destroy,

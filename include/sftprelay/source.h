@@ -69,6 +69,12 @@ struct source_walk {
 
 struct source_ops {
     const char *name;
+    /*
+     * 1: source.path is not used (the source's own keys say where files
+     * are: S3's bucket and prefix), and setting it is an error; 0: it is
+     * required, the folder files are named relative to.
+     */
+    int no_path;
     /* Its source.* keys beyond the core's; values land in its settings. */
     const struct conf_table *conf;
     /*

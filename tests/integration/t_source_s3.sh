@@ -23,7 +23,7 @@ start_s3_faults # no faults: it counts the GETs, with their ranges
 src_conf() {
     mkdir -p "$T/out-$1"
     cat >"$T/relay.conf" <<CONF
-source = { type = "s3"; path = "/"; endpoint = "$S3_FAULTS_URL";
+source = { type = "s3"; endpoint = "$S3_FAULTS_URL";
            path_style = true; bucket = "$B"; prefix = "$2";
            access_key_id = "$RGW_ACCESS_KEY";
            secret_access_key_file = "$T/secret";

@@ -219,6 +219,16 @@ static const struct bad_case bad_cases[] = {
      "authorized_keys"},
     {"source = \"/up\";\n",
      "DIR/sftprelay.conf:1: source: expected a group { ... }"},
+    {"source = { type = \"s3\"; bucket = \"b\";\n path = \"/\"; };\n"
+     "target = { host = \"h\"; };\n",
+     "DIR/sftprelay.conf:2: source.path: not used by source.type \"s3\" (its "
+     "own keys say where files are)"},
+    {"source = { type = \"s3\"; bucket = \"b\"; };\n"
+     "target = { host = \"h\"; };\n"
+     "server = {\n listen = \"127.0.0.1:2222\";\n users = ( { name = \"p\";\n"
+     "  authorized_keys = \"/k\"; } ); };\n",
+     "DIR/sftprelay.conf:4: server.listen: uploads land in a local "
+     "source.path, and source.type \"s3\" is not a local folder"},
     {"source = { path = \"/up\"; };\n\ntarget = { host = /h; };\n",
      "DIR/sftprelay.conf:3: syntax error"},
     {"source = { path = \"/up\"; };\n",
@@ -261,18 +271,18 @@ static const struct bad_case bad_cases[] = {
      " secret_access_key_file = \"/etc/sftprelay/s3.secret\"; };\n",
      "DIR/sftprelay.conf:3: target.secret_access_key_file: set without "
      "target.access_key_id, whose secret it is"},
-    {"source = { path = \"/up\"; type = \"s3\"; bucket = \"bkt\";\n"
+    {"source = { type = \"s3\"; bucket = \"bkt\";\n"
      " endpoint = \"ftp://s3.example\"; };\ntarget = { host = \"h\"; };\n",
      "DIR/sftprelay.conf:2: source.endpoint: \"ftp://s3.example\" is not an "
      "http:// or https:// URL"},
-    {"source = { path = \"/up\"; type = \"s3\"; bucket = \"bkt\";\n"
+    {"source = { type = \"s3\"; bucket = \"bkt\";\n"
      " access_key_id = \"AKIA\"; };\ntarget = { host = \"h\"; };\n",
      "DIR/sftprelay.conf:2: source.access_key_id: set without "
      "source.secret_access_key_file, which holds its secret"},
     {"source = { path = \"/up\";\n type = \"gcs\"; };\n",
      "DIR/sftprelay.conf:2: source.type: unknown source \"gcs\" (known: "
      "local, sftp, s3)"},
-    {"source = { path = \"/up\";\n type = \"s3\"; };\n",
+    {"source = {\n type = \"s3\"; };\n",
      "DIR/sftprelay.conf:1: source.bucket: required key is missing"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
      "transfer = { transforms = [\n \"gzip\" ]; };\n",
@@ -376,7 +386,7 @@ START_TEST(test_s3_keys)
         "%s", err);
     conf_free(c);
     ck_assert_msg(
-        load("source = { path = \"/up\"; type = \"s3\";\n"
+        load("source = { type = \"s3\";\n"
              "  endpoint = \"http://127.0.0.1:7480/\"; path_style = true;\n"
              "  bucket = \"Legacy_Bucket\"; };\n"
              "target = { host = \"h\"; };\n",

@@ -101,6 +101,7 @@ static void print_file_json(const struct journal_file *f)
     json_kv_int("resume_offset", f->resume_offset, 1);
     json_kv_int("source_offset", f->source_offset, 1);
     json_kv_str("sha256", f->sha256, 1);
+    json_kv_str("delivered_sha256", f->delivered_sha256, 1);
     json_kv_str("target_path", f->target_path ? f->target_path : f->path, 1);
     json_kv_str("etag", f->etag, 1);
     json_kv_str("outcome", f->outcome, 1);
@@ -351,6 +352,7 @@ static int cmd_show(struct cli *c, int argc, char **argv)
                "attempts:      %lld\n"
                "resume offset: %lld\n"
                "sha256:        %s\n"
+               "delivered sha: %s\n"
                "outcome:       %s\n"
                "etag:          %s\n"
                "detected:      %s\n"
@@ -360,6 +362,7 @@ static int cmd_show(struct cli *c, int argc, char **argv)
                journal_state_name(f.state), (long long)f.size,
                (long long)f.version, (long long)f.attempts,
                (long long)f.resume_offset, f.sha256 ? f.sha256 : "-",
+               f.delivered_sha256 ? f.delivered_sha256 : "-",
                f.outcome ? f.outcome : "-", f.etag ? f.etag : "-", t[0], t[1],
                t[3], t[2]);
         printf("target path:   ");

@@ -207,6 +207,9 @@ static int row_to_file(sqlite3_stmt *st, struct journal_file *f)
     f->etag = col_strdup(st, 17);
     f->outcome = col_strdup(st, 18);
     f->stale_token = col_strdup(st, 19);
+    f->sha256_state = col_strdup(st, 20);
+    f->delivered_state = col_strdup(st, 21);
+    f->delivered_sha256 = col_strdup(st, 22);
     if (f->path == NULL) {
         journal_file_clear(f);
         return -ENOMEM;
@@ -226,6 +229,9 @@ void journal_file_clear(struct journal_file *f)
     free(f->target_path);
     free(f->etag);
     free(f->outcome);
+    free(f->sha256_state);
+    free(f->delivered_state);
+    free(f->delivered_sha256);
     memset(f, 0, sizeof(*f));
 }
 
@@ -302,6 +308,12 @@ static int migrate(struct journal *j, const char *path)
         if (r >= 0)
             r = exec(j, r ? "PRAGMA user_version = 5;"
                           : SQL_SCHEMA_V5 "PRAGMA user_version = 5;");
+    }
+    if (r == 0 && v < 6) {
+        r = has_column(j, "sha256_state");
+        if (r >= 0)
+            r = exec(j, r ? "PRAGMA user_version = 6;"
+                          : SQL_SCHEMA_V6 "PRAGMA user_version = 6;");
     }
     if (r < 0) {
         exec(j, "ROLLBACK");
@@ -421,23 +433,44 @@ static int setup_reader(struct journal *j, const char *path)
     return 0;
 }
 
+/* Columns later schemas added, and what a reader of an older journal
+ * reads instead. */
+static const struct {
+    int since;
+    const char *columns, *before;
+} added[] = {
+    {5, FILE_COLUMNS_V5, FILE_COLUMNS_V5_BEFORE},
+    {6, FILE_COLUMNS_V6, FILE_COLUMNS_V6_BEFORE},
+};
+
 /*
- * sql for this connection: a reader of a journal older than version 5
+ * sql for this connection: a reader of a journal older than a version
  * reads what stands for its columns.  *out is sql itself or malloc'd.
  */
 static int sql_for(const struct journal *j, const char *sql, char **out)
 {
-    const char *at = strstr(sql, FILE_COLUMNS_V5);
-    size_t n = strlen(FILE_COLUMNS_V5), m = strlen(FILE_COLUMNS_V5_BEFORE);
+    char *cur = (char *)sql, *next;
+    const char *at;
+    size_t i, n;
 
-    *out = (char *)sql;
-    if (j->version == 0 || j->version >= 5 || at == NULL)
-        return 0;
-    *out = malloc(strlen(sql) - n + m + 1);
-    if (*out == NULL)
-        return -ENOMEM;
-    sprintf(*out, "%.*s%s%s", (int)(at - sql), sql, FILE_COLUMNS_V5_BEFORE,
-            at + n);
+    for (i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
+        at = strstr(cur, added[i].columns);
+        if (j->version == 0 || j->version >= added[i].since || at == NULL)
+            continue;
+        n = strlen(added[i].columns);
+        next = malloc(strlen(cur) - n + strlen(added[i].before) + 1);
+        if (next == NULL) {
+            if (cur != sql)
+                free(cur);
+            return -ENOMEM;
+        }
+        sprintf(next, "%.*s%s%s", (int)(at - cur), cur, added[i].before,
+                at + n);
+        if (cur != sql)
+            free(cur);
+        cur = next;
+    }
+    *out = cur;
     return 0;
 }
 
@@ -729,6 +762,8 @@ int journal_checkpoint(struct journal *j, const struct journal_file *f,
     sqlite3_bind_int64(st, 1, m->offset);
     sqlite3_bind_int64(st, 5, m->source_offset);
     bind_text(st, 6, m->token);
+    bind_text(st, 7, m->sha256_state);
+    bind_text(st, 8, m->delivered_state);
     sqlite3_bind_int64(st, 2, f->id);
     sqlite3_bind_int64(st, 3, f->size);
     sqlite3_bind_int64(st, 4, f->mtime_ns);
@@ -748,6 +783,7 @@ int journal_delivered(struct journal *j, const struct journal_file *f,
     bind_text(st, 6, d->target_path);
     bind_text(st, 7, d->etag);
     bind_text(st, 8, d->outcome);
+    bind_text(st, 9, d->delivered_sha256 ? d->delivered_sha256 : d->sha256);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, f->id);
     sqlite3_bind_int64(st, 4, f->size);

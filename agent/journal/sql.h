@@ -6,7 +6,7 @@
 #ifndef SFTPRELAY_JOURNAL_SQL_H
 #define SFTPRELAY_JOURNAL_SQL_H
 
-#define JOURNAL_SCHEMA_VERSION 5
+#define JOURNAL_SCHEMA_VERSION 6
 
 /*
  * The WAL is kept to 16 MiB on disk once it restarts (it is kept, not
@@ -123,6 +123,20 @@
     "ALTER TABLE files ADD COLUMN outcome TEXT;"                               \
     "UPDATE files SET source_offset = resume_offset;"
 
+/*
+ * Version 6: digests that resume.  sha256_state is the running SHA-256 of
+ * the source bytes at the last checkpoint, delivered_state that of the
+ * bytes on the target (digest.h: each says how many bytes it covers), so
+ * that a resumed transfer need not read again what it sent; once
+ * delivered, delivered_sha256 is the digest of the bytes on the target
+ * (sha256 stays that of the source: they differ through a transform).
+ */
+#define SQL_SCHEMA_V6                                                          \
+    "ALTER TABLE files ADD COLUMN sha256_state TEXT;"                          \
+    "ALTER TABLE files ADD COLUMN delivered_state TEXT;"                       \
+    "ALTER TABLE files ADD COLUMN delivered_sha256 TEXT;"                      \
+    "UPDATE files SET delivered_sha256 = sha256 WHERE state = 'delivered';"
+
 /* ?1 file_id, ?2 size, ?3 mtime_ns, ?4 start, ?5 end, ?6 done. */
 #define SQL_RANGE_SAVE                                                         \
     "INSERT INTO ranges (file_id, size, mtime_ns, start, end, done)"           \
@@ -141,12 +155,15 @@
 #define FILE_COLUMNS                                                           \
     "id, path, size, mtime_ns, state, attempts, next_attempt, "                \
     "resume_offset, sha256, last_error, detected_at, attempted_at, "           \
-    "delivered_at, version, " FILE_COLUMNS_V5
+    "delivered_at, version, " FILE_COLUMNS_V5 ", " FILE_COLUMNS_V6
 
-/* Those of version 5, and what a reader of an older journal reads instead. */
+/* Those of versions 5 and 6, and what a reader of an older journal reads
+ * instead. */
 #define FILE_COLUMNS_V5                                                        \
     "source_offset, resume_token, target_path, etag, outcome, stale_token"
 #define FILE_COLUMNS_V5_BEFORE "resume_offset, NULL, NULL, NULL, NULL, NULL"
+#define FILE_COLUMNS_V6 "sha256_state, delivered_state, delivered_sha256"
+#define FILE_COLUMNS_V6_BEFORE "NULL, NULL, sha256"
 
 /*
  * A file seen on the source: a new row, or a changed one queued again.
@@ -172,8 +189,8 @@
     "  resume_offset = 0,"                                                     \
     "  source_offset = 0,"                                                     \
     "  stale_token = coalesce(resume_token, stale_token),"                     \
-    "  resume_token = NULL,"                                                   \
-    "  sha256 = NULL,"                                                         \
+    "  resume_token = NULL, sha256_state = NULL, delivered_state = NULL,"      \
+    "  sha256 = NULL, delivered_sha256 = NULL,"                                \
     "  last_error = NULL,"                                                     \
     "  delivered_at = NULL,"                                                   \
     "  target_path = NULL, etag = NULL, outcome = NULL"                        \
@@ -212,21 +229,23 @@
 
 /*
  * ?1 offset, ?2 id, ?3 size, ?4 mtime_ns: only for the version being sent;
- * ?5 source_offset, ?6 resume_token.
+ * ?5 source_offset, ?6 resume_token, ?7 sha256_state, ?8 delivered_state.
  */
 #define SQL_CHECKPOINT                                                         \
     "UPDATE files SET resume_offset = ?1, source_offset = ?5,"                 \
-    "  resume_token = ?6, stale_token = NULL"                                  \
+    "  resume_token = ?6, stale_token = NULL,"                                 \
+    "  sha256_state = ?7, delivered_state = ?8"                                \
     " WHERE id = ?2 AND state = 'sending' AND size = ?3 AND mtime_ns = ?4"
 
 /*
  * ?1 sha256, ?2 now, ?3 id, ?4 size, ?5 mtime_ns, ?6 target_path, ?7 etag,
- * ?8 outcome.
+ * ?8 outcome, ?9 delivered_sha256.
  */
 #define SQL_DELIVERED                                                          \
     "UPDATE files SET state = 'delivered', sha256 = ?1, delivered_at = ?2,"    \
     "  resume_offset = size, source_offset = size, resume_token = NULL,"       \
-    "  stale_token = NULL,"                                                    \
+    "  stale_token = NULL, sha256_state = NULL, delivered_state = NULL,"       \
+    "  delivered_sha256 = ?9,"                                                 \
     "  target_path = ?6, etag = ?7, outcome = ?8,"                             \
     "  last_error = NULL, attempts = attempts + 1"                             \
     " WHERE id = ?3 AND state = 'sending' AND size = ?4 AND mtime_ns = ?5"
@@ -242,14 +261,16 @@
     "  source_offset = CASE ?4 WHEN 1 THEN 0 ELSE source_offset END,"          \
     "  stale_token = CASE ?4 WHEN 1 THEN coalesce(resume_token, stale_token)"  \
     "                ELSE stale_token END,"                                    \
-    "  resume_token = CASE ?4 WHEN 1 THEN NULL ELSE resume_token END"          \
+    "  resume_token = CASE ?4 WHEN 1 THEN NULL ELSE resume_token END,"         \
+    "  sha256_state = CASE ?4 WHEN 1 THEN NULL ELSE sha256_state END,"         \
+    "  delivered_state = CASE ?4 WHEN 1 THEN NULL ELSE delivered_state END"    \
     " WHERE id = ?5 AND state = 'sending'"
 
 /* A new size and mtime seen by a worker.  ?1 size, ?2 mtime_ns, ?3 id. */
 #define SQL_RESTAT                                                             \
     "UPDATE files SET size = ?1, mtime_ns = ?2, resume_offset = 0,"            \
     "  source_offset = 0, stale_token = coalesce(resume_token, stale_token),"  \
-    "  resume_token = NULL"                                                    \
+    "  resume_token = NULL, sha256_state = NULL, delivered_state = NULL"       \
     " WHERE id = ?3"
 
 /* Given up on.  ?1 error, ?2 id. */
@@ -276,7 +297,7 @@
     "  source_offset = CASE state WHEN 'delivered' THEN 0"                     \
     "                  ELSE source_offset END,"                                \
     "  state = 'queued', attempts = 0, next_attempt = 0, last_error = NULL,"   \
-    "  sha256 = NULL, delivered_at = NULL,"                                    \
+    "  sha256 = NULL, delivered_sha256 = NULL, delivered_at = NULL,"           \
     "  target_path = NULL, etag = NULL, outcome = NULL"                        \
     " WHERE path = ?1 AND state != 'sending'"
 

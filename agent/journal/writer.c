@@ -65,6 +65,9 @@ struct op {
     char *text;                 /* sha256, error, peer, agent value */
     char *key;                  /* agent key; delivered: target_path */
     char *etag;                 /* delivered */
+    char *sha256_state;         /* checkpoint */
+    char *delivered_state;      /* checkpoint */
+    char *delivered_sha256;     /* delivered */
     const char *outcome;        /* delivered: a constant */
     int64_t *held;
     size_t n_held;
@@ -107,6 +110,9 @@ static void op_free(struct op *o)
     free(o->text);
     free(o->key);
     free(o->etag);
+    free(o->sha256_state);
+    free(o->delivered_state);
+    free(o->delivered_sha256);
     free(o->held);
     free(o);
 }
@@ -143,6 +149,15 @@ static struct op *op_new(enum op_kind kind, const struct journal_file *f,
         return NULL;
     }
     return o;
+}
+
+/* *dst = a copy of src (NULL stays NULL): 0 or -ENOMEM. */
+static int dup_opt(char **dst, const char *src)
+{
+    if (src == NULL)
+        return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : -ENOMEM;
 }
 
 /* Queue a result: never refused but for memory. */
@@ -224,6 +239,11 @@ int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
 {
     struct op *o, *n = op_new(OP_CHECKPOINT, f, NULL, m->token);
 
+    if (n && (dup_opt(&n->sha256_state, m->sha256_state) < 0 ||
+              dup_opt(&n->delivered_state, m->delivered_state) < 0)) {
+        op_free(n);
+        n = NULL;
+    }
     if (n == NULL)
         return post(w, n);
     n->a = m->offset;
@@ -234,12 +254,16 @@ int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
     {
         if (o->kind == OP_CHECKPOINT && o->id == f->id &&
             o->size == f->size && o->mtime_ns == f->mtime_ns) {
-            char *t = o->text;
+            struct op t = *o;
 
             o->a = n->a;
             o->b = n->b;
             o->text = n->text;
-            n->text = t;
+            o->sha256_state = n->sha256_state;
+            o->delivered_state = n->delivered_state;
+            n->text = t.text;
+            n->sha256_state = t.sha256_state;
+            n->delivered_state = t.delivered_state;
             pthread_mutex_unlock(&w->lock);
             op_free(n);
             return 0;
@@ -287,8 +311,9 @@ int jwriter_delivered(struct jwriter *w, const struct journal_file *f,
         o->b = next_attempt;
         o->flags = f->resume_offset > 0;
         o->outcome = d->outcome;
-        if ((d->target_path && !(o->key = strdup(d->target_path))) ||
-            (d->etag && !(o->etag = strdup(d->etag)))) {
+        if (dup_opt(&o->key, d->target_path) < 0 ||
+            dup_opt(&o->etag, d->etag) < 0 ||
+            dup_opt(&o->delivered_sha256, d->delivered_sha256) < 0) {
             op_free(o);
             o = NULL;
         }
@@ -397,8 +422,11 @@ static int apply(struct journal *j, struct op *o)
                                 o->a);
         break;
     case OP_CHECKPOINT: {
-        struct journal_mark m = {
-            .offset = o->a, .source_offset = o->b, .token = o->text};
+        struct journal_mark m = {.offset = o->a,
+                                 .source_offset = o->b,
+                                 .token = o->text,
+                                 .sha256_state = o->sha256_state,
+                                 .delivered_state = o->delivered_state};
 
         r = journal_checkpoint(j, &f, &m);
         break;
@@ -414,7 +442,8 @@ static int apply(struct journal *j, struct op *o)
         struct journal_delivery d = {.sha256 = o->text,
                                      .target_path = o->key,
                                      .etag = o->etag,
-                                     .outcome = o->outcome};
+                                     .outcome = o->outcome,
+                                     .delivered_sha256 = o->delivered_sha256};
 
         o->result = journal_delivered(j, &f, &d, o->a, o->b);
         o->queued = o->result == -ESTALE;

@@ -493,7 +493,9 @@ static int checkpoint(void *arg, const struct xfer_mark *m)
     struct worker *w = arg;
     struct journal_mark jm = {.offset = m->offset,
                               .source_offset = m->source_offset,
-                              .token = m->token};
+                              .token = m->token,
+                              .sha256_state = m->sha256_state,
+                              .delivered_state = m->delivered_state};
 
     return jwriter_checkpoint(w->s->jw, w->cur, &jm);
 }
@@ -651,6 +653,8 @@ static struct xfer_job job_of(const struct journal_file *f)
         .source_offset = f->source_offset,
         .token = f->resume_token,
         .stale_token = f->stale_token,
+        .sha256_state = f->sha256_state,
+        .delivered_state = f->delivered_state,
     };
 
     return job;

@@ -2,15 +2,24 @@
  * The transfer state machine.  Each step returns 0 to go on to the next
  * state or a negative errno that ends the attempt; whatever the target
  * acknowledged stays there for the next attempt to resume from.
+ *
+ * Checkpoints.  The target makes bytes durable later than they are read
+ * and hashed (SFTP writes in flight, S3 parts being uploaded), so at each
+ * chunk boundary the transfer keeps a mark: the offsets there and the
+ * running SHA-256 (digest.h).  When the sink's durable offset moves, the
+ * newest mark at or below it goes to the journal with that offset, so a
+ * resumed transfer starts hashing from the mark and reads again at most
+ * the bytes between the mark and the durable offset, not the whole file.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "sftprelay/digest.h"
 #include "sftprelay/log.h"
 #include "sftprelay/path.h"
 #include "sftprelay/ratelimit.h"
@@ -29,6 +38,16 @@ enum xfer_state {
     XS_DONE,
 };
 
+/* A chunk boundary: the offsets there and the digest of what came before. */
+struct mark {
+    int64_t out; /* bytes given to the sink */
+    struct digest md; /* of the source bytes before (md.length of them) */
+};
+
+/* Marks kept while the target catches up: 128 MiB of 256 KiB chunks.  A
+ * target further behind is checkpointed at the last mark it passed. */
+#define MARKS 512
+
 struct xfer {
     struct xfer_env *env;
     const struct xfer_job *job;
@@ -36,10 +55,13 @@ struct xfer {
     struct source_file *f;
     struct source_stat st; /* at open */
     const char *rel;       /* where it goes on the target */
-    EVP_MD_CTX *md;
+    struct digest md;      /* of the source bytes below pos */
     int64_t pos;
     int64_t saved; /* the last checkpoint */
     char saved_token[SINK_TOKEN_MAX]; /* and its token ("": none) */
+    struct mark base;          /* the newest mark the target passed */
+    struct mark *marks;        /* ring: MARKS, oldest at first */
+    size_t first, n_marks;
     int target_open;
 };
 
@@ -191,14 +213,57 @@ static int step_open_target(struct xfer *x)
     return 0;
 }
 
-/* The digest covers the whole file: read back what is already sent. */
+/* A new mark at the current chunk boundary. */
+static void mark_push(struct xfer *x)
+{
+    struct mark *m;
+
+    if (x->n_marks == MARKS) { /* the target is far behind: drop the oldest */
+        x->first = (x->first + 1) % MARKS;
+        x->n_marks--;
+    }
+    m = &x->marks[(x->first + x->n_marks++) % MARKS];
+    m->out = x->pos;
+    m->md = x->md;
+}
+
+/* base = the newest mark at or below durable; older ones are dropped. */
+static void mark_reach(struct xfer *x, int64_t durable)
+{
+    while (x->n_marks > 0 && x->marks[x->first].out <= durable) {
+        x->base = x->marks[x->first];
+        x->first = (x->first + 1) % MARKS;
+        x->n_marks--;
+    }
+}
+
+/*
+ * The digest covers the whole file: it starts from the journal's state
+ * when that is of bytes below where the target resumes, and reads again
+ * from the source only the bytes from there.
+ */
 static int step_rehash(struct xfer *x)
 {
     const struct source_ops *ops = x->env->src->ops;
-    int64_t at = 0;
     size_t want, got;
+    int64_t at;
     int r;
 
+    digest_init(&x->md);
+    if (x->pos > 0 && x->job->sha256_state &&
+        (digest_load(&x->md, x->job->sha256_state) < 0 ||
+         x->md.length > (uint64_t)x->pos)) {
+        log_debug("%s: its saved digest is not of the bytes sent; reading "
+                  "them again", x->job->path);
+        digest_init(&x->md);
+    }
+    at = (int64_t)x->md.length;
+    x->res->reread = x->pos - at;
+    if (x->pos > 0)
+        log_info("%s: resuming at byte %lld of %lld, %lld of them read again "
+                 "for the digest",
+                 x->rel, (long long)x->pos, (long long)x->st.size,
+                 (long long)x->res->reread);
     while (at < x->pos) {
         want = x->env->bufsize;
         if ((int64_t)want > x->pos - at)
@@ -211,9 +276,10 @@ static int step_rehash(struct xfer *x)
                      "source: shorter than expected");
             return -ESTALE;
         }
-        EVP_DigestUpdate(x->md, x->env->buf, got);
+        digest_update(&x->md, x->env->buf, got);
         at += (int64_t)got;
     }
+    x->base = (struct mark){.out = x->pos, .md = x->md};
     return 0;
 }
 
@@ -221,6 +287,7 @@ static int step_rehash(struct xfer *x)
 static int save(struct xfer *x)
 {
     struct sink *sk = x->env->sink;
+    char state[DIGEST_STATE_MAX];
     struct xfer_mark m;
     const char *t;
 
@@ -235,10 +302,14 @@ static int save(struct xfer *x)
     if (m.offset > x->saved)
         x->saved = m.offset;
     m.offset = x->saved;
+    mark_reach(x, m.offset);
     snprintf(x->saved_token, sizeof(x->saved_token), "%s", t ? t : "");
     /* The chain keeps lengths: source and target offsets are one. */
     m.source_offset = m.offset;
     m.token = t;
+    digest_save(&x->base.md, state);
+    m.sha256_state = state;
+    m.delivered_state = NULL;
     return x->env->checkpoint(x->env->arg, &m);
 }
 
@@ -269,7 +340,7 @@ static int step_send(struct xfer *x)
                 return -ESTALE;
             }
         }
-        EVP_DigestUpdate(x->md, x->env->buf, got);
+        digest_update(&x->md, x->env->buf, got);
         last = x->pos + (int64_t)got >= x->st.size;
         r = transform_chain_process(x->env->chain, x->env->buf, got, last, &out,
                                     &outlen);
@@ -292,6 +363,7 @@ static int step_send(struct xfer *x)
         x->pos += (int64_t)got;
         x->res->sent += (int64_t)outlen;
         if (!last) {
+            mark_push(x);
             r = save(x);
             if (r < 0)
                 return r;
@@ -319,8 +391,7 @@ static int step_verify(struct xfer *x)
 
 static int step_commit(struct xfer *x)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0, i;
+    uint8_t md[DIGEST_LEN];
     struct sink_done d = {
         .size = x->res->resumed_at + x->res->sent,
         .mtime_ns = x->st.mtime_ns,
@@ -328,7 +399,7 @@ static int step_commit(struct xfer *x)
     };
     int r;
 
-    EVP_DigestFinal_ex(x->md, md, &len);
+    digest_final(&x->md, md);
     /* The digest is of the source; of what was written only if the
      * chain keeps bytes as they are. */
     if (transform_chain_resumable(x->env->chain))
@@ -340,8 +411,7 @@ static int step_commit(struct xfer *x)
     }
     x->target_open = 0;
     snprintf(x->res->etag, sizeof(x->res->etag), "%s", d.etag);
-    for (i = 0; i < len && i < 32; i++)
-        snprintf(x->res->sha256 + 2 * i, 3, "%02x", md[i]);
+    digest_hex(&x->md, x->res->sha256);
     return 0;
 }
 
@@ -392,8 +462,9 @@ int xfer_run(struct xfer_env *env, const struct xfer_job *job,
     int r = 0;
 
     memset(res, 0, sizeof(*res));
-    x.md = EVP_MD_CTX_new();
-    if (x.md == NULL || EVP_DigestInit_ex(x.md, EVP_sha256(), NULL) != 1) {
+    digest_init(&x.md);
+    x.marks = calloc(MARKS, sizeof(*x.marks));
+    if (x.marks == NULL) {
         r = -ENOMEM;
         goto out;
     }
@@ -418,7 +489,7 @@ out:
         sink_abort(env->sink);
     if (x.f)
         env->src->ops->close(x.f);
-    EVP_MD_CTX_free(x.md);
+    free(x.marks);
     return r;
 }
 
@@ -448,8 +519,6 @@ int xfer_can_batch(const struct xfer_env *env, const struct xfer_job *jobs,
 static int read_whole(struct xfer *x, void *buf, uint8_t *digest)
 {
     const struct source_ops *ops = x->env->src->ops;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0, i;
     const void *out;
     size_t got = 0, outlen;
     int r;
@@ -483,12 +552,9 @@ static int read_whole(struct xfer *x, void *buf, uint8_t *digest)
     }
     if (out != buf)
         memmove(buf, out, outlen);
-    EVP_DigestUpdate(x->md, buf, got);
-    EVP_DigestFinal_ex(x->md, md, &len);
-    for (i = 0; i < len && i < 32; i++) {
-        snprintf(x->res->sha256 + 2 * i, 3, "%02x", md[i]);
-        digest[i] = md[i];
-    }
+    digest_update(&x->md, buf, got);
+    digest_final(&x->md, digest);
+    digest_hex(&x->md, x->res->sha256);
     return 0;
 }
 
@@ -518,16 +584,12 @@ int xfer_run_many(struct xfer_env *env, const struct xfer_job *jobs,
         struct xfer x = {.env = env, .job = &jobs[i], .res = &res[i]};
 
         memset(&res[i], 0, sizeof(res[i]));
-        x.md = EVP_MD_CTX_new();
-        if (x.md == NULL || EVP_DigestInit_ex(x.md, EVP_sha256(), NULL) != 1)
-            rc[i] = -ENOMEM;
-        else
-            rc[i] = read_whole(&x, buf + off, digest[k]);
+        digest_init(&x.md);
+        rc[i] = read_whole(&x, buf + off, digest[k]);
         if (rc[i] < 0 && !res[i].err[0])
             snprintf(res[i].err, sizeof(res[i].err), "%s", strerror(-rc[i]));
         if (x.f)
             env->src->ops->close(x.f);
-        EVP_MD_CTX_free(x.md);
         if (rc[i] < 0)
             continue;
         items[k] = (struct sink_item){

@@ -54,6 +54,12 @@ struct journal_file {
     char *target_path; /* once delivered: the name on the target if not path */
     char *etag;        /* the target's tag of the object, or NULL */
     char *outcome;     /* "written", "skipped", "renamed"; NULL until then */
+    /* the running SHA-256s at the checkpoint (digest.h), or NULL: of the
+     * source bytes, of the bytes on the target */
+    char *sha256_state;
+    char *delivered_state;
+    char *delivered_sha256; /* hex, of the bytes on the target; NULL until
+                             * delivered */
 };
 
 /* How far a transfer got: what journal_checkpoint() records. */
@@ -61,6 +67,10 @@ struct journal_mark {
     int64_t offset;        /* bytes durable on the target */
     int64_t source_offset; /* bytes of the source they came from */
     const char *token;     /* the sink's resume token, or NULL */
+    /* the running SHA-256s (digest.h) of the source bytes and of the bytes
+     * on the target, each over as many bytes as it says, or NULL */
+    const char *sha256_state;
+    const char *delivered_state;
 };
 
 /* What journal_delivered() records. */
@@ -69,6 +79,8 @@ struct journal_delivery {
     const char *target_path; /* NULL: the same as the row's path */
     const char *etag;        /* NULL: the target has none */
     const char *outcome;     /* "written", "skipped", "renamed" */
+    const char *delivered_sha256; /* hex, of the bytes on the target; NULL:
+                                   * the same as sha256 */
 };
 
 struct journal_status {

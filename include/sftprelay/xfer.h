@@ -26,6 +26,11 @@ struct xfer_mark {
                             * the target (sink durable()) */
     int64_t source_offset; /* the source bytes they came from */
     const char *token;     /* the sink's resume token (sink token()), or NULL */
+    /* the running SHA-256s (digest.h) of the source bytes and of the bytes
+     * on the target, each of as many bytes as it says (at most the
+     * offsets above) */
+    const char *sha256_state;
+    const char *delivered_state; /* NULL: the same bytes as the source's */
 };
 
 /* target.on_exists: what to do when the target has the file already. */
@@ -60,6 +65,8 @@ struct xfer_job {
     int64_t source_offset;
     const char *token;
     const char *stale_token; /* an earlier upload to throw away first */
+    const char *sha256_state; /* as struct xfer_mark; NULL: none */
+    const char *delivered_state;
 };
 
 /* Longest name on the target a result holds. */
@@ -72,6 +79,7 @@ struct xfer_result {
     int skipped;            /* target.on_exists = "skip" left the target's */
     struct source_stat now; /* the source file as last seen */
     int64_t resumed_at;     /* where this attempt started */
+    int64_t reread;         /* source bytes read again to rebuild the digest */
     int64_t sent;           /* bytes this attempt wrote */
     int target;             /* the error concerns the whole target */
     int source; /* the error concerns the source host (source.h) */

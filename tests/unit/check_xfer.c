@@ -9,6 +9,7 @@
 
 #include "testutil.h"
 #include "sftprelay/conf.h"
+#include "sftprelay/digest.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
 #include "sftprelay/transform.h"
@@ -24,14 +25,18 @@ static struct transform_chain *chain;
 static struct xfer_env env;
 static char buf[CHUNK];
 static int64_t checkpoints[64];
+static char states[64][DIGEST_STATE_MAX]; /* each checkpoint's sha256_state */
 static int n_checkpoints, stop_after;
 
 static int on_checkpoint(void *arg, const struct xfer_mark *m)
 {
     int64_t off = m->offset;
 
-    if (n_checkpoints < 64)
+    if (n_checkpoints < 64) {
         checkpoints[n_checkpoints] = off;
+        snprintf(states[n_checkpoints], sizeof(states[0]), "%s",
+                 m->sha256_state ? m->sha256_state : "");
+    }
     n_checkpoints++;
     /* Simulate a crash after a few chunks. */
     if (stop_after && n_checkpoints >= stop_after)
@@ -188,14 +193,68 @@ START_TEST(test_resume_from_checkpoint)
     stop_after = 0;
     n_checkpoints = 0;
     job.resume_offset = 3 * CHUNK;
+    job.sha256_state = states[2];
     ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
     ck_assert_int_eq(res.resumed_at, 3 * CHUNK);
     ck_assert_int_eq(res.sent, 5 * CHUNK + 7); /* not the whole file */
+    ck_assert_int_eq(res.reread, 0); /* the digest went on from its state */
     assert_target("big.bin", d, (size_t)job.size);
     hex_sha256(d, (size_t)job.size, want);
     ck_assert_str_eq(res.sha256, want); /* covers the resumed part too */
     ck_assert_int_eq(stat(tmp, &st), -1);
     free(tmp);
+    free(d);
+}
+END_TEST
+
+/*
+ * The digest's state in the journal is what saves reading the sent bytes
+ * again: one of an earlier checkpoint costs the bytes since, one that is
+ * not a state (or is of more bytes than were sent) costs them all, and the
+ * digest is right either way.
+ */
+/* Send job from 0 until its n-th checkpoint, keeping their states. */
+static void interrupt_at(struct xfer_job *job, int n,
+                         char saved[][DIGEST_STATE_MAX])
+{
+    struct xfer_result res;
+
+    stop_after = n;
+    n_checkpoints = 0;
+    job->resume_offset = 0;
+    job->sha256_state = NULL;
+    ck_assert_int_eq(xfer_run(&env, job, &res), -ECANCELED);
+    memcpy(saved, states, (size_t)n * sizeof(states[0]));
+    stop_after = 0;
+}
+
+START_TEST(test_resume_digest_state)
+{
+    static const struct {
+        int state;      /* of checkpoint [state], -1: garbage, -2: past */
+        int64_t reread; /* chunks */
+    } cases[] = {{1, 2}, {0, 3}, {-1, 4}, {-2, 4}};
+    struct xfer_result res;
+    unsigned char *d;
+    struct xfer_job job = make("big.bin", 8 * CHUNK + 7, &d);
+    char want[65], saved[6][DIGEST_STATE_MAX];
+    size_t i;
+
+    hex_sha256(d, (size_t)job.size, want);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* The target holds 4 chunks, or 6 with a state of 6 chunks: it
+         * resumes at 4 as asked either way. */
+        interrupt_at(&job, cases[i].state == -2 ? 6 : 4, saved);
+        job.resume_offset = 4 * CHUNK;
+        job.sha256_state = cases[i].state >= 0    ? saved[cases[i].state]
+                           : cases[i].state == -1 ? "sha256 12 zz"
+                                                  : saved[5];
+        ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
+        ck_assert_int_eq(res.resumed_at, 4 * CHUNK);
+        ck_assert_int_eq(res.reread, cases[i].reread * CHUNK);
+        ck_assert_str_eq(res.sha256, want);
+        assert_target("big.bin", d, (size_t)job.size);
+    }
     free(d);
 }
 END_TEST
@@ -277,6 +336,7 @@ static Suite *xfer_suite(void)
     tcase_add_test(tc, test_delivers_with_checkpoints);
     tcase_add_test(tc, test_empty_file);
     tcase_add_test(tc, test_resume_from_checkpoint);
+    tcase_add_test(tc, test_resume_digest_state);
     tcase_add_test(tc, test_resume_beyond_temp_file_restarts_lower);
     tcase_add_test(tc, test_changed_since_queued);
     tcase_add_test(tc, test_vanished);

@@ -5,8 +5,8 @@
  * A file up to part_size bytes is buffered and sent in one PutObject at
  * commit.  A larger one becomes a multipart upload: each part_size bytes
  * written fill a part buffer, which is sent as an UploadPart while the
- * next fills, up to PARTS_IN_FLIGHT parts at once (the worker's memory
- * budget: PARTS_IN_FLIGHT x part_size).  A part's bytes are durable once
+ * next fills, up to parts_in_flight parts at once (the worker's memory
+ * budget: parts_in_flight x part_size).  A part's bytes are durable once
  * the server answered with their MD5 as ETag; durable() is the end of the
  * parts completed without a gap from part 1, and the resume token is
  * "PART_SIZE UPLOAD_ID" (the part size of the upload, whatever the
@@ -19,8 +19,8 @@
  * resume higher when the sink vouches for the bytes, and each listed part
  * of this upload was stored only after the server checked its
  * Content-MD5.  So what is sent again is the parts that were in flight
- * (PARTS_IN_FLIGHT at most) and any that completed after a gap one of
- * them left.  An upload the server lost (NoSuchUpload) starts again
+ * (parts_in_flight at most) and any that completed after a gap one of
+ * them left: with parts_in_flight = 1, one part at most.  An upload the server lost (NoSuchUpload) starts again
  * from 0.  abort() leaves the
  * upload for that; discard() (a source that changed or vanished) aborts
  * it, so no orphaned parts keep costing money.
@@ -41,7 +41,6 @@
 #include "sftprelay/sink.h"
 
 #define MIB (1024 * 1024)
-#define PARTS_IN_FLIGHT 4
 #define PARTS_MAX 10000 /* S3's limit */
 #define KEY_MAX 1024    /* S3's limit, in bytes */
 #define TIMEOUT 60      /* seconds without progress */
@@ -52,6 +51,7 @@ extern const struct sink_ops sink_s3;
 struct s3sink_settings {
     struct s3_settings s3;
     int64_t part_size;
+    int parts_in_flight;
     char *storage_class;
 };
 /* A part buffer: cap bytes, of which len are filled. */
@@ -72,7 +72,8 @@ struct s3_sink {
     size_t part_size;
     char upload_id[S3_UPLOAD_ID_MAX]; /* "" until a part must go */
     char token[SINK_TOKEN_MAX];
-    struct slot slots[PARTS_IN_FLIGHT]; /* of part_size bytes when used */
+    struct slot *slots; /* parts_in_flight, of part_size bytes when used */
+    int n_slots;
     struct slot *fill;  /* the one being filled, or NULL */
     int next_number;    /* of the next part to start */
     struct s3_part *parts; /* [PARTS_MAX]: etag[0] once completed, with
@@ -90,6 +91,10 @@ static const struct conf_key s3_keys[] = {
     CONF_KEY_I64(struct s3sink_settings, part_size, "part_size", 8 * MIB,
                  5 * MIB, INT64_C(5) << 30,
                  "bytes of a multipart upload's part; smaller files: one PUT"),
+    CONF_KEY_INT(struct s3sink_settings, parts_in_flight, "parts_in_flight", 4,
+                 1, 16,
+                 "parts of one file sent at once (memory: this x part_size); "
+                 "after a crash at most this many are sent again"),
     CONF_KEY_STR(struct s3sink_settings, storage_class, "storage_class", "", 0,
                  "x-amz-storage-class of new objects (\"\": the bucket's "
                  "default)"),
@@ -128,13 +133,17 @@ static int s3sink_create(const void *settings, int cancel_fd, struct sink **out)
     *out = NULL;
     if (s == NULL)
         return -ENOMEM;
+    s->cf = settings;
+    s->n_slots = s->cf->parts_in_flight;
     s->parts = calloc(PARTS_MAX, sizeof(*s->parts));
-    if (s->parts == NULL) {
+    s->slots = calloc((size_t)s->n_slots, sizeof(*s->slots));
+    if (s->parts == NULL || s->slots == NULL) {
+        free(s->parts);
+        free(s->slots);
         free(s);
         return -ENOMEM;
     }
     s->base.ops = &sink_s3;
-    s->cf = settings;
     s->cancel_fd = cancel_fd;
     *out = &s->base;
     return 0;
@@ -147,7 +156,7 @@ static void reset_file(struct s3_sink *s)
 
     if (s->c)
         s3_parts_drop(s->c);
-    for (i = 0; i < PARTS_IN_FLIGHT; i++) {
+    for (i = 0; i < s->n_slots; i++) {
         s->slots[i].len = 0;
         s->slots[i].number = 0;
     }
@@ -179,8 +188,9 @@ static void s3sink_destroy(struct sink *sk)
     int i;
 
     s3sink_disconnect(sk);
-    for (i = 0; i < PARTS_IN_FLIGHT; i++)
+    for (i = 0; i < s->n_slots; i++)
         free(s->slots[i].buf);
+    free(s->slots);
     free(s->parts);
     free(s);
 }
@@ -386,7 +396,7 @@ static int free_slot(struct s3_sink *s, struct slot **out)
     int i, r;
 
     for (;;) {
-        for (i = 0; i < PARTS_IN_FLIGHT; i++) {
+        for (i = 0; i < s->n_slots; i++) {
             sl = &s->slots[i];
             if (sl->number)
                 continue;

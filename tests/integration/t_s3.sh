@@ -3,7 +3,8 @@
 # as multipart uploads, byte-identical with the object's ETag in the
 # journal; kill -9 in the middle of a multipart upload resumes it after
 # every part the server holds without a gap from part 1, sending again
-# only the parts in flight at the kill (at most PARTS_IN_FLIGHT, 4) and
+# only the parts in flight at the kill (at most parts_in_flight: 4, or 1
+# when so configured) and
 # any completed after a gap one of them left; a file that changes
 # while it is sent has its upload aborted; wrong keys and a missing bucket
 # show in status in words; no multipart upload is left behind.
@@ -84,43 +85,53 @@ head_etag=$(rgw_head "$B" "in/dir with space/big.bin" |
 ok "the journal records the object's ETag ($head_etag)"
 stop_agent
 
-# 2. kill -9 in the middle of a multipart upload
-s3_conf "" "bandwidth_limit = 8388608;"
-size=$((8 * PART + 99))
-head -c "$size" /dev/urandom >"$T/src/killed.bin"
-start_agent agent2
-three_parts() { [ "$(parts_of killed.bin)" -ge 3 ]; }
-wait_for 60 three_parts || fail "no 3 parts on the server"
-kill -9 "$AGENT_PID"
-wait "$AGENT_PID" 2>/dev/null || true
-had=$(parts_of killed.bin)
-listed=$(part_numbers killed.bin | paste -sd ' ')
-[ "$had" -lt 9 ] || fail "the whole file went before the kill"
-ok "killed with parts $listed on the server, 1 to $had without a gap"
-started=$(sed -n 's/.*in\/killed.bin: part \([0-9]*\) of upload .* started.*/\1/p' \
-    "$T/agent2.log" | sort -n | tail -n 1)
-[ -n "$started" ] || fail "the agent did not log the parts it started"
-s3_conf
-start_agent agent3
-wait_for 60 is_delivered killed.bin || fail "killed.bin not delivered after restart"
-on_target killed.bin || fail "killed.bin differs on the bucket"
-next=$(sed -n 's/.*in\/killed.bin: resuming upload .* at part \([0-9]*\) .*/\1/p' \
-    "$T/agent3.log")
-[ -n "$next" ] || fail "the agent did not say it resumed the upload"
-# The journal's checkpoint may lag the parts: the resume must not.
-[ "$next" -gt "$had" ] ||
-    fail "resumed at part $next with parts 1 to $had on the server: a part it held without a gap sent again"
-# Sent again: parts next..started; those the server lacked at the kill
-# were in flight then, PARTS_IN_FLIGHT (4) at most.
-resent=$((started >= next ? started - next + 1 : 0))
-lost=0
-for ((p = next; p <= started; p++)); do
-    [[ " $listed " == *" $p "* ]] || lost=$((lost + 1))
-done
-[ "$lost" -le 4 ] ||
-    fail "resumed at part $next, parts 1 to $started started before the kill: $lost not on the server, more than the 4 in flight"
-ok "resumed at part $next with parts 1 to $had on the server: $resent sent again, $lost of them in flight at the kill (at most 4)"
-stop_agent
+# 2. kill -9 in the middle of a multipart upload, with the default 4
+# parts in flight and with target.parts_in_flight = 1: at most that many
+# parts are sent again.
+# kill_resume NAME INFLIGHT
+kill_resume() {
+    local name=$1 inflight=$2 size=$((8 * PART + 99)) keys=""
+    [ "$inflight" = 4 ] || keys="parts_in_flight = $inflight;"
+    s3_conf "$keys" "bandwidth_limit = 8388608;"
+    head -c "$size" /dev/urandom >"$T/src/$name"
+    start_agent "$name-1"
+    three_parts() { [ "$(parts_of "$name")" -ge 3 ]; }
+    wait_for 60 three_parts || fail "$name: no 3 parts on the server"
+    kill -9 "$AGENT_PID"
+    wait "$AGENT_PID" 2>/dev/null || true
+    had=$(parts_of "$name")
+    listed=$(part_numbers "$name" | paste -sd ' ')
+    [ "$had" -lt 9 ] || fail "$name: the whole file went before the kill"
+    ok "$name: killed with parts $listed on the server, 1 to $had without a gap"
+    started=$(sed -n "s/.*in\/$name: part \([0-9]*\) of upload .* started.*/\1/p" \
+        "$T/$name-1.log" | sort -n | tail -n 1)
+    [ -n "$started" ] || fail "the agent did not log the parts it started"
+    s3_conf "$keys"
+    start_agent "$name-2"
+    wait_for 60 is_delivered "$name" || fail "$name not delivered after restart"
+    on_target "$name" || fail "$name differs on the bucket"
+    next=$(sed -n "s/.*in\/$name: resuming upload .* at part \([0-9]*\) .*/\1/p" \
+        "$T/$name-2.log")
+    [ -n "$next" ] || fail "the agent did not say it resumed the upload"
+    # The journal's checkpoint may lag the parts: the resume must not.
+    [ "$next" -gt "$had" ] ||
+        fail "resumed at part $next with parts 1 to $had on the server: a part it held without a gap sent again"
+    # Sent again: parts next..started; those the server lacked at the kill
+    # were in flight then, $inflight at most.
+    resent=$((started >= next ? started - next + 1 : 0))
+    lost=0
+    for ((p = next; p <= started; p++)); do
+        [[ " $listed " == *" $p "* ]] || lost=$((lost + 1))
+    done
+    [ "$lost" -le "$inflight" ] ||
+        fail "resumed at part $next, parts 1 to $started started before the kill: $lost not on the server, more than the $inflight in flight"
+    [ "$inflight" != 1 ] || [ "$resent" -le 1 ] ||
+        fail "one part in flight, and $resent sent again after the kill"
+    ok "$name: resumed at part $next with parts 1 to $had on the server: $resent sent again, $lost of them in flight at the kill (at most $inflight)"
+    stop_agent
+}
+kill_resume killed.bin 4
+kill_resume killed1.bin 1
 
 # 3. a file that changes while it is sent: its upload is aborted
 s3_conf "" "bandwidth_limit = 8388608;"

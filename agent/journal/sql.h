@@ -110,7 +110,10 @@
  * came from: a transform changes lengths) and the sink's resume_token
  * (an S3 UploadId); when the file changes, or its upload must start over,
  * the token moves to stale_token, so that the next attempt throws that
- * upload away; its first checkpoint clears it.  Once delivered: target_path
+ * upload away; its first checkpoint clears it.  The two are never both
+ * set (a token is checkpointed only after the sink's open() threw the
+ * stale upload away, and the same statement clears stale_token), so
+ * coalesce(resume_token, stale_token) loses none.  Once delivered: target_path
  * (the name on the target when target.on_exists renamed it), etag (the
  * target's tag of the object) and outcome (written, skipped, renamed).
  */

@@ -832,9 +832,11 @@ static int http_error(struct s3 *c, const struct xfer *x)
     if (CODE("SlowDown") || st == 503)
         return fail(c, -EAGAIN, "%s: throttled: the server asks us to slow "
                     "down (%s)", x->op, said);
+    /* Not "slow down": an attempt of the file, tried again after its
+     * back-off, so that a server that always fails on one object ends
+     * in a failed file rather than in endless tries. */
     if (st >= 500 || CODE("InternalError"))
-        return fail(c, -EAGAIN, "%s: server error, to retry later (%s)",
-                    x->op, said);
+        return fail(c, -EIO, "%s: server error (%s)", x->op, said);
     return fail(c, -EIO, "%s: refused (%s)", x->op, said);
 #undef CODE
 }

@@ -324,11 +324,22 @@ START_TEST(test_lost_at_commit)
 END_TEST
 
 /*
- * 503 SlowDown on a part (the proxy's, on the third request: the upload's
- * second part): the next write or the commit says -EAGAIN (a back-off,
- * no attempt counted), and the upload resumes after the part that got in.
+ * A part refused (the proxy's answer to the third request: the upload's
+ * second part): 503 SlowDown makes the next write or the commit say
+ * -EAGAIN (a back-off, no attempt counted); 500 InternalError says -EIO,
+ * an attempt of the file, not of the whole target.  Either way the upload
+ * resumes after the part that got in.
  */
-START_TEST(test_slowdown_on_a_part)
+static const struct {
+    const char *fault;
+    int r;
+    const char *words;
+} part_refusals[] = {
+    {"fail_every 3\n", -EAGAIN, "throttled"},
+    {"fail_every 3\ninternal_error 1\n", -EIO, "server error"},
+};
+
+START_TEST(test_part_refused)
 {
     struct sink *s = sink_of(s3test_env("S3_FAULTS_URL"), 5 * MIB);
     const int64_t size = 12 * MIB;
@@ -337,16 +348,18 @@ START_TEST(test_slowdown_on_a_part)
     char token[SINK_TOKEN_MAX];
     int r;
 
-    s3test_faults("fail_every 3\n"); /* CreateMultipartUpload, part 1, part 2 */
+    /* CreateMultipartUpload, part 1, part 2 */
+    s3test_faults(part_refusals[_i].fault);
     ck_assert_msg(sink_open(s, &f) == 0, "open: %s", sink_error(s));
     ck_assert_int_eq(send_range(s, 0, 5 * MIB + 1), 0);
     wait_durable(s, 5 * MIB);
     r = send_range(s, 5 * MIB + 1, size);
     if (r == 0)
         r = sink_commit(s, &d);
-    ck_assert_msg(r == -EAGAIN, "%d: %s", r, sink_error(s));
+    ck_assert_msg(r == part_refusals[_i].r, "%d: %s", r, sink_error(s));
+    ck_assert(!sink_error_is_target(r));
     ck_assert_ptr_nonnull(strstr(sink_error(s), "UploadPart 2 of"));
-    ck_assert_ptr_nonnull(strstr(sink_error(s), "throttled"));
+    ck_assert_ptr_nonnull(strstr(sink_error(s), part_refusals[_i].words));
     ck_assert_int_eq(durable(s), 5 * MIB);
     snprintf(token, sizeof(token), "%s", sink_token(s));
     sink_abort(s);
@@ -418,7 +431,8 @@ static Suite *s3sink_suite(void)
     tcase_add_test(tc, test_complete_fails);
     tcase_add_test(tc, test_resume_past_checkpoint);
     tcase_add_test(tc, test_lost_at_commit);
-    tcase_add_test(tc, test_slowdown_on_a_part);
+    tcase_add_loop_test(tc, test_part_refused, 0,
+                        sizeof(part_refusals) / sizeof(part_refusals[0]));
     tcase_add_test(tc, test_write_only_keys);
     suite_add_tcase(s, tc);
     return s;

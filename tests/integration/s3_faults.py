@@ -4,7 +4,8 @@
     s3_faults.py --to PORT [--listen PORT] [--control FILE]
                  [--fail-first N] [--fail-every N]
                  [--drop-after BYTES] [--drop-times N] [--delay-ms MS]
-                 [--no-such-upload 0|1] [--etag-other 0|1] [--sse-kms 0|1]
+                 [--no-such-upload 0|1] [--internal-error 0|1]
+                 [--etag-other 0|1] [--sse-kms 0|1]
 
 Listens on 127.0.0.1 (PORT 0, the default: any free port), prints the port
 on stdout once it accepts connections, and forwards every connection to
@@ -19,6 +20,8 @@ place.  Faults, counted over all connections, requests numbered from 1:
   no_such_upload 1  answer those two 404 NoSuchUpload instead (AWS's word
                   for an upload gone: aborted, or expired by a lifecycle
                   rule)
+  internal_error 1  answer them 500 InternalError instead (a server's
+                  failure: S3 says retry)
   drop_after B    pass on B bytes of a request's body, then close both
                   connections (a part upload cut midway); only requests
                   with a body longer than B; drop_times of them (1)
@@ -52,9 +55,13 @@ SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown'
 NOSUCHUPLOAD = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
                 b'NoSuchUpload</Code><Message>The specified upload does not '
                 b'exist.</Message><RequestId>s3-faults</RequestId></Error>\n')
+INTERNALERROR = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
+                 b'InternalError</Code><Message>We encountered an internal '
+                 b'error. Please try again.</Message><RequestId>s3-faults'
+                 b'</RequestId></Error>\n')
 OTHER_ETAG = b'"0123456789abcdef0123456789abcdef"'
 KEYS = ("fail_first", "fail_every", "drop_after", "drop_times", "delay_ms",
-        "no_such_upload", "etag_other", "sse_kms")
+        "no_such_upload", "internal_error", "etag_other", "sse_kms")
 
 
 class Faults:
@@ -191,6 +198,8 @@ class Proxy(socketserver.BaseRequestHandler):
             status, body = b"503 Slow Down", SLOWDOWN
             if f["no_such_upload"]:
                 status, body = b"404 Not Found", NOSUCHUPLOAD
+            elif f["internal_error"]:
+                status, body = b"500 Internal Server Error", INTERNALERROR
             log(n, what, status.decode())
             # Read what the client sends unasked, so that it reads the
             # answer rather than a reset; one that waits for 100-continue

@@ -18,6 +18,7 @@
 /* Every transform the agent knows, by name. */
 static const struct transform_ops *const transforms[] = {
     &transform_identity,
+    &transform_gzip,
 };
 
 #define N_TRANSFORMS (sizeof(transforms) / sizeof(transforms[0]))

@@ -137,5 +137,6 @@ int transform_chain_process(struct transform_chain *c, const void *in,
 const char *transform_chain_error(const struct transform_chain *c);
 
 extern const struct transform_ops transform_identity;
+extern const struct transform_ops transform_gzip;
 
 #endif

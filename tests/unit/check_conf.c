@@ -153,7 +153,7 @@ START_TEST(test_defaults)
 END_TEST
 
 /* Every transform, as errors list them. */
-#define KNOWN "identity"
+#define KNOWN "identity, gzip"
 
 struct bad_case {
     const char *text;
@@ -312,6 +312,17 @@ static const struct bad_case bad_cases[] = {
      "transforms = ( { type = \"identity\";\n suffix = [ \".x\" ]; } );\n",
      "DIR/sftprelay.conf:4: transforms[1].suffix: expected a string"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"identity\"; },\n"
+     " { type = \"gzip\";\n level = 12; } );\n",
+     "DIR/sftprelay.conf:5: transforms[2].level: 12 is out of range (1 to 9)"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"gzip\";\n level = \"fast\"; } );\n",
+     "DIR/sftprelay.conf:4: transforms[1].level: expected an integer"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "gzip = {\n level = 9; };\n",
+     "DIR/sftprelay.conf:3: gzip: a transform's keys go in its group: "
+     "transforms = ( { type = \"gzip\"; ... } )"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
      "transforms = ( \"identity\" );\n",
      "DIR/sftprelay.conf:3: transforms[1]: expected a group { type = ...; }"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
@@ -366,6 +377,20 @@ START_TEST(test_transforms)
     ck_assert_uint_eq(c->transforms.n, 1);
     ck_assert_ptr_eq(c->transforms.steps[0].ops, &transform_identity);
     ck_assert_int_eq(c->transforms.steps[0].line, 3);
+    conf_free(c);
+
+    /* A type's own keys land in its settings, one struct per group. */
+    ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
+                          "target = { host = \"h\"; };\n"
+                          "transforms = ( { type = \"gzip\"; level = 1; },\n"
+                          "  { type = \"gzip\"; suffix = \"\"; } );\n",
+                          &c, err),
+                     0);
+    ck_assert_uint_eq(c->transforms.n, 2);
+    ck_assert_ptr_eq(c->transforms.steps[0].ops, &transform_gzip);
+    ck_assert_int_eq(*(const int *)c->transforms.steps[0].settings, 1);
+    ck_assert_int_eq(*(const int *)c->transforms.steps[1].settings, 6);
+    ck_assert_str_eq(c->transforms.steps[1].suffix, "");
     conf_free(c);
 
     /* None: an empty chain. */

@@ -152,8 +152,9 @@ START_TEST(test_defaults)
 }
 END_TEST
 
-/* Every transform, as errors list them. */
-#define KNOWN "identity, gzip"
+/* Every transform, as errors list them: "@" stands for transform_names(),
+ * so that a new transform changes no case here. */
+#define KNOWN "@"
 
 struct bad_case {
     const char *text;
@@ -339,12 +340,18 @@ static const struct bad_case bad_cases[] = {
 START_TEST(test_bad)
 {
     const struct bad_case *bc = &bad_cases[_i];
+    const char *at = strchr(bc->err, '@');
     struct conf *c = NULL;
-    char err[CONF_ERR_MAX];
+    char err[CONF_ERR_MAX], want[CONF_ERR_MAX];
 
     ck_assert_int_eq(load(bc->text, &c, err), -EINVAL);
     ck_assert_ptr_null(c);
-    ck_assert_str_eq(rel_err(err), bc->err);
+    if (at)
+        snprintf(want, sizeof(want), "%.*s%s%s", (int)(at - bc->err), bc->err,
+                 transform_names(), at + 1);
+    else
+        snprintf(want, sizeof(want), "%s", bc->err);
+    ck_assert_str_eq(rel_err(err), want);
 }
 END_TEST
 

@@ -5,14 +5,18 @@
  * the core's are below, a plugin's hangs off its ops, other modules' are
  * handed in by the program.  Reading goes in steps:
  *   1. the core's tables take their defaults;
- *   2. the plugins the file names (source.type, target.type,
- *      transfer.transforms) are found by name in their tables, and their
- *      tables take their defaults;
+ *   2. the plugins the file names (source.type, target.type) are found
+ *      by name in their tables, and their tables take their defaults;
  *   3. every setting in the file must be a key of an applied table, of
  *      its type (a key of another plugin is "not used by target.type");
  *   4. every applied table takes its values from the file (bounds,
  *      required keys);
- *   5. every table's check hook runs, in the same order.
+ *   5. every table's check hook runs, in the same order;
+ *   6. the transforms: each group of the top-level list "transforms" is
+ *      read with the common keys (type, suffix) and the keys of the
+ *      transform its type names, into a struct transform_spec; or each
+ *      name of the shorthand transfer.transforms becomes one with its
+ *      defaults.
  * Each applied table is a struct conf_section: its settings struct (struct
  * conf itself for the core's) and the line each key was set on.
  */
@@ -192,7 +196,9 @@ static const struct conf_key transfer_keys[] = {
     CONF_KEY_INT(C, transfer.backoff_max, "backoff_max", 300, 1, 86400,
                  "longest retry delay, seconds"),
     CONF_KEY_STRV(C, transfer.transforms, transfer.n_transforms, "transforms",
-                  "", "transforms applied before upload, in order"),
+                  "",
+                  "shorthand for the list transforms: names, each "
+                  "transform with its defaults"),
 };
 
 static const struct conf_key log_keys[] = {
@@ -216,6 +222,25 @@ static const struct conf_table core[] = {
 #undef CORE
 
 #define N_CORE (sizeof(core) / sizeof(core[0]))
+
+/* The keys every group of the list "transforms" has. */
+#define S struct transform_spec
+static const struct conf_key transform_common_keys[] = {
+    CONF_KEY_STR(S, type, "type", NULL, CONF_REQUIRED,
+                 "the transform, by name (see below)"),
+    CONF_KEY_STR(S, suffix, "suffix", NULL, 0,
+                 "appended to the target name (default: the transform's "
+                 "own, \".gz\"); \"\" keeps the name"),
+};
+#undef S
+
+static const struct conf_table transform_common = {
+    .section = "transforms",
+    .title = "transforms (a list of groups, applied in order)",
+    .keys = transform_common_keys,
+    .n_keys = CONF_N_KEYS(transform_common_keys),
+    .size = sizeof(struct transform_spec),
+};
 
 /* --- values --------------------------------------------------------------- */
 
@@ -474,34 +499,51 @@ static int set_value(const struct conf_scope *s, void *base,
     return -EINVAL;
 }
 
-/* The members of group g, each a key of es->t, into base. */
-static int set_members(const struct conf_scope *es, int *lines, void *base,
+/* Where a group's members may land: a table (s->t), its lines, values. */
+struct dest {
+    const struct conf_scope *s;
+    int *lines; /* the same as s->lines, writable */
+    void *base;
+};
+
+/*
+ * The members of group g, each a key of one of the n tables of d (a
+ * transform's group: the common keys, then its own), into their bases.
+ */
+static int set_members(const struct dest *d, size_t n,
                        const config_setting_t *g, char *err, size_t errlen)
 {
-    const struct conf_key *k;
-    size_t idx;
+    const struct conf_key *k = NULL;
+    size_t idx = 0, j;
     int i, r;
 
     for (i = 0; i < config_setting_length(g); i++) {
         const config_setting_t *e = config_setting_get_elem(g, i);
         int line = config_setting_source_line(e);
 
-        k = find_key(es->t, config_setting_name(e), &idx);
+        for (j = 0; j < n; j++) {
+            k = find_key(d[j].s->t, config_setting_name(e), &idx);
+            if (k)
+                break;
+        }
         if (k == NULL)
-            return conf_fail(es, line, config_setting_name(e), err, errlen,
+            return conf_fail(d[0].s, line, config_setting_name(e), err, errlen,
                              "unknown key");
         if (!type_ok(k, e))
-            return conf_fail(es, line, k->name, err, errlen, "expected %s",
+            return conf_fail(d[j].s, line, k->name, err, errlen, "expected %s",
                              type_name(k->type));
-        r = set_value(es, base, k, e, err, errlen);
+        r = set_value(d[j].s, d[j].base, k, e, err, errlen);
         if (r < 0)
             return r;
-        lines[idx] = line;
+        d[j].lines[idx] = line;
     }
-    for (idx = 0; idx < es->t->n_keys; idx++)
-        if ((es->t->keys[idx].flags & CONF_REQUIRED) && lines[idx] == 0)
-            return conf_fail(es, es->line, es->t->keys[idx].name, err, errlen,
-                             "required");
+    for (j = 0; j < n; j++)
+        for (idx = 0; idx < d[j].s->t->n_keys; idx++)
+            if ((d[j].s->t->keys[idx].flags & CONF_REQUIRED) &&
+                d[j].lines[idx] == 0)
+                return conf_fail(d[j].s, d[j].s->line,
+                                 d[j].s->t->keys[idx].name, err, errlen,
+                                 "required");
     return 0;
 }
 
@@ -519,6 +561,7 @@ static int set_group(const struct conf_scope *s, const struct conf_key *k,
         .t = k->elem,
         .lines = lines,
     };
+    struct dest d = {.s = &es, .lines = lines, .base = base};
     int r;
 
     if (lines == NULL)
@@ -529,7 +572,7 @@ static int set_group(const struct conf_scope *s, const struct conf_key *k,
         r = conf_fail(&es, es.line, NULL, err, errlen,
                       "expected a group { name = ...; }");
     if (r == 0)
-        r = set_members(&es, lines, base, g, err, errlen);
+        r = set_members(&d, 1, g, err, errlen);
     if (r == 0 && k->elem->check)
         r = k->elem->check(base, &es, err, errlen);
     free(lines);
@@ -731,48 +774,171 @@ static int find_sink_source(struct conf *c, const config_t *cfg, char *err,
     return 0;
 }
 
-/* The tables of the transforms transfer.transforms names, once each. */
-static int find_transforms(struct conf *c, const config_t *cfg, char *err,
-                           size_t errlen)
+/* --- transforms ---------------------------------------------------------- */
+
+/* sp's settings struct for sp->ops, with its defaults. */
+static int spec_settings(struct transform_spec *sp)
 {
-    const config_setting_t *list = config_lookup(cfg, "transfer.transforms");
-    const struct transform_ops *ops;
-    int i, r;
+    const struct conf_table *t = sp->ops->conf;
 
-    for (i = 0; list && i < config_setting_length(list); i++) {
-        const config_setting_t *e = config_setting_get_elem(list, i);
-
-        if (config_setting_type(e) != CONFIG_TYPE_STRING)
-            continue; /* found by check_file() */
-        ops = transform_find(config_setting_get_string(e));
-        if (ops == NULL)
-            return unknown(c, "transfer.transforms",
-                           config_setting_source_line(e), "transform",
-                           config_setting_get_string(e), transform_names(), err,
-                           errlen);
-        if (ops->conf == NULL || find_section(c, ops->conf))
-            continue;
-        r = add_section(c, ops->conf, NULL, NULL);
-        if (r < 0)
-            return r;
-    }
-    return 0;
+    if (t == NULL)
+        return 0;
+    sp->settings = calloc(1, t->size ? t->size : 1);
+    if (sp->settings == NULL)
+        return -ENOMEM;
+    return set_defaults(sp->settings, t);
 }
 
-/* Each name of transfer.transforms with its settings, once values are in. */
-static int bind_transforms(struct conf *c)
+static void spec_free(struct transform_spec *sp)
 {
-    size_t i, n = c->transfer.n_transforms;
-    const struct transform_ops *ops;
-    struct conf_section *sec;
+    if (sp->settings) {
+        free_values(sp->settings, sp->ops->conf);
+        free(sp->settings);
+    }
+    free_values(sp, &transform_common);
+}
 
-    c->transfer.transform_settings = calloc(n + 1, sizeof(void *));
-    if (c->transfer.transform_settings == NULL)
+/* Run sp's check hook, if its transform has one, in scope sc. */
+static int spec_check(struct transform_spec *sp, struct conf_scope *sc,
+                      char *err, size_t errlen)
+{
+    const struct conf_table *t = sp->ops->conf;
+
+    if (t == NULL || t->check == NULL)
+        return 0;
+    sc->t = t;
+    return t->check(sp->settings, sc, err, errlen);
+}
+
+/*
+ * Group idx (from 1) of the list "transforms" into *sp: its type first,
+ * then every member, a common key or one of that type's table.
+ */
+static int read_transform(const struct conf *c, const config_setting_t *g,
+                          int idx, struct transform_spec *sp, char *err,
+                          size_t errlen)
+{
+    const config_setting_t *type;
+    const struct conf_table *t;
+    char name[32];
+    int common_lines[CONF_N_KEYS(transform_common_keys)] = {0};
+    int *lines = NULL, r, line = config_setting_source_line(g);
+    struct conf_scope cs = {
+        .c = c,
+        .name = name,
+        .line = line,
+        .t = &transform_common,
+        .lines = common_lines,
+    };
+    struct conf_scope ts = cs;
+    struct dest d[2] = {{.s = &cs, .lines = common_lines, .base = sp}};
+
+    snprintf(name, sizeof(name), "transforms[%d]", idx);
+    sp->line = line;
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+        return conf_fail(&cs, line, NULL, err, errlen,
+                         "expected a group { type = ...; }");
+    type = config_setting_get_member(g, "type");
+    if (type == NULL)
+        return conf_fail(&cs, line, "type", err, errlen,
+                         "required key is missing");
+    if (config_setting_type(type) != CONFIG_TYPE_STRING)
+        return conf_fail(&cs, config_setting_source_line(type), "type", err,
+                         errlen, "expected a string");
+    sp->ops = transform_find(config_setting_get_string(type));
+    if (sp->ops == NULL)
+        return conf_fail(&cs, config_setting_source_line(type), "type", err,
+                         errlen, "unknown transform \"%s\" (known: %s)",
+                         config_setting_get_string(type), transform_names());
+    t = sp->ops->conf;
+    r = spec_settings(sp);
+    if (r == 0 && t) {
+        lines = calloc(t->n_keys + 1, sizeof(*lines));
+        r = lines ? 0 : -ENOMEM;
+        ts.t = t;
+        ts.lines = lines;
+        d[1] = (struct dest){.s = &ts, .lines = lines, .base = sp->settings};
+    }
+    if (r == 0)
+        r = set_members(d, t ? 2 : 1, g, err, errlen);
+    if (r == 0)
+        r = spec_check(sp, &ts, err, errlen);
+    free(lines);
+    return r;
+}
+
+/* A name of the shorthand transfer.transforms, at e, into *sp: that
+ * transform with its defaults. */
+static int shorthand_transform(const struct conf *c, const config_setting_t *e,
+                               struct transform_spec *sp, char *err,
+                               size_t errlen)
+{
+    const char *type = config_setting_get_string(e);
+    int line = config_setting_source_line(e);
+    struct conf_scope sc = {.c = c, .name = "transfer", .line = line};
+    const struct conf_table *t;
+    size_t i;
+    int r;
+
+    sp->line = line;
+    sp->ops = type ? transform_find(type) : NULL;
+    if (sp->ops == NULL)
+        return unknown(c, "transfer.transforms", line, "transform",
+                       type ? type : "?", transform_names(), err, errlen);
+    sp->type = strdup(type);
+    if (sp->type == NULL)
+        return -ENOMEM;
+    t = sp->ops->conf;
+    for (i = 0; t && i < t->n_keys; i++)
+        if (t->keys[i].flags & CONF_REQUIRED)
+            return conf_fail(&sc, line, "transforms", err, errlen,
+                             "%s needs %s: write transforms = ( { type = "
+                             "\"%s\"; %s = ...; } ) instead",
+                             type, t->keys[i].name, type, t->keys[i].name);
+    r = spec_settings(sp);
+    if (r < 0)
+        return r;
+    sc.name = "transfer.transforms";
+    return spec_check(sp, &sc, err, errlen);
+}
+
+/*
+ * The chain's steps, into c->transforms: from the list "transforms", or
+ * from the shorthand transfer.transforms; not both.
+ */
+static int read_transforms(struct conf *c, const config_t *cfg, char *err,
+                           size_t errlen)
+{
+    const config_setting_t *list = config_lookup(cfg, "transforms");
+    const config_setting_t *names = config_lookup(cfg, "transfer.transforms");
+    struct transform_spec *sp;
+    int i, n, r;
+
+    if (list && names) {
+        snprintf(err, errlen,
+                 "%s:%d: transforms: transfer.transforms is set too (line "
+                 "%d); use one of them",
+                 c->file, config_setting_source_line(list),
+                 config_setting_source_line(names));
+        return -EINVAL;
+    }
+    if (list == NULL)
+        list = names;
+    n = list ? config_setting_length(list) : 0;
+    c->transforms.steps = calloc((size_t)n + 1, sizeof(*sp));
+    if (c->transforms.steps == NULL)
         return -ENOMEM;
     for (i = 0; i < n; i++) {
-        ops = transform_find(c->transfer.transforms[i]);
-        sec = ops && ops->conf ? find_section(c, ops->conf) : NULL;
-        c->transfer.transform_settings[i] = sec ? sec->settings : NULL;
+        const config_setting_t *e = config_setting_get_elem(list, i);
+
+        sp = &c->transforms.steps[i];
+        c->transforms.n++; /* so that conf_free() frees it */
+        if (list == names)
+            r = shorthand_transform(c, e, sp, err, errlen);
+        else
+            r = read_transform(c, e, i + 1, sp, err, errlen);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
@@ -827,9 +993,21 @@ static int check_file(const struct conf *c, const config_t *cfg, char *err,
         const char *sname = config_setting_name(sec);
         int line = config_setting_source_line(sec);
 
-        if (!section_applied(c, sname) && transform_find(sname)) {
-            snprintf(err, errlen, "%s:%d: %s: not in transfer.transforms",
-                     c->file, line, sname);
+        if (strcmp(sname, "transforms") == 0 &&
+            config_setting_type(sec) != CONFIG_TYPE_LIST) {
+            snprintf(err, errlen,
+                     "%s:%d: transforms: expected a list of groups ( { type "
+                     "= ...; }, ... )",
+                     c->file, line);
+            return -EINVAL;
+        }
+        if (strcmp(sname, "transforms") == 0)
+            continue; /* read_transforms() */
+        if (transform_find(sname)) {
+            snprintf(err, errlen,
+                     "%s:%d: %s: a transform's keys go in its group: "
+                     "transforms = ( { type = \"%s\"; ... } )",
+                     c->file, line, sname, sname);
             return -EINVAL;
         }
         if (!section_applied(c, sname)) {
@@ -892,8 +1070,7 @@ static int apply_all(struct conf *c, const config_t *cfg, char *err,
         if (r < 0)
             return r;
     }
-    r = bind_transforms(c);
-    for (i = 0; r == 0 && i < c->n_sections; i++) {
+    for (i = 0, r = 0; r == 0 && i < c->n_sections; i++) {
         if (c->sections[i].t->check == NULL)
             continue;
         sc = scope_of(c, &c->sections[i]);
@@ -960,11 +1137,11 @@ int conf_load(const char *file, const struct conf_table *const *extra,
     if (r == 0)
         r = find_sink_source(c, &cfg, err, errlen);
     if (r == 0)
-        r = find_transforms(c, &cfg, err, errlen);
-    if (r == 0)
         r = check_file(c, &cfg, err, errlen);
     if (r == 0)
         r = apply_all(c, &cfg, err, errlen);
+    if (r == 0)
+        r = read_transforms(c, &cfg, err, errlen);
     if (r == 0) {
         *out = c;
         c = NULL; /* transferred */
@@ -989,7 +1166,9 @@ void conf_free(struct conf *c)
         free(sec->lines);
     }
     free(c->sections);
-    free(c->transfer.transform_settings);
+    for (i = 0; i < c->transforms.n; i++)
+        spec_free(&c->transforms.steps[i]);
+    free(c->transforms.steps);
     free(c->file);
     free(c);
 }
@@ -1109,7 +1288,9 @@ static void print_key(const char *prefix, const struct conf_key *k)
         print_key(name, &k->elem->keys[i]);
 }
 
-static void print_table(const struct conf_table *t, const char **title)
+/* t's keys, as prefix.key (NULL: its section's name). */
+static void print_table(const struct conf_table *t, const char *prefix,
+                        const char **title)
 {
     size_t i;
 
@@ -1119,7 +1300,7 @@ static void print_table(const struct conf_table *t, const char **title)
         printf("%s%s:\n", *title ? "\n" : "", t->title);
     *title = t->title;
     for (i = 0; i < t->n_keys; i++)
-        print_key(t->section, &t->keys[i]);
+        print_key(prefix ? prefix : t->section, &t->keys[i]);
     if (t->n_keys == 0)
         printf("  (no keys)\n");
 }
@@ -1130,13 +1311,14 @@ void conf_print_keys(const struct conf_table *const *extra)
     size_t i;
 
     for (i = 0; i < N_CORE; i++)
-        print_table(&core[i], &title);
+        print_table(&core[i], NULL, &title);
     for (i = 0; source_at(i); i++)
-        print_table(source_at(i)->conf, &title);
+        print_table(source_at(i)->conf, NULL, &title);
     for (i = 0; sink_at(i); i++)
-        print_table(sink_at(i)->conf, &title);
+        print_table(sink_at(i)->conf, NULL, &title);
+    print_table(&transform_common, "transforms[]", &title);
     for (i = 0; transform_at(i); i++)
-        print_table(transform_at(i)->conf, &title);
+        print_table(transform_at(i)->conf, "transforms[]", &title);
     for (i = 0; extra && extra[i]; i++)
-        print_table(extra[i], &title);
+        print_table(extra[i], NULL, &title);
 }

@@ -116,18 +116,14 @@ int sched_new(const struct sched_opts *o, struct sched **out)
 {
     const struct conf *c = o->c;
     struct sched *s;
-    const char *bad = NULL;
     struct transform_chain *probe = NULL;
     int r;
 
     *out = NULL;
-    r = transform_chain_new(c->transfer.transforms,
-                            c->transfer.transform_settings,
-                            c->transfer.n_transforms, &probe, &bad);
+    r = transform_chain_new(c->transforms.steps, c->transforms.n, &probe);
     transform_chain_free(probe);
     if (r < 0) {
-        log_error("%s: transfer.transforms: unknown transform \"%s\"", c->file,
-                  bad ? bad : "?");
+        log_error("%s: transforms: %s", c->file, strerror(-r));
         return r;
     }
     s = calloc(1, sizeof(*s));
@@ -817,9 +813,7 @@ static int worker_init(struct sched *s, struct worker *w, int id)
     r = after_new(c->source.after_delivery, s->jw, w->j, w->src, &w->after);
     if (r < 0)
         return r;
-    r = transform_chain_new(c->transfer.transforms,
-                            c->transfer.transform_settings,
-                            c->transfer.n_transforms, &w->chain, NULL);
+    r = transform_chain_new(c->transforms.steps, c->transforms.n, &w->chain);
     if (r < 0)
         return r;
     w->buf = malloc((size_t)c->transfer.chunk_size);

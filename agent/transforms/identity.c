@@ -12,7 +12,7 @@
 
 /* It has no keys: the table is there so that -K lists it. */
 static const struct conf_table identity_conf = {
-    .section = "identity",
+    .section = "transforms",
     .title = "transform identity",
     .keys = NULL,
     .n_keys = 0,
@@ -49,7 +49,8 @@ static int identity_process(struct transform *t, const void *in, size_t len,
 
 const struct transform_ops transform_identity = {
     .name = "identity",
-    .preserves_offsets = 1,
+    .resume = TRANSFORM_SAME,
+    .suffix = "",
     .conf = &identity_conf,
     .create = identity_create,
     .destroy = identity_destroy,

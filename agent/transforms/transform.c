@@ -1,5 +1,10 @@
 /*
  * The transform table and chains of transforms.
+ *
+ * A chain is an array of instances, one per configured step, run in
+ * order on each call: the output of step i is the input of step i + 1.
+ * A failing step's words are kept, with its name, for
+ * transform_chain_error().
  */
 #include "config.h"
 
@@ -13,13 +18,16 @@
 /* Every transform the agent knows, by name. */
 static const struct transform_ops *const transforms[] = {
     &transform_identity,
+    &transform_gzip,
 };
 
 #define N_TRANSFORMS (sizeof(transforms) / sizeof(transforms[0]))
 
 struct transform_chain {
     struct transform **steps;
+    const struct transform_spec *specs; /* borrowed, n of them */
     size_t n;
+    char err[1024]; /* the last failure's words, "" if none */
 };
 
 const struct transform_ops *transform_find(const char *name)
@@ -50,41 +58,33 @@ const char *transform_names(void)
     return buf;
 }
 
-int transform_chain_new(char *const *names, const void *const *settings,
-                        size_t n, struct transform_chain **out,
-                        const char **bad)
+int transform_chain_new(const struct transform_spec *specs, size_t n,
+                        struct transform_chain **out)
 {
     struct transform_chain *c;
     size_t i;
-    int r;
+    int r = -ENOMEM;
 
     *out = NULL;
     c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
     c->steps = calloc(n ? n : 1, sizeof(*c->steps));
-    if (c->steps == NULL) {
-        free(c);
-        return -ENOMEM;
-    }
+    if (c->steps == NULL)
+        goto out;
+    c->specs = specs;
     for (i = 0; i < n; i++) {
-        const struct transform_ops *ops = transform_find(names[i]);
-
-        if (ops == NULL) {
-            if (bad)
-                *bad = names[i];
-            transform_chain_free(c);
-            return -ENOENT;
-        }
-        r = ops->create(settings ? settings[i] : NULL, &c->steps[c->n]);
-        if (r < 0) {
-            transform_chain_free(c);
-            return r;
-        }
+        r = specs[i].ops->create(specs[i].settings, &c->steps[c->n]);
+        if (r < 0)
+            goto out;
         c->n++;
     }
     *out = c;
-    return 0;
+    c = NULL; /* transferred */
+    r = 0;
+out:
+    transform_chain_free(c);
+    return r;
 }
 
 void transform_chain_free(struct transform_chain *c)
@@ -93,20 +93,58 @@ void transform_chain_free(struct transform_chain *c)
 
     if (c == NULL)
         return;
-    for (i = 0; i < c->n; i++)
+    for (i = 0; c->steps && i < c->n; i++)
         c->steps[i]->ops->destroy(c->steps[i]);
     free(c->steps);
     free(c);
 }
 
-int transform_chain_resumable(const struct transform_chain *c)
+enum transform_resume transform_chain_resume(const struct transform_chain *c)
 {
+    enum transform_resume weakest = TRANSFORM_SAME;
     size_t i;
 
     for (i = 0; i < c->n; i++)
-        if (!c->steps[i]->ops->preserves_offsets)
-            return 0;
-    return 1;
+        if (c->steps[i]->ops->resume < weakest)
+            weakest = c->steps[i]->ops->resume;
+    return weakest;
+}
+
+int transform_chain_resumable(const struct transform_chain *c)
+{
+    return transform_chain_resume(c) == TRANSFORM_SAME;
+}
+
+int transform_chain_name(const struct transform_chain *c, const char *rel,
+                         char *out, size_t outlen)
+{
+    size_t i, n = strlen(rel), add;
+    const char *suffix;
+
+    if (n >= outlen)
+        return -ENAMETOOLONG;
+    memmove(out, rel, n + 1);
+    for (i = 0; i < c->n; i++) {
+        suffix =
+            c->specs[i].suffix ? c->specs[i].suffix : c->specs[i].ops->suffix;
+        add = suffix ? strlen(suffix) : 0;
+        if (n + add >= outlen)
+            return -ENAMETOOLONG;
+        memcpy(out + n, suffix, add);
+        n += add;
+        out[n] = '\0';
+    }
+    return 0;
+}
+
+/* Step t failed with r: its words, with its name, for the caller. */
+static int fail(struct transform_chain *c, const struct transform *t, int r)
+{
+    const char *words = t->ops->error ? t->ops->error(t) : "";
+
+    snprintf(c->err, sizeof(c->err), "%s: %s", t->ops->name,
+             words[0] ? words : strerror(-r));
+    return r;
 }
 
 int transform_chain_begin(struct transform_chain *c)
@@ -114,10 +152,11 @@ int transform_chain_begin(struct transform_chain *c)
     size_t i;
     int r;
 
+    c->err[0] = '\0';
     for (i = 0; i < c->n; i++) {
         r = c->steps[i]->ops->begin(c->steps[i]);
         if (r < 0)
-            return r;
+            return fail(c, c->steps[i], r);
     }
     return 0;
 }
@@ -135,7 +174,12 @@ int transform_chain_process(struct transform_chain *c, const void *in,
         r = c->steps[i]->ops->process(c->steps[i], *out, *outlen, last, out,
                                       outlen);
         if (r < 0)
-            return r;
+            return fail(c, c->steps[i], r);
     }
     return 0;
+}
+
+const char *transform_chain_error(const struct transform_chain *c)
+{
+    return c->err;
 }

@@ -8,8 +8,9 @@
  * transfer, log) live in agent/core/conf.c and land in struct conf; a
  * plugin's table hangs off its ops (sink_ops.conf, source_ops.conf,
  * transform_ops.conf) and is applied when the configuration names the
- * plugin (target.type, source.type, transfer.transforms); other modules'
- * tables (the embedded server's) are handed to conf_load() by the program.
+ * plugin (target.type, source.type, the type of each group of the list
+ * "transforms"); other modules' tables (the embedded server's) are handed
+ * to conf_load() by the program.
  *
  * An unknown key, a value of the wrong type or out of bounds, or a missing
  * required key is an error whose text names the file, the line and the
@@ -26,6 +27,7 @@ struct conf_scope;
 struct conf_section;
 struct sink_ops;
 struct source_ops;
+struct transform_spec;
 
 enum conf_type {
     CONF_STRING, /* char * */
@@ -55,7 +57,7 @@ struct conf_key {
 
 /* The keys of one section (or of each group of a CONF_GROUPS key). */
 struct conf_table {
-    const char *section; /* "target"; a group list: the key's name */
+    const char *section; /* "target"; a group list ("transforms"): its name */
     const char *title;   /* for sftprelayd -K: "sink sftp" */
     const struct conf_key *keys;
     size_t n_keys;
@@ -116,10 +118,15 @@ struct conf {
         int max_attempts; /* 0 = never give up */
         int backoff_initial;
         int backoff_max;
-        char **transforms; /* transform names, applied in order */
+        char **transforms; /* the shorthand's names, as written */
         size_t n_transforms;
-        const void **transform_settings; /* one per name, from its table */
     } transfer;
+    struct {
+        /* The chain's steps in order, from the list "transforms" or the
+         * shorthand transfer.transforms; for transform_chain_new(). */
+        struct transform_spec *steps;
+        size_t n;
+    } transforms;
     struct {
         char *level;
     } log;

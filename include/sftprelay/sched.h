@@ -41,7 +41,7 @@ struct sched_opts {
 };
 
 /*
- * A scheduler (not started).  Errors: -ENOENT (unknown transform),
+ * A scheduler (not started).  Errors: a transform's create() failing,
  * -ENOMEM, with a message logged.  Freed with sched_free().
  */
 int sched_new(const struct sched_opts *o, struct sched **out);

@@ -1,11 +1,16 @@
 /*
  * Transforms: steps a file's bytes pass through between the source and
- * the sink (compression, encryption, ...).  A transform is a const struct
- * transform_ops; adding one is one file with its ops and its table of
- * keys (read from a section named after it), one line in the table in
- * agent/transforms/transform.c, and its name in transfer.transforms.
+ * the sink (compression, encryption, an external filter).  A transform is
+ * a const struct transform_ops; adding one is one file with its ops and
+ * its table of keys, one line in the table in agent/transforms/transform.c,
+ * its build and dependency lines, and its section in sftprelay.conf(5)
+ * (README.md, "Writing a transform").
  *
- * A chain is built per worker and reused for every file it sends.
+ * The configuration names the steps in order, each a group of the
+ * top-level list "transforms" (or a bare name in the shorthand
+ * transfer.transforms): conf_load() turns them into struct transform_spec,
+ * one per step, and a chain is built from those per worker and reused for
+ * every file it sends.  A chain and its instances belong to one thread.
  */
 #ifndef SFTPRELAY_TRANSFORM_H
 #define SFTPRELAY_TRANSFORM_H
@@ -15,32 +20,70 @@
 struct conf_table;
 struct transform;
 
-struct transform_ops {
-    const char *name;
+/* How an interrupted file can resume through a transform. */
+enum transform_resume {
+    /* A stream (exec): an interrupted file starts over from byte 0. */
+    TRANSFORM_RESTART = 0,
     /*
-     * Whether output byte i is input byte i.  Only then can an interrupted
-     * upload resume from its checkpoint; otherwise it starts over.
+     * Each process() call's output, for the bytes given in that call,
+     * stands alone (a gzip member, a zstd frame): after any call that was
+     * not last, a fresh instance after begin() continues the file from
+     * the next source byte, and the concatenation is one valid stream.
      */
-    int preserves_offsets;
-    /* Its keys, in the section named after it; values land in settings. */
+    TRANSFORM_CHUNKED = 1,
+    /* Output byte i is input byte i (identity): resume anywhere. */
+    TRANSFORM_SAME = 2,
+};
+
+struct transform_ops {
+    const char *name; /* its type in the configuration */
+    enum transform_resume resume;
+    /* Appended to the target name by default (".gz"); "" none. */
+    const char *suffix;
+    /*
+     * The keys of its group, beside "type" and "suffix" (which every
+     * transform has); their values land in a struct of conf->size bytes,
+     * handed to create() as settings.
+     */
     const struct conf_table *conf;
     /* A new instance with settings (borrowed; may be NULL: defaults). */
     int (*create)(const void *settings, struct transform **out);
+    /* Frees t; a running helper (exec's child) is killed and reaped. */
     void (*destroy)(struct transform *t);
-    /* A new file starts. */
+    /*
+     * A new file starts, or one resumes at a chunk boundary; whatever the
+     * instance held of a previous file is dropped.
+     */
     int (*begin)(struct transform *t);
     /*
      * Transform len bytes at in; last is set for the file's final call
-     * (len may be 0 then).  *out and *outlen receive the result, which
-     * stays valid until the next call (it may point into in).
+     * (len may be 0 then; a 0-byte file is that one call).  *out and
+     * *outlen receive the result, which stays valid until the next call
+     * (it may point into in).  Returns 0 or a negative errno, with words
+     * from error().
      */
     int (*process)(struct transform *t, const void *in, size_t len, int last,
                    const void **out, size_t *outlen);
+    /* Optional: words for the last failure, "" if none.  Owned by t. */
+    const char *(*error)(const struct transform *t);
 };
 
 /* Every transform starts with this. */
 struct transform {
     const struct transform_ops *ops;
+};
+
+/*
+ * One step of a chain as the configuration gives it.  conf_load() fills
+ * these (struct conf's transforms) and owns them; type and suffix are the
+ * values of the common keys.
+ */
+struct transform_spec {
+    char *type;                      /* "gzip" */
+    char *suffix;                    /* NULL: ops->suffix */
+    const struct transform_ops *ops; /* found by type */
+    void *settings;                  /* of ops->conf, NULL if it has none */
+    int line;                        /* of its group in the file, or 0 */
 };
 
 struct transform_chain;
@@ -55,19 +98,30 @@ const struct transform_ops *transform_at(size_t i);
 const char *transform_names(void);
 
 /*
- * A chain of the named transforms, in order (none: bytes pass as they
- * are), names[i] created with settings[i] (settings may be NULL: every
- * step with its defaults).  An unknown name is -ENOENT with *bad set to
- * it.  Freed with transform_chain_free().
+ * A chain of n steps (none: bytes pass as they are), each created from
+ * its spec (borrowed: the specs must outlive the chain).  Returns 0, or
+ * the first failing create()'s negative errno.  Freed with
+ * transform_chain_free() (NULL is fine).
  */
-int transform_chain_new(char *const *names, const void *const *settings,
-                        size_t n, struct transform_chain **out,
-                        const char **bad);
+int transform_chain_new(const struct transform_spec *specs, size_t n,
+                        struct transform_chain **out);
 void transform_chain_free(struct transform_chain *c);
 
-/* Whether every step preserves offsets (resume is possible). */
+/* The weakest resume of its steps; an empty chain is TRANSFORM_SAME. */
+enum transform_resume transform_chain_resume(const struct transform_chain *c);
+
+/* Whether every step keeps offsets (TRANSFORM_SAME): for older callers. */
 int transform_chain_resumable(const struct transform_chain *c);
 
+/*
+ * The target name of rel: rel with each step's suffix appended in order
+ * ("report.csv" -> "report.csv.gz.gpg") into out.  Returns 0, or
+ * -ENAMETOOLONG if it does not fit in outlen bytes.
+ */
+int transform_chain_name(const struct transform_chain *c, const char *rel,
+                         char *out, size_t outlen);
+
+/* A new file starts: begin() on every step, in order. */
 int transform_chain_begin(struct transform_chain *c);
 
 /* Run len bytes through every step; see transform_ops.process. */
@@ -75,6 +129,14 @@ int transform_chain_process(struct transform_chain *c, const void *in,
                             size_t len, int last, const void **out,
                             size_t *outlen);
 
+/*
+ * Words for the last failure of transform_chain_process() or _begin(),
+ * naming the failing step ("exec: \"gpg\" exited with status 2: ..."),
+ * or "" if there was none.  Owned by c, valid until its next call.
+ */
+const char *transform_chain_error(const struct transform_chain *c);
+
 extern const struct transform_ops transform_identity;
+extern const struct transform_ops transform_gzip;
 
 #endif

@@ -8,6 +8,7 @@
 #include "sftprelay/server.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
+#include "sftprelay/transform.h"
 
 static char *dir;
 
@@ -151,6 +152,10 @@ START_TEST(test_defaults)
 }
 END_TEST
 
+/* Every transform, as errors list them: "@" stands for transform_names(),
+ * so that a new transform changes no case here. */
+#define KNOWN "@"
+
 struct bad_case {
     const char *text;
     const char *err;
@@ -285,9 +290,9 @@ static const struct bad_case bad_cases[] = {
     {"source = {\n type = \"s3\"; };\n",
      "DIR/sftprelay.conf:1: source.bucket: required key is missing"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
-     "transfer = { transforms = [\n \"gzip\" ]; };\n",
-     "DIR/sftprelay.conf:4: transfer.transforms: unknown transform \"gzip\" "
-     "(known: identity)"},
+     "transfer = { transforms = [\n \"lz4\" ]; };\n",
+     "DIR/sftprelay.conf:4: transfer.transforms: unknown transform \"lz4\" "
+     "(known: " KNOWN ")"},
     {"source = { path = \"/up\"; };\ntarget = { type = \"local\";\n"
      " path = \"mnt\"; };\n",
      "DIR/sftprelay.conf:3: target.path: \"mnt\" is not an absolute path"},
@@ -298,22 +303,120 @@ static const struct bad_case bad_cases[] = {
      "DIR/sftprelay.conf:3: target.type: expected a string"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
      "identity = { };\n",
-     "DIR/sftprelay.conf:3: identity: not in transfer.transforms"},
+     "DIR/sftprelay.conf:3: identity: a transform's keys go in its group: "
+     "transforms = ( { type = \"identity\"; ... } )"},
+    /* The list of transforms: each group checked against its type. */
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"identity\"; },\n { type = \"lz4\"; } );\n",
+     "DIR/sftprelay.conf:4: transforms[2].type: unknown transform \"lz4\" "
+     "(known: " KNOWN ")"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"identity\";\n level = 9; } );\n",
+     "DIR/sftprelay.conf:4: transforms[1].level: unknown key"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = (\n { suffix = \".x\"; } );\n",
+     "DIR/sftprelay.conf:4: transforms[1].type: required key is missing"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = (\n { type = 1; } );\n",
+     "DIR/sftprelay.conf:4: transforms[1].type: expected a string"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"identity\";\n suffix = [ \".x\" ]; } );\n",
+     "DIR/sftprelay.conf:4: transforms[1].suffix: expected a string"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"identity\"; },\n"
+     " { type = \"gzip\";\n level = 12; } );\n",
+     "DIR/sftprelay.conf:5: transforms[2].level: 12 is out of range (1 to 9)"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"gzip\";\n level = \"fast\"; } );\n",
+     "DIR/sftprelay.conf:4: transforms[1].level: expected an integer"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "gzip = {\n level = 9; };\n",
+     "DIR/sftprelay.conf:3: gzip: a transform's keys go in its group: "
+     "transforms = ( { type = \"gzip\"; ... } )"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( \"identity\" );\n",
+     "DIR/sftprelay.conf:3: transforms[1]: expected a group { type = ...; }"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = { type = \"identity\"; };\n",
+     "DIR/sftprelay.conf:3: transforms: expected a list of groups ( { type = "
+     "...; }, ... )"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
      "transfer = { transforms = [ \"identity\" ]; };\n"
-     "identity = {\n level = 9; };\n",
-     "DIR/sftprelay.conf:5: identity.level: unknown key"},
+     "transforms = ( { type = \"identity\"; } );\n",
+     "DIR/sftprelay.conf:4: transforms: transfer.transforms is set too (line "
+     "3); use one of them"},
 };
 
 START_TEST(test_bad)
 {
     const struct bad_case *bc = &bad_cases[_i];
+    const char *at = strchr(bc->err, '@');
     struct conf *c = NULL;
-    char err[CONF_ERR_MAX];
+    char err[CONF_ERR_MAX], want[CONF_ERR_MAX];
 
     ck_assert_int_eq(load(bc->text, &c, err), -EINVAL);
     ck_assert_ptr_null(c);
-    ck_assert_str_eq(rel_err(err), bc->err);
+    if (at)
+        snprintf(want, sizeof(want), "%.*s%s%s", (int)(at - bc->err), bc->err,
+                 transform_names(), at + 1);
+    else
+        snprintf(want, sizeof(want), "%s", bc->err);
+    ck_assert_str_eq(rel_err(err), want);
+}
+END_TEST
+
+START_TEST(test_transforms)
+{
+    struct conf *c = NULL;
+    char err[CONF_ERR_MAX];
+
+    ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
+                          "target = { host = \"h\"; };\n"
+                          "transforms = ( { type = \"identity\"; },\n"
+                          "  { type = \"identity\"; suffix = \".x\"; } );\n",
+                          &c, err),
+                     0);
+    ck_assert_uint_eq(c->transforms.n, 2);
+    ck_assert_ptr_eq(c->transforms.steps[0].ops, &transform_identity);
+    ck_assert_str_eq(c->transforms.steps[0].type, "identity");
+    ck_assert_ptr_null(c->transforms.steps[0].suffix);
+    ck_assert_int_eq(c->transforms.steps[0].line, 3);
+    ck_assert_str_eq(c->transforms.steps[1].suffix, ".x");
+    ck_assert_int_eq(c->transforms.steps[1].line, 4);
+    conf_free(c);
+
+    /* The shorthand: each name with its defaults. */
+    ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
+                          "target = { host = \"h\"; };\n"
+                          "transfer = { transforms = [ \"identity\" ]; };\n",
+                          &c, err),
+                     0);
+    ck_assert_uint_eq(c->transforms.n, 1);
+    ck_assert_ptr_eq(c->transforms.steps[0].ops, &transform_identity);
+    ck_assert_int_eq(c->transforms.steps[0].line, 3);
+    conf_free(c);
+
+    /* A type's own keys land in its settings, one struct per group. */
+    ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
+                          "target = { host = \"h\"; };\n"
+                          "transforms = ( { type = \"gzip\"; level = 1; },\n"
+                          "  { type = \"gzip\"; suffix = \"\"; } );\n",
+                          &c, err),
+                     0);
+    ck_assert_uint_eq(c->transforms.n, 2);
+    ck_assert_ptr_eq(c->transforms.steps[0].ops, &transform_gzip);
+    ck_assert_int_eq(*(const int *)c->transforms.steps[0].settings, 1);
+    ck_assert_int_eq(*(const int *)c->transforms.steps[1].settings, 6);
+    ck_assert_str_eq(c->transforms.steps[1].suffix, "");
+    conf_free(c);
+
+    /* None: an empty chain. */
+    ck_assert_int_eq(load("source = { path = \"/up\"; };\n"
+                          "target = { host = \"h\"; };\n",
+                          &c, err),
+                     0);
+    ck_assert_uint_eq(c->transforms.n, 0);
+    conf_free(c);
 }
 END_TEST
 
@@ -549,6 +652,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_defaults);
     tcase_add_loop_test(tc, test_bad, 0,
                         sizeof(bad_cases) / sizeof(bad_cases[0]));
+    tcase_add_test(tc, test_transforms);
     tcase_add_test(tc, test_server_section);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_s3_keys);

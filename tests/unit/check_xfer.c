@@ -66,7 +66,7 @@ static void setup(void)
         conf->source.ops->create(src, conf->source.settings, -1, &source), 0);
     ck_assert_int_eq(conf->target.ops->create(conf->target.settings, -1, &sink),
                      0);
-    ck_assert_int_eq(transform_chain_new(NULL, NULL, 0, &chain, NULL), 0);
+    ck_assert_int_eq(transform_chain_new(NULL, 0, &chain), 0);
     env = (struct xfer_env){
         .src = source,
         .sink = sink,

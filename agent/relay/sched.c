@@ -580,11 +580,13 @@ static void record(struct worker *w, const struct journal_file *f,
         struct journal_file g = *f;
         struct journal_delivery d = {
             .sha256 = res->sha256[0] ? res->sha256 : NULL,
+            .delivered_sha256 =
+                res->delivered_sha256[0] ? res->delivered_sha256 : NULL,
             .target_path = res->placed[0] ? res->placed : NULL,
             .etag = res->etag[0] ? res->etag : NULL,
-            .outcome = res->skipped     ? "skipped"
-                       : res->placed[0] ? "renamed"
-                                        : "written",
+            .outcome = res->skipped   ? "skipped"
+                       : res->renamed ? "renamed"
+                                      : "written",
         };
         int q;
 

@@ -38,10 +38,12 @@ enum xfer_state {
     XS_DONE,
 };
 
-/* A chunk boundary: the offsets there and the digest of what came before. */
+/* A chunk boundary: the offsets there and the digests of what came before. */
 struct mark {
-    int64_t out; /* bytes given to the sink */
-    struct digest md; /* of the source bytes before (md.length of them) */
+    int64_t out;       /* bytes given to the sink */
+    struct digest md;  /* of the source bytes before (md.length of them) */
+    struct digest omd; /* of the bytes given to the sink (a chain that
+                        * changes bytes; else unused) */
 };
 
 /* Marks kept while the target catches up: 128 MiB of 256 KiB chunks.  A
@@ -55,8 +57,12 @@ struct xfer {
     struct source_file *f;
     struct source_stat st; /* at open */
     const char *rel;       /* where it goes on the target */
+    char name[XFER_NAME_MAX]; /* the chain's name for it (report.csv.gz) */
+    enum transform_resume mode; /* how the chain lets it resume */
     struct digest md;      /* of the source bytes below pos */
-    int64_t pos;
+    struct digest omd;     /* of the bytes given to the sink (below out) */
+    int64_t pos;           /* source bytes read */
+    int64_t out;           /* bytes given to the sink */
     int64_t saved; /* the last checkpoint */
     char saved_token[SINK_TOKEN_MAX]; /* and its token ("": none) */
     struct mark base;          /* the newest mark the target passed */
@@ -143,6 +149,7 @@ static int step_connect(struct xfer *x)
 static int step_place(struct xfer *x)
 {
     struct sink *sk = x->env->sink;
+    char numbered[XFER_NAME_MAX];
     unsigned n;
     int r;
 
@@ -163,10 +170,13 @@ static int step_place(struct xfer *x)
         x->res->skipped = 1;
         return 1;
     }
-    /* The first free name: the same one again when an attempt resumes. */
+    /* The first free name (report.1.csv.gz): the same one again when an
+     * attempt resumes. */
     for (n = 1; r == 1; n++) {
-        if (n > 1000 || path_numbered(x->job->path, n, x->res->placed,
-                                      sizeof(x->res->placed)) < 0) {
+        if (n > 1000 ||
+            path_numbered(x->job->path, n, numbered, sizeof(numbered)) < 0 ||
+            transform_chain_name(x->env->chain, numbered, x->res->placed,
+                                 sizeof(x->res->placed)) < 0) {
             snprintf(x->res->err, sizeof(x->res->err),
                      "the target has it and no free name beside it");
             return -EEXIST;
@@ -176,39 +186,93 @@ static int step_place(struct xfer *x)
             return sink_err(x, r);
     }
     x->rel = x->res->placed;
+    x->res->renamed = 1;
     return 0;
+}
+
+/*
+ * Where a chain that changes bytes can take up the journal's checkpoint:
+ * one of its chunk boundaries, with the digests of the bytes on both
+ * sides.  Returns 1 and loads them, or 0: start over.
+ */
+static int chunked_resume_point(struct xfer *x)
+{
+    const struct xfer_job *j = x->job;
+
+    if (x->mode != TRANSFORM_CHUNKED || j->resume_offset <= 0 ||
+        j->source_offset <= 0 || j->source_offset >= x->st.size ||
+        digest_load(&x->md, j->sha256_state) < 0 ||
+        digest_load(&x->omd, j->delivered_state) < 0 ||
+        x->md.length != (uint64_t)j->source_offset ||
+        x->omd.length != (uint64_t)j->resume_offset) {
+        digest_init(&x->md);
+        digest_init(&x->omd);
+        return 0;
+    }
+    return 1;
 }
 
 static int step_open_target(struct xfer *x)
 {
-    int resumable = transform_chain_resumable(x->env->chain);
+    const struct xfer_job *j = x->job;
+    int same = x->mode == TRANSFORM_SAME, at_mark = chunked_resume_point(x);
     struct sink_file f = {
         .rel = x->rel,
         .mode = x->st.mode,
-        .size = resumable ? x->st.size : -1,
-        .offset = x->job->resume_offset,
-        .token = x->job->token,
-        .stale_token = x->job->stale_token,
+        .size = same ? x->st.size : -1,
+        .offset = same || at_mark ? j->resume_offset : 0,
+        .token = j->token,
+        .stale_token = j->stale_token,
+        .whole_writes = !same,
     };
     int r;
 
-    if (!resumable || f.offset > x->st.size || f.offset < 0)
+    if (f.offset > x->st.size || f.offset < 0)
         f.offset = 0;
+    if (!same && !at_mark && (j->resume_offset > 0 || j->token)) {
+        /* What an earlier attempt sent is thrown away with its upload. */
+        log_info("%s: starting again from byte 0: %s", x->rel,
+                 x->mode == TRANSFORM_RESTART
+                     ? "a transform of the chain cannot resume"
+                     : "no usable checkpoint for its transforms");
+        if (f.stale_token == NULL)
+            f.stale_token = f.token;
+        f.token = NULL;
+    }
     r = sink_open(x->env->sink, &f);
     if (r < 0)
         return sink_err(x, r);
-    if (f.offset > x->st.size) {
-        sink_abort(x->env->sink);
+    x->target_open = 1;
+    if (same && f.offset > x->st.size) {
         snprintf(x->res->err, sizeof(x->res->err),
                  "the target resumed at %lld, past the file's %lld bytes",
                  (long long)f.offset, (long long)x->st.size);
         return -EPROTO;
     }
-    x->target_open = 1;
-    x->pos = f.offset;
+    if (!same && f.offset != (at_mark ? j->resume_offset : 0)) {
+        /* The target kept less than the checkpoint: the bytes before a
+         * transform's boundary cannot be made again from elsewhere. */
+        log_info("%s: the target resumed at %lld, not at the checkpoint's "
+                 "%lld; starting again from byte 0",
+                 x->rel, (long long)f.offset, (long long)j->resume_offset);
+        sink_abort(x->env->sink);
+        x->target_open = 0;
+        f.offset = 0;
+        f.stale_token = f.token ? f.token : f.stale_token;
+        f.token = NULL;
+        at_mark = 0;
+        digest_init(&x->md);
+        digest_init(&x->omd);
+        r = sink_open(x->env->sink, &f);
+        if (r < 0)
+            return sink_err(x, r);
+        x->target_open = 1;
+    }
+    x->out = f.offset;
+    x->pos = same ? f.offset : at_mark ? j->source_offset : 0;
     x->saved = f.offset;
     snprintf(x->saved_token, sizeof(x->saved_token), "%s",
-             x->job->token ? x->job->token : "");
+             f.token ? f.token : "");
     x->res->resumed_at = f.offset;
     return 0;
 }
@@ -223,8 +287,9 @@ static void mark_push(struct xfer *x)
         x->n_marks--;
     }
     m = &x->marks[(x->first + x->n_marks++) % MARKS];
-    m->out = x->pos;
+    m->out = x->out;
     m->md = x->md;
+    m->omd = x->omd;
 }
 
 /* base = the newest mark at or below durable; older ones are dropped. */
@@ -240,7 +305,8 @@ static void mark_reach(struct xfer *x, int64_t durable)
 /*
  * The digest covers the whole file: it starts from the journal's state
  * when that is of bytes below where the target resumes, and reads again
- * from the source only the bytes from there.
+ * from the source only the bytes from there.  (A chain that changes
+ * bytes resumes only where both its digests were saved.)
  */
 static int step_rehash(struct xfer *x)
 {
@@ -249,13 +315,15 @@ static int step_rehash(struct xfer *x)
     int64_t at;
     int r;
 
-    digest_init(&x->md);
-    if (x->pos > 0 && x->job->sha256_state &&
-        (digest_load(&x->md, x->job->sha256_state) < 0 ||
-         x->md.length > (uint64_t)x->pos)) {
-        log_debug("%s: its saved digest is not of the bytes sent; reading "
-                  "them again", x->job->path);
+    if (x->mode == TRANSFORM_SAME) {
         digest_init(&x->md);
+        if (x->pos > 0 && x->job->sha256_state &&
+            (digest_load(&x->md, x->job->sha256_state) < 0 ||
+             x->md.length > (uint64_t)x->pos)) {
+            log_debug("%s: its saved digest is not of the bytes sent; "
+                      "reading them again", x->job->path);
+            digest_init(&x->md);
+        }
     }
     at = (int64_t)x->md.length;
     x->res->reread = x->pos - at;
@@ -279,22 +347,42 @@ static int step_rehash(struct xfer *x)
         digest_update(&x->md, x->env->buf, got);
         at += (int64_t)got;
     }
-    x->base = (struct mark){.out = x->pos, .md = x->md};
+    x->base = (struct mark){.out = x->out, .md = x->md, .omd = x->omd};
     return 0;
 }
 
-/* Checkpoint what the target has acknowledged, if it moved. */
+/*
+ * Checkpoint what the target has acknowledged, if it moved: with a chain
+ * that keeps bytes, the durable offset and the digest of the newest mark
+ * below it; with one that changes them, that mark itself (where both
+ * offsets and both digests are known); with one that cannot resume, only
+ * a new token, so that the upload it names can be thrown away.
+ */
 static int save(struct xfer *x)
 {
     struct sink *sk = x->env->sink;
-    char state[DIGEST_STATE_MAX];
-    struct xfer_mark m;
+    char state[DIGEST_STATE_MAX], ostate[DIGEST_STATE_MAX];
+    struct xfer_mark m = {0};
     const char *t;
+    int64_t d;
 
-    if (!x->env->checkpoint || !transform_chain_resumable(x->env->chain))
+    if (!x->env->checkpoint)
         return 0;
-    m.offset = sk->ops->durable ? sk->ops->durable(sk) : x->pos;
+    d = sk->ops->durable ? sk->ops->durable(sk) : x->out;
     t = sink_token(sk);
+    mark_reach(x, d);
+    switch (x->mode) {
+    case TRANSFORM_SAME:
+        m.offset = d > x->saved ? d : x->saved;
+        m.source_offset = m.offset;
+        break;
+    case TRANSFORM_CHUNKED:
+        m.offset = x->base.out;
+        m.source_offset = (int64_t)x->base.md.length;
+        break;
+    case TRANSFORM_RESTART:
+        break;
+    }
     /* A new token is saved at once, before any byte is durable: the
      * upload it names must be found again, if only to be thrown away. */
     if (m.offset <= x->saved && strcmp(t ? t : "", x->saved_token) == 0)
@@ -302,15 +390,27 @@ static int save(struct xfer *x)
     if (m.offset > x->saved)
         x->saved = m.offset;
     m.offset = x->saved;
-    mark_reach(x, m.offset);
     snprintf(x->saved_token, sizeof(x->saved_token), "%s", t ? t : "");
-    /* The chain keeps lengths: source and target offsets are one. */
-    m.source_offset = m.offset;
     m.token = t;
-    digest_save(&x->base.md, state);
-    m.sha256_state = state;
-    m.delivered_state = NULL;
+    if (x->mode != TRANSFORM_RESTART) {
+        digest_save(&x->base.md, state);
+        m.sha256_state = state;
+    }
+    if (x->mode == TRANSFORM_CHUNKED) {
+        digest_save(&x->base.omd, ostate);
+        m.delivered_state = ostate;
+    }
     return x->env->checkpoint(x->env->arg, &m);
+}
+
+/* Words for a failure of the chain. */
+static int transform_err(struct xfer *x, int r)
+{
+    const char *why = transform_chain_error(x->env->chain);
+
+    snprintf(x->res->err, sizeof(x->res->err), "transform: %s",
+             why && why[0] ? why : strerror(-r));
+    return r;
 }
 
 static int step_send(struct xfer *x)
@@ -322,7 +422,7 @@ static int step_send(struct xfer *x)
 
     r = transform_chain_begin(x->env->chain);
     if (r < 0)
-        return r;
+        return transform_err(x, r);
     do {
         if (cancelled(x->env->cancel_fd))
             return -ECANCELED;
@@ -344,11 +444,10 @@ static int step_send(struct xfer *x)
         last = x->pos + (int64_t)got >= x->st.size;
         r = transform_chain_process(x->env->chain, x->env->buf, got, last, &out,
                                     &outlen);
-        if (r < 0) {
-            snprintf(x->res->err, sizeof(x->res->err), "transform: %s",
-                     strerror(-r));
-            return r;
-        }
+        if (r < 0)
+            return transform_err(x, r);
+        if (x->mode != TRANSFORM_SAME)
+            digest_update(&x->omd, out, outlen);
         if (outlen > 0) {
             r = ratelimit_take(x->env->rate, outlen, x->env->cancel_fd);
             if (r < 0)
@@ -361,6 +460,7 @@ static int step_send(struct xfer *x)
             }
         }
         x->pos += (int64_t)got;
+        x->out += (int64_t)outlen;
         x->res->sent += (int64_t)outlen;
         if (!last) {
             mark_push(x);
@@ -399,11 +499,9 @@ static int step_commit(struct xfer *x)
     };
     int r;
 
-    digest_final(&x->md, md);
-    /* The digest is of the source; of what was written only if the
-     * chain keeps bytes as they are. */
-    if (transform_chain_resumable(x->env->chain))
-        d.sha256 = md;
+    /* The sink is told the digest of the bytes it was given. */
+    digest_final(x->mode == TRANSFORM_SAME ? &x->md : &x->omd, md);
+    d.sha256 = md;
     r = sink_commit(x->env->sink, &d);
     if (r < 0) {
         save(x);
@@ -412,6 +510,8 @@ static int step_commit(struct xfer *x)
     x->target_open = 0;
     snprintf(x->res->etag, sizeof(x->res->etag), "%s", d.etag);
     digest_hex(&x->md, x->res->sha256);
+    digest_hex(x->mode == TRANSFORM_SAME ? &x->md : &x->omd,
+               x->res->delivered_sha256);
     return 0;
 }
 
@@ -462,7 +562,20 @@ int xfer_run(struct xfer_env *env, const struct xfer_job *job,
     int r = 0;
 
     memset(res, 0, sizeof(*res));
+    x.mode = transform_chain_resume(env->chain);
     digest_init(&x.md);
+    digest_init(&x.omd);
+    /* The chain's name for it on the target (report.csv.gz). */
+    r = transform_chain_name(env->chain, job->path, x.name, sizeof(x.name));
+    if (r < 0) {
+        snprintf(res->err, sizeof(res->err),
+                 "its name with the transforms' suffixes is too long");
+        goto out;
+    }
+    if (strcmp(x.name, job->path) != 0) {
+        x.rel = x.name;
+        snprintf(res->placed, sizeof(res->placed), "%s", x.name);
+    }
     x.marks = calloc(MARKS, sizeof(*x.marks));
     if (x.marks == NULL) {
         r = -ENOMEM;

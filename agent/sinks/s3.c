@@ -82,7 +82,13 @@ struct s3_sink {
     int64_t durable;    /* their bytes: the last part may be shorter */
     int64_t written;    /* bytes given, from offset 0 */
     int err;            /* a part's failure, reported by the next call */
+    int whole_writes;   /* sink_file's: parts end where writes end */
 };
+
+/* With whole_writes a part may pass part_size by this much, to end with
+ * a write (a transform's chunk of 256 KiB compresses to about that). */
+#define PART_SLACK (2 * MIB)
+#define PART_MIN (5 * MIB) /* S3's smallest part but the last */
 
 static const struct conf_key s3_keys[] = {
     S3_CONF_KEYS(struct s3sink_settings, s3,
@@ -170,6 +176,7 @@ static void reset_file(struct s3_sink *s)
     s->durable = 0;
     s->written = 0;
     s->err = 0;
+    s->whole_writes = 0;
     memset(s->parts, 0, PARTS_MAX * sizeof(*s->parts));
 }
 
@@ -279,25 +286,29 @@ static void set_token(struct s3_sink *s)
 /*
  * Take up what ListParts says of our upload: parts 1..k present without
  * a gap and whole are kept, whatever the journal's offset, as long as
- * they end within size (-1: not known); the rest is sent again.  Returns
- * where writing resumes.
+ * they end within size (-1: not known); the rest is sent again.  With
+ * whole_writes, parts of any length are taken, up to offset and no
+ * further.  Returns where writing resumes.
  */
 static int64_t adopt(struct s3_sink *s, const struct s3_part *v, size_t n,
-                     int64_t size)
+                     int64_t size, int64_t offset)
 {
-    int64_t part = (int64_t)s->part_size;
+    int64_t part = (int64_t)s->part_size, end = 0;
     size_t k = 0;
 
-    while (k < n && v[k].number == (int)k + 1 && v[k].size == part &&
-           (size < 0 || (int64_t)(k + 1) * part <= size)) {
+    while (k < n && v[k].number == (int)k + 1 &&
+           (s->whole_writes ? v[k].size > 0 && end + v[k].size <= offset
+                            : v[k].size == part) &&
+           (size < 0 || end + v[k].size <= size)) {
         s->parts[k] = v[k];
+        end += v[k].size;
         k++;
     }
     s->contiguous = (int)k;
     s->next_number = (int)k + 1;
-    s->written = (int64_t)k * (int64_t)s->part_size;
-    s->durable = s->written;
-    return s->written;
+    s->written = end;
+    s->durable = end;
+    return end;
 }
 
 static int s3sink_open(struct sink *sk, struct sink_file *f)
@@ -313,6 +324,7 @@ static int s3sink_open(struct sink *sk, struct sink_file *f)
     if (r < 0)
         return r;
     s->part_size = (size_t)s->cf->part_size;
+    s->whole_writes = f->whole_writes;
     /* An upload of an earlier version: thrown away before anything else. */
     if (parse_token(f->stale_token, &old_size, old_id) == 0) {
         r = s3_mpu_abort(s->c, s->key, old_id);
@@ -337,7 +349,7 @@ static int s3sink_open(struct sink *sk, struct sink_file *f)
     s->part_size = old_size;
     snprintf(s->upload_id, sizeof(s->upload_id), "%s", old_id);
     set_token(s);
-    f->offset = adopt(s, listed, n, f->size);
+    f->offset = adopt(s, listed, n, f->size, f->offset);
     log_info("%s: resuming upload %s at part %d (%zu parts on the server)",
              s->key, s->upload_id, s->next_number, n);
     free(listed);
@@ -392,6 +404,7 @@ static int harvest(struct s3_sink *s, int wait_ms)
  */
 static int free_slot(struct s3_sink *s, struct slot **out)
 {
+    size_t cap = s->part_size + (s->whole_writes ? PART_SLACK : 0);
     struct slot *sl;
     int i, r;
 
@@ -400,13 +413,13 @@ static int free_slot(struct s3_sink *s, struct slot **out)
             sl = &s->slots[i];
             if (sl->number)
                 continue;
-            if (sl->cap != s->part_size) {
+            if (sl->cap != cap) {
                 free(sl->buf);
                 sl->cap = 0;
-                sl->buf = malloc(s->part_size);
+                sl->buf = malloc(cap);
                 if (sl->buf == NULL)
                     return sink_fail(&s->base, -ENOMEM, "out of memory");
-                sl->cap = s->part_size;
+                sl->cap = cap;
             }
             *out = sl;
             return 0;
@@ -445,6 +458,21 @@ static int start_part(struct s3_sink *s)
     return 0;
 }
 
+/* Whether the part being filled goes now, before len more bytes. */
+static int part_full(const struct s3_sink *s, size_t len)
+{
+    const struct slot *sl = s->fill;
+
+    if (sl == NULL || sl->len == 0)
+        return 0;
+    if (!s->whole_writes)
+        return sl->len == s->part_size;
+    /* End the part with the last write that fits, if it is big enough;
+     * else the write goes on into the slack, and is cut only past it. */
+    return (sl->len + len > s->part_size && sl->len >= PART_MIN) ||
+           sl->len == sl->cap;
+}
+
 static int s3sink_write(struct sink *sk, const void *buf, size_t len)
 {
     struct s3_sink *s = (struct s3_sink *)sk;
@@ -460,7 +488,7 @@ static int s3sink_write(struct sink *sk, const void *buf, size_t len)
     while (len > 0) {
         /* A full buffer goes only when more bytes follow it: a file of
          * exactly part_size is one PUT. */
-        if (s->fill && s->fill->len == s->part_size) {
+        if (part_full(s, len)) {
             r = start_part(s);
             if (r < 0)
                 return r;
@@ -470,7 +498,7 @@ static int s3sink_write(struct sink *sk, const void *buf, size_t len)
             if (r < 0)
                 return r;
         }
-        n = s->part_size - s->fill->len;
+        n = (s->whole_writes ? s->fill->cap : s->part_size) - s->fill->len;
         if (n > len)
             n = len;
         memcpy(s->fill->buf + s->fill->len, p, n);

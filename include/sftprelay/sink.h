@@ -78,6 +78,13 @@ struct sink_file {
     /* An upload of an earlier version of the file (or one that must start
      * over) to throw away first, or NULL. */
     const char *stale_token;
+    /*
+     * 1: the bytes are a transform's output, each write one independent
+     * piece (a gzip member) and the only places a transfer can resume
+     * from: resume at offset or lower, never higher, and a sink that
+     * groups bytes (S3's parts) ends its groups at the end of a write.
+     */
+    int whole_writes;
 };
 
 /* What commit() is told of the file it completes, and answers. */
@@ -86,7 +93,7 @@ struct sink_done {
     int64_t mtime_ns;     /* the source file's modification time */
     int mode;             /* its permission bits */
     const uint8_t *sha256; /* 32 bytes: of the bytes written, all of them;
-                            * NULL when not known (a transform) */
+                            * NULL when not known */
     char etag[SINK_ETAG_MAX]; /* out: the target's tag of the object
                                * (S3's ETag), or "" */
 };

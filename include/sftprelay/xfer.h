@@ -74,7 +74,11 @@ struct xfer_job {
 
 struct xfer_result {
     char sha256[65];        /* hex, of the source file's bytes */
-    char placed[XFER_NAME_MAX]; /* where it landed if not at path, or "" */
+    char delivered_sha256[65]; /* hex, of the bytes on the target */
+    /* where it landed if not at path (the transforms' suffixes, a free
+     * name beside the target's), or "" */
+    char placed[XFER_NAME_MAX];
+    int renamed;            /* target.on_exists = "rename" chose placed */
     char etag[SINK_ETAG_MAX];   /* the target's tag of it, or "" */
     int skipped;            /* target.on_exists = "skip" left the target's */
     struct source_stat now; /* the source file as last seen */

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <openssl/sha.h>
+#include <zlib.h>
 
 #include "testutil.h"
 #include "sftprelay/conf.h"
@@ -24,8 +25,9 @@ static struct sink *sink;
 static struct transform_chain *chain;
 static struct xfer_env env;
 static char buf[CHUNK];
-static int64_t checkpoints[64];
+static int64_t checkpoints[64], source_offsets[64];
 static char states[64][DIGEST_STATE_MAX]; /* each checkpoint's sha256_state */
+static char ostates[64][DIGEST_STATE_MAX]; /* and delivered_state */
 static int n_checkpoints, stop_after;
 
 static int on_checkpoint(void *arg, const struct xfer_mark *m)
@@ -34,8 +36,11 @@ static int on_checkpoint(void *arg, const struct xfer_mark *m)
 
     if (n_checkpoints < 64) {
         checkpoints[n_checkpoints] = off;
+        source_offsets[n_checkpoints] = m->source_offset;
         snprintf(states[n_checkpoints], sizeof(states[0]), "%s",
                  m->sha256_state ? m->sha256_state : "");
+        snprintf(ostates[n_checkpoints], sizeof(ostates[0]), "%s",
+                 m->delivered_state ? m->delivered_state : "");
     }
     n_checkpoints++;
     /* Simulate a crash after a few chunks. */
@@ -259,6 +264,134 @@ START_TEST(test_resume_digest_state)
 }
 END_TEST
 
+/* The target file rel: its bytes in *len, malloc'd. */
+static unsigned char *target_bytes(const char *rel, size_t *len)
+{
+    char *p = NULL;
+    unsigned char *d;
+    struct stat st;
+    FILE *f;
+
+    ck_assert_int_ge(asprintf(&p, "%s/%s", dst, rel), 0);
+    f = fopen(p, "rb");
+    ck_assert_msg(f != NULL, "%s missing on the target", p);
+    ck_assert_int_eq(fstat(fileno(f), &st), 0);
+    d = malloc((size_t)st.st_size + 1);
+    *len = fread(d, 1, (size_t)st.st_size, f);
+    ck_assert_uint_eq(*len, (size_t)st.st_size);
+    fclose(f);
+    free(p);
+    return d;
+}
+
+/* gunzip of every member of gz: want, byte for byte. */
+static void assert_gunzips_to(const unsigned char *gz, size_t n,
+                              const unsigned char *want, size_t wn)
+{
+    unsigned char *out = malloc(wn + 1);
+    z_stream z = {0};
+    int r;
+
+    ck_assert_int_eq(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = (unsigned char *)gz;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)wn + 1;
+    do {
+        r = inflate(&z, Z_NO_FLUSH);
+        if (r == Z_STREAM_END && z.avail_in > 0) /* the next member */
+            r = inflateReset(&z);
+    } while (r == Z_OK);
+    ck_assert_int_eq(r, Z_STREAM_END);
+    ck_assert_uint_eq(z.total_out ? (size_t)(z.next_out - out) : 0, wn);
+    ck_assert_int_eq(memcmp(out, want, wn), 0);
+    inflateEnd(&z);
+    free(out);
+}
+
+/* The chain becomes one gzip step; job runs until its n-th checkpoint. */
+static void gzip_interrupted(struct xfer_job *job, int n)
+{
+    static const struct transform_spec spec = {.type = "gzip",
+                                               .ops = &transform_gzip};
+    struct xfer_result res;
+
+    transform_chain_free(chain);
+    ck_assert_int_eq(transform_chain_new(&spec, 1, &chain), 0);
+    env.chain = chain;
+    stop_after = n;
+    ck_assert_int_eq(xfer_run(&env, job, &res), -ECANCELED);
+    stop_after = 0;
+}
+
+/* The job resumes from checkpoint i as the journal recorded it. */
+static void resume_from(struct xfer_job *job, int i)
+{
+    job->resume_offset = checkpoints[i];
+    job->source_offset = source_offsets[i];
+    job->sha256_state = states[i];
+    job->delivered_state = ostates[i];
+}
+
+/*
+ * Through gzip (each chunk a member): the target name gains ".gz", a
+ * kill after 3 checkpoints resumes at the third member boundary with
+ * nothing sent again, the result gunzips to the source, and both digests
+ * are right (of the source, of the bytes on the target).
+ */
+START_TEST(test_gzip_resumes_at_a_member)
+{
+    struct xfer_result res;
+    unsigned char *d, *gz;
+    struct xfer_job job = make("big.csv", 8 * CHUNK + 7, &d);
+    char want[65], got[65];
+    int64_t first_out;
+    size_t n;
+
+    gzip_interrupted(&job, 3);
+    ck_assert_int_eq(source_offsets[2], 3 * CHUNK);
+    ck_assert_int_gt(checkpoints[2], 0);
+    ck_assert_int_lt(checkpoints[2], 3 * CHUNK); /* compressed */
+    ck_assert_str_ne(ostates[2], "");
+    first_out = checkpoints[2];
+    resume_from(&job, 2);
+    ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
+    ck_assert_int_eq(res.resumed_at, first_out);
+    ck_assert_int_eq(res.reread, 0);
+    ck_assert_str_eq(res.placed, "big.csv.gz");
+    ck_assert_int_eq(res.renamed, 0);
+    gz = target_bytes("big.csv.gz", &n);
+    ck_assert_int_eq(res.resumed_at + res.sent, (int64_t)n);
+    assert_gunzips_to(gz, n, d, (size_t)job.size);
+    hex_sha256(d, (size_t)job.size, want);
+    ck_assert_str_eq(res.sha256, want);
+    hex_sha256(gz, n, got);
+    ck_assert_str_eq(res.delivered_sha256, got);
+    free(gz);
+    free(d);
+}
+END_TEST
+
+/* A checkpoint whose digests do not fit starts over at byte 0. */
+START_TEST(test_gzip_bad_checkpoint_starts_over)
+{
+    struct xfer_result res;
+    unsigned char *d, *gz;
+    struct xfer_job job = make("f.csv", 4 * CHUNK, &d);
+    size_t n;
+
+    gzip_interrupted(&job, 2);
+    resume_from(&job, 1);
+    job.delivered_state = states[1]; /* of other bytes */
+    ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
+    ck_assert_int_eq(res.resumed_at, 0);
+    gz = target_bytes("f.csv.gz", &n);
+    assert_gunzips_to(gz, n, d, (size_t)job.size);
+    free(gz);
+    free(d);
+}
+END_TEST
+
 START_TEST(test_resume_beyond_temp_file_restarts_lower)
 {
     struct xfer_result res;
@@ -337,6 +470,8 @@ static Suite *xfer_suite(void)
     tcase_add_test(tc, test_empty_file);
     tcase_add_test(tc, test_resume_from_checkpoint);
     tcase_add_test(tc, test_resume_digest_state);
+    tcase_add_test(tc, test_gzip_resumes_at_a_member);
+    tcase_add_test(tc, test_gzip_bad_checkpoint_starts_over);
     tcase_add_test(tc, test_resume_beyond_temp_file_restarts_lower);
     tcase_add_test(tc, test_changed_since_queued);
     tcase_add_test(tc, test_vanished);

@@ -37,6 +37,10 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    # a test's own GnuPG home (make_gpg_key): its gpg-agent goes too
+    if [ -d "$T/gnupg" ]; then
+        gpgconf --homedir "$T/gnupg" --kill all 2>/dev/null || true
+    fi
     if [ -z "${KEEP:-}" ]; then
         rm -rf "$T"
     fi
@@ -341,6 +345,15 @@ conf_keys() {
     esac
     sed -i "s|$anchor|& $2|" "$T/relay.conf"
     grep -qF "$2" "$T/relay.conf" || fail "conf_keys: $1 not rewritten"
+}
+
+# make_gpg_key: a throwaway key pair for test@example.invalid in
+# $T/gnupg (no passphrase), for exec transforms that encrypt.
+make_gpg_key() {
+    mkdir -m 700 "$T/gnupg"
+    gpg --homedir "$T/gnupg" --batch --passphrase '' --quick-gen-key \
+        'sftprelay test <test@example.invalid>' future-default default never \
+        >"$T/gpg-keygen.log" 2>&1 || fail "gpg could not make a key"
 }
 
 # run_once NAME: sftprelayd --once, its output to $T/NAME.log; returns its

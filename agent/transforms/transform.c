@@ -19,6 +19,7 @@
 static const struct transform_ops *const transforms[] = {
     &transform_identity,
     &transform_gzip,
+    &transform_zstd,
 };
 
 #define N_TRANSFORMS (sizeof(transforms) / sizeof(transforms[0]))

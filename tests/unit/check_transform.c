@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/wait.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "testutil.h"
 #include "sftprelay/conf.h"
@@ -30,12 +31,14 @@
 enum dec_kind {
     DEC_COPY, /* output byte i is source byte i */
     DEC_GZIP, /* one or more gzip members */
+    DEC_ZSTD, /* one or more zstd frames */
 };
 
 /* A streaming decoder: pieces of output in, source bytes out. */
 struct dec {
     enum dec_kind kind;
     z_stream z;
+    ZSTD_DStream *zs;
     int started;        /* some input was seen */
     int inside;         /* within a member or frame */
     unsigned char *buf; /* the decoded bytes, if kept */
@@ -53,6 +56,8 @@ static void dec_init(struct dec *d, enum dec_kind kind, int keep)
     d->crc = (uint32_t)crc32(0, NULL, 0);
     if (kind == DEC_GZIP)
         ck_assert_int_eq(inflateInit2(&d->z, 15 + 16), Z_OK);
+    if (kind == DEC_ZSTD)
+        d->zs = ZSTD_createDStream();
 }
 
 static void dec_emit(struct dec *d, const unsigned char *p, size_t n)
@@ -103,6 +108,26 @@ static void dec_gzip(struct dec *d, const unsigned char *p, size_t n)
     } while (d->z.avail_out == 0);
 }
 
+static void dec_zstd(struct dec *d, const unsigned char *p, size_t n)
+{
+    unsigned char out[65536];
+    ZSTD_inBuffer in = {p, n, 0};
+    ZSTD_outBuffer o;
+    size_t r, was;
+
+    do {
+        o = (ZSTD_outBuffer){out, sizeof(out), 0};
+        was = in.pos;
+        r = ZSTD_decompressStream(d->zs, &o, &in);
+        ck_assert_msg(!ZSTD_isError(r), "zstd: %s", ZSTD_getErrorName(r));
+        dec_emit(d, out, o.pos);
+        /* 0: a frame is done and flushed (a call that moves nothing
+         * after that hints at the next frame's header instead) */
+        if (in.pos > was || o.pos > 0)
+            d->inside = r != 0;
+    } while (in.pos < in.size || o.pos == o.size);
+}
+
 static void dec_feed(struct dec *d, const void *p, size_t n)
 {
     if (n > 0)
@@ -113,6 +138,10 @@ static void dec_feed(struct dec *d, const void *p, size_t n)
         break;
     case DEC_GZIP:
         dec_gzip(d, p, n);
+        break;
+    case DEC_ZSTD:
+        if (n > 0)
+            dec_zstd(d, p, n);
         break;
     }
 }
@@ -127,6 +156,7 @@ static void dec_end(struct dec *d)
     }
     if (d->kind == DEC_GZIP)
         inflateEnd(&d->z);
+    ZSTD_freeDStream(d->zs);
 }
 
 static void dec_free(struct dec *d)
@@ -142,6 +172,8 @@ static int dec_by_suffix(const char *suffix, enum dec_kind *kind)
         *kind = DEC_COPY;
     else if (strcmp(suffix, ".gz") == 0)
         *kind = DEC_GZIP;
+    else if (strcmp(suffix, ".zst") == 0)
+        *kind = DEC_ZSTD;
     else
         return -1;
     return 0;

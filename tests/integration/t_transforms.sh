@@ -20,8 +20,8 @@ files() {
     printf x >"$T/src/one.csv"
     head -c 4096 /dev/urandom | base64 >"$T/src/d/four.csv"
     # 3 MiB of text that compresses, across three chunks
-    seq 1 400000 | sed 's/$/,alpha,beta,gamma/' | head -c 3145728 \
-        >"$T/src/d/three.csv"
+    seq 1 150000 | sed 's/$/,alpha,beta,gamma/' >"$T/src/d/three.csv"
+    truncate -s 3145728 "$T/src/d/three.csv"
 }
 
 # sql QUERY: one value from the journal.

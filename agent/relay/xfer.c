@@ -64,6 +64,7 @@ struct xfer {
     int64_t pos;           /* source bytes read */
     int64_t out;           /* bytes given to the sink */
     int64_t saved; /* the last checkpoint */
+    int64_t saved_src; /* its source offset */
     char saved_token[SINK_TOKEN_MAX]; /* and its token ("": none) */
     struct mark base;          /* the newest mark the target passed */
     struct mark *marks;        /* ring: MARKS, oldest at first */
@@ -229,9 +230,12 @@ static int step_open_target(struct xfer *x)
 
     if (f.offset > x->st.size || f.offset < 0)
         f.offset = 0;
-    if (!same && !at_mark && (j->resume_offset > 0 || j->token)) {
+    if (!same && !at_mark &&
+        (j->resume_offset > 0 || j->source_offset > 0 || j->token)) {
         /* What an earlier attempt sent is thrown away with its upload. */
-        log_info("%s: starting again from byte 0: %s", x->rel,
+        log_info("%s: starting again from byte 0 (%lld bytes of it had been "
+                 "read): %s",
+                 x->rel, (long long)j->source_offset,
                  x->mode == TRANSFORM_RESTART
                      ? "a transform of the chain cannot resume"
                      : "no usable checkpoint for its transforms");
@@ -271,6 +275,7 @@ static int step_open_target(struct xfer *x)
     x->out = f.offset;
     x->pos = same ? f.offset : at_mark ? j->source_offset : 0;
     x->saved = f.offset;
+    x->saved_src = x->pos;
     snprintf(x->saved_token, sizeof(x->saved_token), "%s",
              f.token ? f.token : "");
     x->res->resumed_at = f.offset;
@@ -328,10 +333,10 @@ static int step_rehash(struct xfer *x)
     at = (int64_t)x->md.length;
     x->res->reread = x->pos - at;
     if (x->pos > 0)
-        log_info("%s: resuming at byte %lld of %lld, %lld of them read again "
-                 "for the digest",
+        log_info("%s: resuming at byte %lld of %lld (byte %lld on the "
+                 "target), %lld of them read again for the digest",
                  x->rel, (long long)x->pos, (long long)x->st.size,
-                 (long long)x->res->reread);
+                 (long long)x->out, (long long)x->res->reread);
     while (at < x->pos) {
         want = x->env->bufsize;
         if ((int64_t)want > x->pos - at)
@@ -381,15 +386,20 @@ static int save(struct xfer *x)
         m.source_offset = (int64_t)x->base.md.length;
         break;
     case TRANSFORM_RESTART:
+        /* Nothing to resume from; how far it read, for the next attempt
+         * to say what starting over costs. */
+        m.source_offset = x->pos;
         break;
     }
     /* A new token is saved at once, before any byte is durable: the
      * upload it names must be found again, if only to be thrown away. */
-    if (m.offset <= x->saved && strcmp(t ? t : "", x->saved_token) == 0)
+    if (m.offset <= x->saved && m.source_offset <= x->saved_src &&
+        strcmp(t ? t : "", x->saved_token) == 0)
         return 0;
     if (m.offset > x->saved)
         x->saved = m.offset;
     m.offset = x->saved;
+    x->saved_src = m.source_offset;
     snprintf(x->saved_token, sizeof(x->saved_token), "%s", t ? t : "");
     m.token = t;
     if (x->mode != TRANSFORM_RESTART) {

@@ -45,7 +45,7 @@ grep -q 'delivered big.bin .*resumed' "$T/agent2.log" ||
 ok "the agent reports the resume"
 # The digest went on from the journal's state: at most one chunk of the
 # bytes already sent was read again from the source.
-reread=$(sed -n 's/.*big\.bin: resuming at byte [0-9]* of [0-9]*, \([0-9]*\) of them read again.*/\1/p' "$T/agent2.log")
+reread=$(sed -n 's/.*big\.bin: resuming at byte [0-9]* of [0-9]* ([^)]*), \([0-9]*\) of them read again.*/\1/p' "$T/agent2.log")
 [ -n "$reread" ] || fail "the agent did not say where it resumed"
 [ "$reread" -le 1048576 ] ||
     fail "resuming read $reread bytes again for the digest, more than a chunk"

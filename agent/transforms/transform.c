@@ -20,6 +20,7 @@ static const struct transform_ops *const transforms[] = {
     &transform_identity,
     &transform_gzip,
     &transform_zstd,
+    &transform_exec,
 };
 
 #define N_TRANSFORMS (sizeof(transforms) / sizeof(transforms[0]))
@@ -28,7 +29,7 @@ struct transform_chain {
     struct transform **steps;
     const struct transform_spec *specs; /* borrowed, n of them */
     size_t n;
-    char err[1024]; /* the last failure's words, "" if none */
+    char err[2560]; /* the last failure's words, "" if none */
 };
 
 const struct transform_ops *transform_find(const char *name)

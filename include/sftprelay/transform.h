@@ -139,5 +139,6 @@ const char *transform_chain_error(const struct transform_chain *c);
 extern const struct transform_ops transform_identity;
 extern const struct transform_ops transform_gzip;
 extern const struct transform_ops transform_zstd;
+extern const struct transform_ops transform_exec;
 
 #endif

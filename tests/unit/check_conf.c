@@ -334,6 +334,27 @@ static const struct bad_case bad_cases[] = {
      "DIR/sftprelay.conf:3: gzip: a transform's keys go in its group: "
      "transforms = ( { type = \"gzip\"; ... } )"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"gzip\"; },\n { type = \"exec\"; } );\n",
+     "DIR/sftprelay.conf:4: transforms[2].command: required"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"exec\";\n command = [ ]; } );\n",
+     "DIR/sftprelay.conf:4: transforms[1].command: needs a program: [ \"gpg\", "
+     "\"--batch\", ... ]"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"exec\"; command = [ \"gpg\" ];\n"
+     " env = [ \"GNUPGHOME\" ]; } );\n",
+     "DIR/sftprelay.conf:4: transforms[1].env: \"GNUPGHOME\" is not "
+     "NAME=VALUE"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transforms = ( { type = \"exec\"; command = [ \"gpg\" ];\n"
+     " timeout = -1; } );\n",
+     "DIR/sftprelay.conf:4: transforms[1].timeout: -1 is out of range (0 to "
+     "604800)"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
+     "transfer = { transforms = [ \"gzip\",\n \"exec\" ]; };\n",
+     "DIR/sftprelay.conf:4: transfer.transforms: exec needs command: write "
+     "transforms = ( { type = \"exec\"; command = ...; } ) instead"},
+    {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
      "transforms = ( \"identity\" );\n",
      "DIR/sftprelay.conf:3: transforms[1]: expected a group { type = ...; }"},
     {"source = { path = \"/up\"; };\ntarget = { host = \"h\"; };\n"
@@ -408,6 +429,25 @@ START_TEST(test_transforms)
     ck_assert_int_eq(*(const int *)c->transforms.steps[0].settings, 1);
     ck_assert_int_eq(*(const int *)c->transforms.steps[1].settings, 6);
     ck_assert_str_eq(c->transforms.steps[1].suffix, "");
+    conf_free(c);
+
+    /* The example of sftprelay.conf(5). */
+    ck_assert_int_eq(
+        load("source = { path = \"/up\"; };\n"
+             "target = { host = \"h\"; };\n"
+             "transforms = ( { type = \"gzip\"; level = 6; },\n"
+             "  { type = \"exec\";\n"
+             "    command = [ \"gpg\", \"--batch\", \"--encrypt\", \"-r\",\n"
+             "                \"ops@example.com\" ];\n"
+             "    env = [ \"GNUPGHOME=/etc/sftprelay/gnupg\" ];\n"
+             "    suffix = \".gpg\"; timeout = 600; } );\n",
+             &c, err),
+        0);
+    ck_assert_uint_eq(c->transforms.n, 2);
+    ck_assert_ptr_eq(c->transforms.steps[1].ops, &transform_exec);
+    ck_assert_str_eq(c->transforms.steps[1].type, "exec");
+    ck_assert_str_eq(c->transforms.steps[1].suffix, ".gpg");
+    ck_assert_int_eq(c->transforms.steps[1].line, 4);
     conf_free(c);
 
     /* None: an empty chain. */

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -490,6 +491,264 @@ START_TEST(test_big)
 }
 END_TEST
 
+/* --- exec ------------------------------------------------------------------
+ */
+
+/*
+ * Configure the groups pre (may be "") and then an exec step running
+ * script, written to the scratch folder, with sh; spec is that step.
+ */
+static void exec_conf(const char *pre, const char *script)
+{
+    char *path = tu_write_str(dir, "filter.sh", script), *groups = NULL;
+
+    ck_assert_int_ge(asprintf(&groups,
+                              "%s{ type = \"exec\"; command = [ \"sh\", "
+                              "\"%s\" ]; }",
+                              pre, path),
+                     0);
+    conf = load_group(groups);
+    spec = &conf->transforms.steps[conf->transforms.n - 1];
+    free(groups);
+    free(path);
+}
+
+static struct transform *exec_script(const char *script)
+{
+    exec_conf("", script);
+    return instance();
+}
+
+/* Send src[0, len) a chunk a call until a call fails; returns its result. */
+static int send_until_error(struct transform *t, size_t len)
+{
+    const void *out;
+    size_t at = 0, n, outlen;
+    int r;
+
+    do {
+        n = len - at < CHUNK ? len - at : CHUNK;
+        r = t->ops->process(t, src + at, n, at + n == len, &out, &outlen);
+        at += n;
+    } while (r == 0 && at < len);
+    return r;
+}
+
+static int count_fds(void)
+{
+    char path[64];
+    int fd, n = 0;
+
+    for (fd = 0; fd < 1024; fd++) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n += access(path, F_OK) == 0;
+    }
+    return n;
+}
+
+/* No child is left, running or zombie. */
+static void no_children(void)
+{
+    errno = 0;
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+}
+
+/* Exits 3 after reading some input: the words name it and its stderr's
+ * tail, on one line; through a chain, the step's name comes first. */
+START_TEST(test_exec_fails_midway)
+{
+    struct transform_chain *ch = NULL;
+    const void *out;
+    size_t outlen, at;
+    int r = 0;
+
+    exec_conf("{ type = \"gzip\"; }, ",
+              "head -c 1000 >/dev/null\n"
+              "printf 'gpg: ops@example.com: skipped: No public key\\n"
+              "\\tand a tab\\n' >&2\n"
+              "exit 3\n");
+    ck_assert_int_eq(
+        transform_chain_new(conf->transforms.steps, conf->transforms.n, &ch),
+        0);
+    ck_assert_int_eq(transform_chain_resume(ch), TRANSFORM_RESTART);
+    ck_assert_int_eq(transform_chain_begin(ch), 0);
+    for (at = 0; r == 0 && at < 5 * CHUNK; at += CHUNK)
+        r = transform_chain_process(ch, src + at, CHUNK,
+                                    at + CHUNK == 5 * CHUNK, &out, &outlen);
+    ck_assert_int_eq(r, -EIO);
+    ck_assert_str_eq(transform_chain_error(ch),
+                     "exec: \"sh\" exited with status 3: gpg: "
+                     "ops@example.com: skipped: No public key\\n\\tand a tab");
+    /* Later calls fail the same way until the next file. */
+    ck_assert_int_eq(transform_chain_process(ch, src, 1, 1, &out, &outlen),
+                     -EIO);
+    no_children();
+    ck_assert_int_eq(transform_chain_begin(ch), 0);
+    ck_assert_str_eq(transform_chain_error(ch), "");
+    transform_chain_free(ch);
+}
+END_TEST
+
+/* Only the last 512 bytes of stderr are kept, marked as cut. */
+START_TEST(test_exec_stderr_tail)
+{
+    struct transform *t =
+        exec_script("cat >/dev/null\n"
+                    "i=0; while [ $i -lt 200 ]; do echo \"line $i\" >&2; "
+                    "i=$((i+1)); done\n"
+                    "kill -9 $$\n");
+    const char *e;
+
+    ck_assert_int_eq(send_until_error(t, CHUNK + 1), -EIO);
+    e = t->ops->error(t);
+    ck_assert_msg(
+        strncmp(e, "\"sh\" was killed by signal 9 (Killed): ...", 40) == 0,
+        "%s", e);
+    ck_assert_msg(strstr(e, "line 198\\nline 199") != NULL, "%s", e);
+    ck_assert_ptr_null(strstr(e, "line 1\\n"));
+    ck_assert_uint_le(strlen(e), 60 + 512 + 200);
+    t->ops->destroy(t);
+    no_children();
+}
+END_TEST
+
+START_TEST(test_exec_timeout)
+{
+    struct transform *t;
+    time_t start = time(NULL);
+
+    conf = load_group("{ type = \"exec\"; command = [ \"sleep\", \"30\" ];\n"
+                      "timeout = 1; }");
+    spec = &conf->transforms.steps[0];
+    t = instance();
+    ck_assert_int_eq(send_until_error(t, 2 * CHUNK), -ETIMEDOUT);
+    ck_assert_str_eq(t->ops->error(t),
+                     "\"sleep\" timed out after 1 s and was killed");
+    ck_assert_int_le(time(NULL) - start, 5);
+    no_children();
+    t->ops->destroy(t);
+}
+END_TEST
+
+START_TEST(test_exec_not_found)
+{
+    struct transform *t;
+    char want[512];
+
+    conf =
+        load_group("{ type = \"exec\"; command = [ \"no-such-filter-x\" ]; }");
+    spec = &conf->transforms.steps[0];
+    t = instance();
+    ck_assert_int_eq(send_until_error(t, 10), -ENOENT);
+    snprintf(want, sizeof(want), "\"no-such-filter-x\" not found in PATH (%s)",
+             getenv("PATH"));
+    ck_assert_str_eq(t->ops->error(t), want);
+    t->ops->destroy(t);
+}
+END_TEST
+
+/* A file abandoned midway: its child is killed and reaped, its pipes
+ * closed, by begin() of the next file or by destroy(). */
+START_TEST(test_exec_abandon)
+{
+    int fds = count_fds();
+    struct transform *t;
+    struct dec d;
+    const void *out;
+    size_t outlen;
+
+    conf = load_group("{ type = \"exec\"; command = [ \"cat\" ]; }");
+    spec = &conf->transforms.steps[0];
+    t = instance();
+    ck_assert_int_eq(t->ops->process(t, src, CHUNK, 0, &out, &outlen), 0);
+    ck_assert_int_gt(count_fds(), fds);
+    ck_assert_int_eq(t->ops->begin(t), 0);
+    no_children();
+    ck_assert_int_eq(count_fds(), fds);
+    dec_init(&d, DEC_COPY, 1);
+    send(t, 0, 3 * CHUNK, 3 * CHUNK, 0, &d);
+    check_same(&d, 3 * CHUNK);
+    no_children();
+    ck_assert_int_eq(t->ops->process(t, src, CHUNK, 0, &out, &outlen), 0);
+    t->ops->destroy(t);
+    no_children();
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* A program that exits without reading: the write fails with EPIPE, and
+ * SIGPIPE neither kills the caller nor stays pending. */
+START_TEST(test_exec_sigpipe)
+{
+    struct transform *t;
+    sigset_t pending;
+
+    conf = load_group("{ type = \"exec\"; command = [ \"true\" ]; }");
+    spec = &conf->transforms.steps[0];
+    t = instance();
+    ck_assert_int_eq(send_until_error(t, 5 * CHUNK), -EIO);
+    ck_assert_str_eq(t->ops->error(t), "\"true\" stopped reading its input "
+                                       "and exited with status 0");
+    sigpending(&pending);
+    ck_assert(!sigismember(&pending, SIGPIPE));
+    t->ops->destroy(t);
+    no_children();
+}
+END_TEST
+
+/* The program's environment is PATH and env, nothing of the agent's. */
+START_TEST(test_exec_env)
+{
+    struct transform *t;
+    struct dec d;
+    char want[4096];
+
+    setenv("SFTPRELAY_SECRET", "hunter2", 1);
+    conf = load_group("{ type = \"exec\"; command = [ \"env\" ];\n"
+                      "env = [ \"LANG=C\", \"GNUPGHOME=/x y\" ]; }");
+    spec = &conf->transforms.steps[0];
+    t = instance();
+    dec_init(&d, DEC_COPY, 1);
+    send(t, 0, 0, 0, 0, &d);
+    snprintf(want, sizeof(want), "PATH=%s\nLANG=C\nGNUPGHOME=/x y\n",
+             getenv("PATH"));
+    ck_assert_uint_eq(d.len, strlen(want));
+    ck_assert_int_eq(memcmp(d.buf, want, d.len), 0);
+    dec_free(&d);
+    t->ops->destroy(t);
+}
+END_TEST
+
+/* A filter that writes much before it reads anything does not deadlock. */
+START_TEST(test_exec_writes_first)
+{
+    struct transform *t = exec_script("head -c 300000 /dev/zero\ncat\n");
+    struct dec d;
+
+    dec_init(&d, DEC_COPY, 1);
+    send(t, 0, 2 * CHUNK, 2 * CHUNK, 0, &d);
+    ck_assert_uint_eq(d.len, 300000 + 2 * CHUNK);
+    ck_assert_int_eq(memcmp(d.buf + 300000, src, 2 * CHUNK), 0);
+    dec_free(&d);
+    t->ops->destroy(t);
+}
+END_TEST
+
+/* Output beyond the bound within one chunk fails the file. */
+START_TEST(test_exec_too_much)
+{
+    struct transform *t =
+        exec_script("cat >/dev/null\nhead -c 20000000 /dev/zero\n");
+
+    ck_assert_int_eq(send_until_error(t, CHUNK), -EFBIG);
+    ck_assert_str_eq(t->ops->error(t),
+                     "\"sh\" wrote more than 8 MiB for one chunk of input");
+    t->ops->destroy(t);
+    no_children();
+}
+END_TEST
+
 /* --- the chain ----------------------------------------------------------- */
 
 START_TEST(test_chain_name)
@@ -579,6 +838,7 @@ static Suite *transform_suite(void)
     TCase *tc = tcase_create("conformance");
     TCase *big = tcase_create("past 2 GiB");
     TCase *chain = tcase_create("chain");
+    TCase *ex = tcase_create("exec");
 
     find_subjects();
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -592,6 +852,19 @@ static Suite *transform_suite(void)
     tcase_set_timeout(big, 120);
     tcase_add_loop_test(big, test_big, 0, n_subjects);
     suite_add_tcase(s, big);
+
+    tcase_add_checked_fixture(ex, setup, teardown);
+    tcase_set_timeout(ex, 30);
+    tcase_add_test(ex, test_exec_fails_midway);
+    tcase_add_test(ex, test_exec_stderr_tail);
+    tcase_add_test(ex, test_exec_timeout);
+    tcase_add_test(ex, test_exec_not_found);
+    tcase_add_test(ex, test_exec_abandon);
+    tcase_add_test(ex, test_exec_sigpipe);
+    tcase_add_test(ex, test_exec_env);
+    tcase_add_test(ex, test_exec_writes_first);
+    tcase_add_test(ex, test_exec_too_much);
+    suite_add_tcase(s, ex);
 
     tcase_add_checked_fixture(chain, setup, teardown);
     tcase_add_test(chain, test_chain_name);

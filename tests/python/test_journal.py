@@ -61,7 +61,40 @@ class JournalReads(unittest.TestCase):
         self.assertGreater(f.delivered_at, 0)
         self.assertEqual(f.as_xcom(), {"path": f.path, "size": f.size,
                                        "sha256": f.sha256,
-                                       "delivered_at": f.delivered_at})
+                                       "delivered_at": f.delivered_at,
+                                       "target_path": f.path,
+                                       "delivered_sha256": f.sha256})
+
+    def test_transformed_file_gives_both_names_and_digests(self):
+        with tempfile.TemporaryDirectory() as d:
+            db = os.path.join(d, "journal.db")
+            con = copy_journal(db)
+            add_rows(con, [(b"report.csv", "delivered", 100)])
+            con.execute("UPDATE files SET target_path = 'report.csv.gz',"
+                        " delivered_sha256 = ? WHERE path = 'report.csv'",
+                        ("1" * 64,))
+            con.commit()
+            con.close()
+            x = J.Journal(db).state("report.csv").as_xcom()
+        self.assertEqual((x["path"], x["target_path"]),
+                         ("report.csv", "report.csv.gz"))
+        self.assertEqual((x["sha256"], x["delivered_sha256"]),
+                         ("0" * 64, "1" * 64))
+
+    def test_older_journal_without_the_later_columns(self):
+        with tempfile.TemporaryDirectory() as d:
+            db = os.path.join(d, "journal.db")
+            con = copy_journal(db)
+            add_rows(con, [(b"old.csv", "delivered", 100)])
+            for col in ("sha256_state", "delivered_state", "delivered_sha256",
+                        "target_path"):
+                con.execute("ALTER TABLE files DROP COLUMN " + col)
+            con.execute("PRAGMA user_version = 4")
+            con.commit()
+            con.close()
+            x = J.Journal(db).state("old.csv").as_xcom()
+        self.assertEqual(x["target_path"], "old.csv")
+        self.assertEqual(x["delivered_sha256"], "0" * 64)
 
     def test_unknown_path(self):
         self.assertIsNone(self.j.state("no/such/file"))

@@ -47,7 +47,10 @@ class DeliveredSensor(unittest.TestCase):
         (x,) = r.xcom_value
         self.assertEqual(x["path"], "a/b/c/file_1.txt")
         self.assertEqual(x["sha256"], sha256("a/b/c/file_1.txt"))
-        self.assertEqual(set(x), {"path", "size", "sha256", "delivered_at"})
+        self.assertEqual(set(x), {"path", "size", "sha256", "delivered_at",
+                                  "target_path", "delivered_sha256"})
+        self.assertEqual(x["target_path"], "a/b/c/file_1.txt")
+        self.assertEqual(x["delivered_sha256"], x["sha256"])
 
     def test_pattern(self):
         r = sensor(pattern="a/b/c/file_*.txt").poke({})

@@ -23,10 +23,23 @@ from typing import Dict, Iterator, List, Optional
 
 STATES = ("queued", "sending", "delivered", "failed")
 
-_COLUMNS = (
-    "path, state, size, sha256, attempts, last_error, detected_at, "
-    "delivered_at, version"
+# The columns of a FileState; _columns() writes them for a journal's
+# schema, where older agents' journals lack the later ones.
+_COLUMNS = "@COLUMNS@"
+_BASE = ("path, state, size, sha256, attempts, last_error, detected_at, "
+         "delivered_at, version")
+_SINCE = (
+    (6, ", coalesce(target_path, path), delivered_sha256"),  # transforms
+    (5, ", coalesce(target_path, path), sha256"),
+    (0, ", path, sha256"),
 )
+
+
+def _columns(con: sqlite3.Connection, sql: str) -> str:
+    """sql with the columns of a FileState for this journal's schema."""
+    (version,) = con.execute("PRAGMA user_version").fetchone()
+    later = next(cols for since, cols in _SINCE if version >= since)
+    return sql.replace(_COLUMNS, _BASE + later)
 
 
 def _text(s: str) -> bytes:
@@ -230,6 +243,11 @@ class FileState:
     detected_at: int
     delivered_at: Optional[int]
     version: int
+    # Where it is on the target (the transforms' suffixes, a free name
+    # beside the target's), and the sha256 of the bytes there: the same as
+    # path and sha256 when nothing changed them.
+    target_path: str = ""
+    delivered_sha256: Optional[str] = None
 
     def as_xcom(self) -> dict:
         """What a sensor pushes for a delivered file."""
@@ -238,6 +256,8 @@ class FileState:
             "size": self.size,
             "sha256": self.sha256,
             "delivered_at": self.delivered_at,
+            "target_path": self.target_path or self.path,
+            "delivered_sha256": self.delivered_sha256,
         }
 
 
@@ -269,7 +289,7 @@ class Journal:
 
     def _rows(self, sql: str, args: tuple = ()) -> List[FileState]:
         with self._connect() as con:
-            return [FileState(*row) for row in con.execute(sql, args)]
+            return [FileState(*row) for row in con.execute(_columns(con, sql), args)]
 
     @contextlib.contextmanager
     def selection(
@@ -319,7 +339,10 @@ class Journal:
         with self._connect() as con:
             if m is not None:
                 m.install(con)
-            return [FileState(*r) for r in con.execute(sql + " ORDER BY path", args)]
+            return [
+                FileState(*r)
+                for r in con.execute(_columns(con, sql) + " ORDER BY path", args)
+            ]
 
     def delivered_since(self, since: float) -> List[FileState]:
         """Files delivered at or after since, oldest first."""
@@ -351,7 +374,7 @@ class Selection:
         self._selective = selective
 
     def _rows(self, sql: str, args: tuple) -> List[FileState]:
-        return [FileState(*r) for r in self._con.execute(sql, args)]
+        return [FileState(*r) for r in self._con.execute(_columns(self._con, sql), args)]
 
     def counts(self) -> Dict[str, int]:
         """How many rows are in each state (states with none left out)."""

@@ -17,6 +17,9 @@ Subcommands, each called by bench/run:
       is written and closed, then DST is polled (os.stat every POLL s) until
       the file is there under its final name with its 4096 bytes, then the
       next.  Records close -> visible in ms, and the agent's VmHWM.
+  text OUT MIB
+      MIB MiB of mixed text into OUT: CSV rows, JSON records and log lines
+      with random values (the text the gzbig and zstdbig rows compress).
   report RAW OUT KEY=VALUE...
       Medians, ratios and goals from bench/run's raw figures in RAW: prints
       the table, writes OUT (JSON, every run).  Exits 4 if a goal is missed.
@@ -29,6 +32,7 @@ import json
 import math
 import os
 import platform
+import random
 import signal
 import statistics
 import sys
@@ -40,8 +44,9 @@ MIB = 1 << 20
 GIB = 1 << 30
 
 AGENTS = ("sftprelayd-libssh", "sftprelayd-libssh2", "sftprelayd-s3")
-PEERS = ("sftp", "sftp-gcm", "lftp", "aws")
-THROUGHPUT = ("big", "ranges", "small", "mid", "rtt", "s3big", "s3small")
+PEERS = ("sftp", "sftp-gcm", "lftp", "aws", "pipe")
+THROUGHPUT = ("big", "ranges", "small", "mid", "rtt", "s3big", "s3small",
+              "gzbig", "zstdbig")
 
 # The goals of the issue, for each agent backend.
 GOAL_RATIO = {"big": 1.0, "ranges": 1.25, "small": 2.0,
@@ -51,6 +56,9 @@ GOAL_RSS_KIB = 16 * 1024
 # S3 rows: at least as fast as aws s3 cp, with less memory (its peak RSS
 # instead of the 16 MiB).
 GOAL_S3 = ("s3big", "s3small")
+# Transform rows: at least as fast as compressor | ssh, in 16 MiB plus the
+# library's window (zstd level 3: 2^21 bytes; deflate's 32 KiB).
+GOAL_PIPE = {"gzbig": 32, "zstdbig": 2048}  # window KiB
 GOAL_P50_MS = 50
 GOAL_P99_MS = 250
 
@@ -211,6 +219,10 @@ def workloads(p):
         "s3big": (big + " to S3", big_mb * MIB, 1, "MB/s"),
         "s3small": ("%d x 4 KiB to S3" % small_n, small_n * SIZE, small_n,
                     "files/s"),
+        "gzbig": ("%d MiB text, gzip -1" % p.get("text_mb", 0),
+                  p.get("text_mb", 0) * MIB, 1, "MB/s"),
+        "zstdbig": ("%d MiB text, zstd -3" % p.get("text_mb", 0),
+                    p.get("text_mb", 0) * MIB, 1, "MB/s"),
     }
 
 
@@ -278,7 +290,7 @@ def cmd_report(a):
     rows = [("%-22s  %-18s  %7s  %7s  %8s  %9s  %7s" + "  %6s" * len(PEERS) +
              "  %s") % ("workload", "tool", "seconds", "MB/s", "files/s",
                         "CPU s/GiB", "RSS MiB", "xsftp", "xgcm", "xlftp",
-                        "xaws", "goals")]
+                        "xaws", "xpipe", "goals")]
     steal = []
     for wl in THROUGHPUT:
         # ranges: the agents' big file over several connections, against
@@ -326,6 +338,15 @@ def cmd_report(a):
                         goals, t, wl, "rss KiB < aws",
                         r["peak_rss_kib"], w["aws"]["peak_rss_kib"],
                         r["peak_rss_kib"] < w["aws"]["peak_rss_kib"]))
+                elif wl in GOAL_PIPE:
+                    if "pipe" in ratios:
+                        marks.append(goal(goals, t, wl, "x>=1 pipe",
+                                          ratios["pipe"], 1.0,
+                                          ratios["pipe"] >= 1.0))
+                    limit = GOAL_RSS_KIB + GOAL_PIPE[wl]
+                    marks.append(goal(
+                        goals, t, wl, "rss KiB <= 16 MiB + window",
+                        r["peak_rss_kib"], limit, r["peak_rss_kib"] <= limit))
                 elif wl not in GOAL_S3:
                     marks.append(goal(goals, t, wl, "rss KiB <= 16 MiB",
                                       r["peak_rss_kib"], GOAL_RSS_KIB,
@@ -384,9 +405,47 @@ def cmd_report(a):
     return 4 if missed else 0
 
 
+WORDS = ("order", "invoice", "partner", "shipped", "pending", "EUR", "USD",
+         "Zürich", "Köln", "total", "tax", "line", "warehouse", "refund")
+
+
+def cmd_text(a):
+    """Mixed text: CSV rows, JSON records and log lines, random values."""
+    rnd = random.Random(7)
+    left = a.mib * MIB
+    with open(a.out, "w", encoding="utf-8") as f:
+        while left > 0:
+            k = rnd.random()
+            if k < 0.5:
+                line = "%d,%s,%s,%.2f,%s,%04d-%02d-%02d\n" % (
+                    rnd.randrange(10 ** 9), rnd.choice(WORDS),
+                    rnd.choice(WORDS), rnd.random() * 1e5,
+                    "%08x" % rnd.getrandbits(32), rnd.randrange(2000, 2030),
+                    rnd.randrange(1, 13), rnd.randrange(1, 29))
+            elif k < 0.8:
+                line = json.dumps({
+                    "id": rnd.getrandbits(40), "partner": rnd.choice(WORDS),
+                    "lines": [rnd.randrange(100) for _ in range(rnd.randrange(1, 6))],
+                    "amount": round(rnd.random() * 1e4, 2),
+                    "note": " ".join(rnd.choice(WORDS)
+                                     for _ in range(rnd.randrange(3, 9)))}) + "\n"
+            else:
+                line = "%s.%06d %s sftprelayd[%d]: %s %s %d bytes\n" % (
+                    time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(
+                        1700000000 + rnd.randrange(10 ** 7))),
+                    rnd.randrange(10 ** 6), rnd.choice(("INFO", "WARN")),
+                    rnd.randrange(1, 65536), rnd.choice(WORDS),
+                    rnd.choice(WORDS), rnd.randrange(10 ** 8))
+            left -= f.write(line)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    txt = sub.add_parser("text")
+    txt.add_argument("out")
+    txt.add_argument("mib", type=int)
     lat = sub.add_parser("latency")
     lat.add_argument("--src", required=True)
     lat.add_argument("--dst", required=True)
@@ -410,6 +469,8 @@ def main():
         return 0
     if a.cmd == "measure":
         return cmd_measure(a)
+    if a.cmd == "text":
+        return cmd_text(a)
     return cmd_report(a)
 
 

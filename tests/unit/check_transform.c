@@ -2,7 +2,8 @@
  * The transform conformance suite: the contract of transform.h, checked
  * the same way against every transform of the table, each configured as
  * a user would (a group of the list "transforms", read by conf_load()).
- * "exec" is checked twice: with cat and with gzip -1 -c.
+ * "exec" is checked twice: with cat and with gzip -1 -c; its own cases
+ * (failures, timeout, abandoned files, gpg with a throwaway key) follow.
  *
  * The output is decoded here, with zlib or libzstd, by the decoder its
  * suffix names, and compared with the source bytes.  A transform whose
@@ -749,6 +750,78 @@ START_TEST(test_exec_too_much)
 }
 END_TEST
 
+/* gpg with its home in home and an empty passphrase, then args; returns
+ * its exit status. */
+static int gpg(const char *home, const char *args)
+{
+    char *cmd = NULL;
+    int r;
+
+    ck_assert_int_ge(asprintf(&cmd,
+                              "gpg --homedir '%s' --batch --pinentry-mode "
+                              "loopback --passphrase '' %s 2>/dev/null",
+                              home, args),
+                     0);
+    r = system(cmd);
+    free(cmd);
+    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+/* The example of sftprelay.conf(5): gpg encrypts for a throwaway key,
+ * and gpg --decrypt gives the source back. */
+START_TEST(test_exec_gpg)
+{
+    char *home = NULL, *group = NULL, *enc = NULL, *args = NULL;
+    struct transform *t;
+    struct dec d;
+    FILE *f;
+    size_t len = 3 * CHUNK + 5, n;
+    unsigned char *back = malloc(len + 1);
+
+    ck_assert_int_ge(asprintf(&home, "%s/gnupg", dir), 0);
+    ck_assert_int_eq(mkdir(home, 0700), 0);
+    ck_assert_int_eq(gpg(home, "--quick-gen-key 'Ops <ops@example.com>' "
+                               "future-default default never"),
+                     0);
+    ck_assert_int_ge(
+        asprintf(&group,
+                 "{ type = \"exec\"; command = [ \"gpg\", \"--batch\", "
+                 "\"--trust-model\", \"always\", \"--encrypt\", \"-r\", "
+                 "\"ops@example.com\" ];\n env = [ \"GNUPGHOME=%s\" ]; "
+                 "suffix = \".gpg\"; timeout = 60; }",
+                 home),
+        0);
+    conf = load_group(group);
+    spec = &conf->transforms.steps[0];
+    t = instance();
+    dec_init(&d, DEC_COPY, 1);
+    send(t, 0, len, len, 0, &d);
+    dec_end(&d);
+    enc = tu_write(dir, "report.csv.gpg", d.buf, d.len);
+    ck_assert_int_ge(
+        asprintf(&args, "--decrypt -o '%s/report.csv' '%s'", dir, enc), 0);
+    ck_assert_int_eq(gpg(home, args), 0);
+    free(args);
+    t->ops->destroy(t);
+    dec_free(&d);
+    enc[strlen(enc) - 4] = '\0'; /* the plain file beside it */
+    f = fopen(enc, "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(back, 1, len + 1, f);
+    fclose(f);
+    ck_assert_uint_eq(n, len);
+    ck_assert_int_eq(memcmp(back, src, len), 0);
+    ck_assert_int_ge(asprintf(&args, "gpgconf --homedir '%s' --kill all", home),
+                     0);
+    system(args); /* gpg-agent, started by the key's making */
+    free(args);
+    free(enc);
+    free(back);
+    free(group);
+    free(home);
+}
+END_TEST
+
 /* --- the chain ----------------------------------------------------------- */
 
 START_TEST(test_chain_name)
@@ -864,6 +937,7 @@ static Suite *transform_suite(void)
     tcase_add_test(ex, test_exec_env);
     tcase_add_test(ex, test_exec_writes_first);
     tcase_add_test(ex, test_exec_too_much);
+    tcase_add_test(ex, test_exec_gpg);
     suite_add_tcase(s, ex);
 
     tcase_add_checked_fixture(chain, setup, teardown);

@@ -7,7 +7,7 @@
  * thread: a blocking call adds its handle and drives the multi handle
  * until that handle is done, the parts in flight progressing meanwhile;
  * s3_part_poll() drives it until a part is done.  The multi handle keeps
- * the connections alive between requests.  Waiting is curl_multi_poll()
+ * the connections alive between requests.  Waiting is curlso.multi_poll()
  * with the cancel descriptor among its descriptors.
  *
  * What is signed is what is sent: the Host header, the encoded path and
@@ -25,11 +25,9 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +35,7 @@
 #include <time.h>
 
 #include "sftprelay/s3.h"
+#include "curlso.h"
 #include "xml.h"
 
 #define ANSWER_MAX (16 << 20) /* an XML answer: a listing page is ~1 MiB */
@@ -96,14 +95,6 @@ struct xfer {
     char md5[33];
     struct xfer *next;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result;
-
-static void curl_init(void)
-{
-    curl_init_result = curl_global_init(CURL_GLOBAL_ALL);
-}
 
 static int fail(struct s3 *c, int r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -242,12 +233,10 @@ int s3_new(const struct s3_config *cf, struct s3 **out, char *err,
     int r = -ENOMEM;
 
     *out = NULL;
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_result != CURLE_OK) {
-        snprintf(err, errlen, "libcurl: %s",
-                 curl_easy_strerror(curl_init_result));
-        return -ENOMEM;
-    }
+    r = curl_so_load(err, errlen);
+    if (r < 0)
+        return r;
+    r = -ENOMEM;
     c = calloc(1, sizeof(*c));
     if (c == NULL)
         goto out;
@@ -265,7 +254,7 @@ int s3_new(const struct s3_config *cf, struct s3 **out, char *err,
     c->akid = strdup(cf->access_key_id ? cf->access_key_id : "");
     c->secret = strdup(cf->secret_access_key ? cf->secret_access_key : "");
     c->ca_file = cf->ca_file && cf->ca_file[0] ? strdup(cf->ca_file) : NULL;
-    c->multi = curl_multi_init();
+    c->multi = curlso.multi_init();
     if (!c->scheme || !c->host || !c->bucket || !c->region || !c->akid ||
         !c->secret || (cf->ca_file && cf->ca_file[0] && !c->ca_file) ||
         !c->multi)
@@ -309,7 +298,7 @@ void s3_free(struct s3 *c)
         return;
     s3_parts_drop(c);
     if (c->multi)
-        curl_multi_cleanup(c->multi);
+        curlso.multi_cleanup(c->multi);
     if (c->secret)
         explicit_bzero(c->secret, strlen(c->secret));
     free(c->secret);
@@ -329,10 +318,10 @@ static void xfer_free(struct xfer *x)
     if (x == NULL)
         return;
     if (x->h) {
-        curl_multi_remove_handle(x->c->multi, x->h); /* fine if not added */
-        curl_easy_cleanup(x->h);
+        curlso.multi_remove_handle(x->c->multi, x->h); /* fine if not added */
+        curlso.easy_cleanup(x->h);
     }
-    curl_slist_free_all(x->hdrs);
+    curlso.slist_free_all(x->hdrs);
     free(x->op);
     free(x->answer);
     free(x);
@@ -356,7 +345,7 @@ static size_t on_write(char *buf, size_t size, size_t n, void *arg)
     size_t len = size * n;
     long status = 0;
 
-    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+    curlso.easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
     if (x->sink && status / 100 == 2) {
         if (len > x->sink_len - x->sink_pos) {
             x->werr = -EIO; /* more than the Range asked for */
@@ -442,7 +431,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
     else if (IS("Content-Length"))
         x->length = strtoll(tmp, NULL, 10);
     else if (IS("Last-Modified"))
-        x->mtime = (int64_t)curl_getdate(tmp, NULL);
+        x->mtime = (int64_t)curlso.getdate(tmp, NULL);
     else if (IS("Date"))
         snprintf(x->date, sizeof(x->date), "%s", tmp);
     else if ((IS("x-amz-server-side-encryption") &&
@@ -480,7 +469,7 @@ static int add_header(struct xfer *x, const char *name, const char *value)
 
     if (asprintf(&line, "%s: %s", name, value) < 0)
         return -ENOMEM;
-    l = curl_slist_append(x->hdrs, line);
+    l = curlso.slist_append(x->hdrs, line);
     free(line);
     if (l == NULL)
         return -ENOMEM;
@@ -583,45 +572,45 @@ static int prepare(struct s3 *c, const struct req *q, struct xfer **out)
         add_header(x, "Expect", "") < 0)
         goto out;
 
-    x->h = curl_easy_init();
+    x->h = curlso.easy_init();
     if (x->h == NULL)
         goto out;
     x->body = q->body;
     x->body_len = q->body_len;
-    curl_easy_setopt(x->h, CURLOPT_URL, url);
-    curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
-    curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(x->h, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT, (long)c->timeout);
+    curlso.easy_setopt(x->h, CURLOPT_URL, url);
+    curlso.easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
+    curlso.easy_setopt(x->h, CURLOPT_PRIVATE, x);
+    curlso.easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
+    curlso.easy_setopt(x->h, CURLOPT_PATH_AS_IS, 1L);
+    curlso.easy_setopt(x->h, CURLOPT_ERRORBUFFER, x->errbuf);
+    curlso.easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT, (long)c->timeout);
     /* a transfer without progress for timeout seconds is dropped */
-    curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_TIME, (long)c->timeout);
-    curl_easy_setopt(x->h, CURLOPT_SSL_VERIFYPEER, c->verify_tls ? 1L : 0L);
-    curl_easy_setopt(x->h, CURLOPT_SSL_VERIFYHOST, c->verify_tls ? 2L : 0L);
+    curlso.easy_setopt(x->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curlso.easy_setopt(x->h, CURLOPT_LOW_SPEED_TIME, (long)c->timeout);
+    curlso.easy_setopt(x->h, CURLOPT_SSL_VERIFYPEER, c->verify_tls ? 1L : 0L);
+    curlso.easy_setopt(x->h, CURLOPT_SSL_VERIFYHOST, c->verify_tls ? 2L : 0L);
     if (c->ca_file)
-        curl_easy_setopt(x->h, CURLOPT_CAINFO, c->ca_file);
-    curl_easy_setopt(x->h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(x->h, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
+        curlso.easy_setopt(x->h, CURLOPT_CAINFO, c->ca_file);
+    curlso.easy_setopt(x->h, CURLOPT_HEADERFUNCTION, on_header);
+    curlso.easy_setopt(x->h, CURLOPT_HEADERDATA, x);
+    curlso.easy_setopt(x->h, CURLOPT_WRITEFUNCTION, on_write);
+    curlso.easy_setopt(x->h, CURLOPT_WRITEDATA, x);
     if (strcmp(q->method, "HEAD") == 0) {
-        curl_easy_setopt(x->h, CURLOPT_NOBODY, 1L);
+        curlso.easy_setopt(x->h, CURLOPT_NOBODY, 1L);
     } else if (strcmp(q->method, "PUT") == 0) {
-        curl_easy_setopt(x->h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(x->h, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(x->h, CURLOPT_READDATA, x);
-        curl_easy_setopt(x->h, CURLOPT_INFILESIZE_LARGE,
+        curlso.easy_setopt(x->h, CURLOPT_UPLOAD, 1L);
+        curlso.easy_setopt(x->h, CURLOPT_READFUNCTION, on_read);
+        curlso.easy_setopt(x->h, CURLOPT_READDATA, x);
+        curlso.easy_setopt(x->h, CURLOPT_INFILESIZE_LARGE,
                          (curl_off_t)q->body_len);
     } else if (strcmp(q->method, "POST") == 0) {
-        curl_easy_setopt(x->h, CURLOPT_POST, 1L);
-        curl_easy_setopt(x->h, CURLOPT_POSTFIELDS,
+        curlso.easy_setopt(x->h, CURLOPT_POST, 1L);
+        curlso.easy_setopt(x->h, CURLOPT_POSTFIELDS,
                          q->body_len ? (const char *)q->body : "");
-        curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE,
+        curlso.easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)q->body_len);
     } else if (strcmp(q->method, "GET") != 0) {
-        curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, q->method);
+        curlso.easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, q->method);
     }
     *out = x;
     x = NULL; /* transferred */
@@ -645,16 +634,16 @@ static void collect(struct s3 *c)
     CURLMsg *m;
     int left;
 
-    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+    while ((m = curlso.multi_info_read(c->multi, &left)) != NULL) {
         struct xfer *x = NULL;
 
         if (m->msg != CURLMSG_DONE)
             continue;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        curlso.easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         x->cc = m->data.result;
-        curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
+        curlso.easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
         x->done = 1;
-        curl_multi_remove_handle(c->multi, x->h);
+        curlso.multi_remove_handle(c->multi, x->h);
     }
 }
 
@@ -690,7 +679,7 @@ static int drive(struct s3 *c, const struct xfer *x, int wait_ms)
         struct curl_waitfd w = {.fd = c->cancel_fd, .events = CURL_WAIT_POLLIN};
         int64_t left = 1000;
 
-        curl_multi_perform(c->multi, &running);
+        curlso.multi_perform(c->multi, &running);
         collect(c);
         if (x ? x->done : part_ready(c))
             return 0;
@@ -701,7 +690,7 @@ static int drive(struct s3 *c, const struct xfer *x, int wait_ms)
             if (left > 1000)
                 left = 1000;
         }
-        curl_multi_poll(c->multi, &w, c->cancel_fd >= 0 ? 1 : 0, (int)left,
+        curlso.multi_poll(c->multi, &w, c->cancel_fd >= 0 ? 1 : 0, (int)left,
                         NULL);
         if (c->cancel_fd >= 0 && (w.revents & CURL_WAIT_POLLIN))
             return -ECANCELED;
@@ -711,7 +700,7 @@ static int drive(struct s3 *c, const struct xfer *x, int wait_ms)
 /* libcurl's failure as an errno, with words. */
 static int curl_error(struct s3 *c, const struct xfer *x)
 {
-    const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->cc);
+    const char *why = x->errbuf[0] ? x->errbuf : curlso.easy_strerror(x->cc);
 
     switch (x->cc) {
     case CURLE_COULDNT_CONNECT:
@@ -856,7 +845,7 @@ static int run(struct s3 *c, struct xfer *x)
 {
     int r;
 
-    if (curl_multi_add_handle(c->multi, x->h) != CURLM_OK)
+    if (curlso.multi_add_handle(c->multi, x->h) != CURLM_OK)
         return fail(c, -ENOMEM, "%s: out of memory", x->op);
     r = drive(c, x, -1);
     if (r < 0)
@@ -1405,7 +1394,7 @@ int s3_part_start(struct s3 *c, const char *key, const char *upload_id,
     memcpy(x->md5, md5, sizeof(md5));
     x->number = number;
     x->tag = tag;
-    if (curl_multi_add_handle(c->multi, x->h) != CURLM_OK) {
+    if (curlso.multi_add_handle(c->multi, x->h) != CURLM_OK) {
         xfer_free(x);
         return fail(c, -ENOMEM, "UploadPart %d of %s: out of memory", number,
                     key);

@@ -1,0 +1,84 @@
+/*
+ * libcurl by dlopen() (curlso.h): the library and every library it needs
+ * are mapped the first time an S3 client is made, never in an agent that
+ * does not speak S3.  The table is filled once, under pthread_once, and
+ * only read afterwards.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "curlso.h"
+
+struct curl_so curlso;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int load_result;
+static char load_err[256];
+
+/* Each entry: where it goes in the table and libcurl's name for it. */
+#define SYM(field, name) {(void **)&curlso.field, name}
+static const struct {
+    void **slot;
+    const char *name;
+} syms[] = {
+    SYM(global_init, "curl_global_init"),
+    SYM(easy_init, "curl_easy_init"),
+    SYM(easy_setopt, "curl_easy_setopt"),
+    SYM(easy_getinfo, "curl_easy_getinfo"),
+    SYM(easy_strerror, "curl_easy_strerror"),
+    SYM(easy_cleanup, "curl_easy_cleanup"),
+    SYM(multi_init, "curl_multi_init"),
+    SYM(multi_add_handle, "curl_multi_add_handle"),
+    SYM(multi_remove_handle, "curl_multi_remove_handle"),
+    SYM(multi_perform, "curl_multi_perform"),
+    SYM(multi_poll, "curl_multi_poll"),
+    SYM(multi_info_read, "curl_multi_info_read"),
+    SYM(multi_cleanup, "curl_multi_cleanup"),
+    SYM(slist_append, "curl_slist_append"),
+    SYM(slist_free_all, "curl_slist_free_all"),
+    SYM(getdate, "curl_getdate"),
+};
+#undef SYM
+
+static void load(void)
+{
+    /* The soname of the ABI curl.h describes (libcurl4 in Debian). */
+    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    CURLcode c;
+    size_t i;
+
+    if (h == NULL) {
+        snprintf(load_err, sizeof(load_err), "%s (install libcurl4)",
+                 dlerror());
+        load_result = -ENOENT;
+        return;
+    }
+    for (i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+        *syms[i].slot = dlsym(h, syms[i].name);
+        if (*syms[i].slot == NULL) {
+            snprintf(load_err, sizeof(load_err),
+                     "libcurl.so.4 has no %s (libcurl 7.74 or later is "
+                     "needed)", syms[i].name);
+            load_result = -ENOENT;
+            return; /* h stays loaded: harmless, and never used */
+        }
+    }
+    c = curlso.global_init(CURL_GLOBAL_ALL);
+    if (c != CURLE_OK) {
+        snprintf(load_err, sizeof(load_err), "libcurl: %s",
+                 curlso.easy_strerror(c));
+        load_result = -ENOMEM;
+    }
+}
+
+int curl_so_load(char *err, size_t errlen)
+{
+    pthread_once(&once, load);
+    if (load_result < 0)
+        snprintf(err, errlen, "%s", load_err);
+    return load_result;
+}

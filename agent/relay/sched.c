@@ -818,6 +818,7 @@ static int worker_init(struct sched *s, struct worker *w, int id)
     r = transform_chain_new(c->transforms.steps, c->transforms.n, &w->chain);
     if (r < 0)
         return r;
+    transform_chain_set_cancel(w->chain, s->cancel_fd);
     w->buf = malloc((size_t)c->transfer.chunk_size);
     return w->buf ? 0 : -ENOMEM;
 }

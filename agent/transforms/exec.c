@@ -506,10 +506,11 @@ static int write_in(struct exec *x, const unsigned char *in, size_t len,
 static int turn(struct exec *x, const unsigned char *in, size_t len,
                 size_t *pos, int *broke, int wait_ms)
 {
-    struct pollfd p[3] = {
+    struct pollfd p[4] = {
         {.fd = *pos < len ? x->in : -1, .events = POLLOUT},
         {.fd = x->out, .events = POLLIN},
         {.fd = x->err, .events = POLLIN},
+        {.fd = x->t.cancel_fd, .events = POLLIN},
     };
     int left = -1, n, r = 0;
 
@@ -520,11 +521,13 @@ static int turn(struct exec *x, const unsigned char *in, size_t len,
     }
     if (wait_ms >= 0 && (left < 0 || wait_ms < left))
         left = wait_ms;
-    n = poll(p, 3, left);
+    n = poll(p, 4, left);
     if (n < 0 && errno != EINTR)
         return fail(x, -errno, NULL);
     if (n <= 0)
         return n == 0 && wait_ms < 0 ? timed_out(x) : n == 0;
+    if (p[3].revents) /* the agent is stopping: the file waits */
+        return fail(x, -ECANCELED, "was stopped with the agent");
     if (p[0].revents)
         r = write_in(x, in, len, pos, broke);
     if (r == 0 && p[1].revents)
@@ -534,6 +537,14 @@ static int turn(struct exec *x, const unsigned char *in, size_t len,
     return r;
 }
 
+/* Whether fd (-1: none) is readable now. */
+static int readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
 /* Reap the child once its pipes are closed, within the deadline. */
 static int reap(struct exec *x)
 {
@@ -541,13 +552,16 @@ static int reap(struct exec *x)
     pid_t p;
 
     for (;;) {
-        p = waitpid(x->pid, &status, x->deadline ? WNOHANG : 0);
+        p = waitpid(x->pid, &status,
+                    x->deadline || x->t.cancel_fd >= 0 ? WNOHANG : 0);
         if (p == x->pid)
             break;
         if (p < 0 && errno != EINTR)
             return fail(x, -errno, NULL);
         if (x->deadline && now_ms() >= x->deadline)
             return timed_out(x);
+        if (p == 0 && readable(x->t.cancel_fd))
+            return fail(x, -ECANCELED, "was stopped with the agent");
         if (p == 0)
             usleep(5000);
     }
@@ -601,7 +615,7 @@ static int exec_create(const void *settings, struct transform **out)
     x = calloc(1, sizeof(*x));
     if (x == NULL)
         return -ENOMEM;
-    x->t.ops = &transform_exec;
+    transform_init(&x->t, &transform_exec);
     x->s = settings;
     x->in = x->out = x->err = -1;
     r = make_envp(x->s, &x->envp);

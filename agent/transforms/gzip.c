@@ -55,7 +55,7 @@ static int gzip_create(const void *settings, struct transform **out)
     *out = NULL;
     if (g == NULL)
         return -ENOMEM;
-    g->t.ops = &transform_gzip;
+    transform_init(&g->t, &transform_gzip);
     /* 15 + 16: a 32 KiB window with a gzip header and trailer. */
     if (deflateInit2(&g->z, s ? s->level : 6, Z_DEFLATED, 15 + 16, 8,
                      Z_DEFAULT_STRATEGY) != Z_OK) {

@@ -24,7 +24,7 @@ static int identity_create(const void *settings, struct transform **out)
 
     if (t == NULL)
         return -ENOMEM;
-    t->ops = &transform_identity;
+    transform_init(t, &transform_identity);
     *out = t;
     return 0;
 }

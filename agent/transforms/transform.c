@@ -89,6 +89,14 @@ out:
     return r;
 }
 
+void transform_chain_set_cancel(struct transform_chain *c, int fd)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++)
+        c->steps[i]->cancel_fd = fd;
+}
+
 void transform_chain_free(struct transform_chain *c)
 {
     size_t i;

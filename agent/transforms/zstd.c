@@ -98,7 +98,7 @@ static int zstd_create(const void *settings, struct transform **out)
     *out = NULL;
     if (z == NULL)
         return -ENOMEM;
-    z->t.ops = &transform_zstd;
+    transform_init(&z->t, &transform_zstd);
     z->cc = new_cctx(settings ? settings : &defaults, &why);
     if (z->cc == NULL) {
         free(z);

@@ -71,7 +71,18 @@ struct transform_ops {
 /* Every transform starts with this. */
 struct transform {
     const struct transform_ops *ops;
+    /* Readable: a wait of its own (exec's child) ends with -ECANCELED,
+     * the agent is stopping.  -1: none.  Set by the chain. */
+    int cancel_fd;
 };
+
+/* What create() does first: t is of ops, with no cancel descriptor. */
+static inline void transform_init(struct transform *t,
+                                  const struct transform_ops *ops)
+{
+    t->ops = ops;
+    t->cancel_fd = -1;
+}
 
 /*
  * One step of a chain as the configuration gives it.  conf_load() fills
@@ -106,6 +117,9 @@ const char *transform_names(void);
 int transform_chain_new(const struct transform_spec *specs, size_t n,
                         struct transform_chain **out);
 void transform_chain_free(struct transform_chain *c);
+
+/* Every step's cancel_fd (borrowed; -1: none, the default). */
+void transform_chain_set_cancel(struct transform_chain *c, int fd);
 
 /* The weakest resume of its steps; an empty chain is TRANSFORM_SAME. */
 enum transform_resume transform_chain_resume(const struct transform_chain *c);

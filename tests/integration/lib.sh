@@ -292,6 +292,24 @@ stop_agent() {
     [ "$rc" = 0 ] || fail "sftprelayd exited $rc after SIGTERM"
 }
 
+# stop_agent_quickly: stop_agent, which must take under 5 s; STOP_MS is
+# how long it took.
+stop_agent_quickly() {
+    local t0
+    t0=$(date +%s%N)
+    stop_agent
+    STOP_MS=$((($(date +%s%N) - t0) / 1000000))
+    [ "$STOP_MS" -lt 5000 ] || fail "SIGTERM took $STOP_MS ms"
+}
+
+# checkpoint_past PATH BYTES: the journal holds a checkpoint of PATH at
+# BYTES or more.
+checkpoint_past() {
+    local o
+    o=$(checkpoint_of "$1")
+    [ -n "$o" ] && [ "$o" -ge "$2" ]
+}
+
 # The resume offset the journal holds for PATH ("" if no row yet).
 checkpoint_of() {
     sqlite3 -readonly "$T/state/journal.db" \

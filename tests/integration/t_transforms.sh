@@ -121,4 +121,19 @@ err=$(sql "SELECT last_error FROM files WHERE path = 'secret.csv'")
 [ -z "$(find "$T/dst" -name 'secret*' 2>/dev/null)" ] ||
     fail "a failed filter left $(find "$T/dst" -name 'secret*')"
 ok "a filter exiting 3: the file failed with \"$err\", nothing on the target"
+# A filter that hangs (no timeout): stopping the agent stops it too; the
+# file waits in the queue.
+rm -rf "$T/src" "$T/dst" "$T/state"
+write_conf 'transforms = ( { type = "exec"; suffix = ".x";
+    command = [ "sh", "-c", "cat >/dev/null; exec sleep 600" ]; } );'
+seq 1 1000 >"$T/src/stuck.csv"
+start_agent hang
+sending() { [ "$(state_of stuck.csv)" = sending ]; }
+wait_for 30 sending || fail "stuck.csv is not being sent"
+stop_agent_quickly
+ms=$STOP_MS
+[ "$(state_of stuck.csv)" = queued ] || fail "stuck.csv is $(state_of stuck.csv), not queued"
+gone() { ! pgrep -fx 'sleep 600' >/dev/null; }
+wait_for 5 gone || fail "the hanging filter outlived the agent"
+ok "a filter that hangs: SIGTERM stops the agent in $ms ms, the file queued, the filter gone"
 echo "$TESTS_RUN passed, 0 failed"

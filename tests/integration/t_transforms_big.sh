@@ -67,12 +67,8 @@ write_conf 'transforms = ( { type = "gzip"; level = 6; } );'
 conf_keys transfer 'bandwidth_limit = 4194304;'
 cp "$T/big.csv" "$T/src/big.csv"
 start_agent agent1
-some_members() {
-    local o
-    o=$(checkpoint_of big.csv)
-    [ -n "$o" ] && [ "$o" -ge $((4 * 1048576)) ]
-}
-wait_for 60 some_members || fail "no checkpoint of big.csv recorded"
+wait_for 60 checkpoint_past big.csv $((4 * 1048576)) ||
+    fail "no checkpoint of big.csv recorded"
 kill -9 "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null || true
 tmp="$T/dst/.big.csv.gz.sftprelay-tmp"
@@ -99,7 +95,8 @@ write_conf 'transforms = ( { type = "gzip"; level = 6; } );'
 conf_keys transfer 'bandwidth_limit = 4194304;'
 cp "$T/big.csv" "$T/src/big.csv"
 start_agent agent3
-wait_for 60 some_members || fail "no checkpoint of big.csv recorded"
+wait_for 60 checkpoint_past big.csv $((4 * 1048576)) ||
+    fail "no checkpoint of big.csv recorded"
 # the new version: other bytes, the same size
 sed 's/invoice/INVOICE/' "$T/src/big.csv" >"$T/new.csv"
 cp "$T/new.csv" "$T/src/big.csv"

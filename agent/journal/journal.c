@@ -210,6 +210,7 @@ static int row_to_file(sqlite3_stmt *st, struct journal_file *f)
     f->sha256_state = col_strdup(st, 20);
     f->delivered_state = col_strdup(st, 21);
     f->delivered_sha256 = col_strdup(st, 22);
+    f->chain = col_strdup(st, 23);
     if (f->path == NULL) {
         journal_file_clear(f);
         return -ENOMEM;
@@ -232,6 +233,7 @@ void journal_file_clear(struct journal_file *f)
     free(f->sha256_state);
     free(f->delivered_state);
     free(f->delivered_sha256);
+    free(f->chain);
     memset(f, 0, sizeof(*f));
 }
 
@@ -764,6 +766,7 @@ int journal_checkpoint(struct journal *j, const struct journal_file *f,
     bind_text(st, 6, m->token);
     bind_text(st, 7, m->sha256_state);
     bind_text(st, 8, m->delivered_state);
+    bind_text(st, 9, m->chain);
     sqlite3_bind_int64(st, 2, f->id);
     sqlite3_bind_int64(st, 3, f->size);
     sqlite3_bind_int64(st, 4, f->mtime_ns);

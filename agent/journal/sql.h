@@ -132,12 +132,15 @@
  * bytes on the target (digest.h: each says how many bytes it covers), so
  * that a resumed transfer need not read again what it sent; once
  * delivered, delivered_sha256 is the digest of the bytes on the target
- * (sha256 stays that of the source: they differ through a transform).
+ * (sha256 stays that of the source: they differ through a transform);
+ * chain names the transforms that made the checkpoint, which only the
+ * same transforms take up.
  */
 #define SQL_SCHEMA_V6                                                          \
     "ALTER TABLE files ADD COLUMN sha256_state TEXT;"                          \
     "ALTER TABLE files ADD COLUMN delivered_state TEXT;"                       \
     "ALTER TABLE files ADD COLUMN delivered_sha256 TEXT;"                      \
+    "ALTER TABLE files ADD COLUMN chain TEXT;"                                 \
     "UPDATE files SET delivered_sha256 = sha256 WHERE state = 'delivered';"
 
 /* ?1 file_id, ?2 size, ?3 mtime_ns, ?4 start, ?5 end, ?6 done. */
@@ -165,8 +168,9 @@
 #define FILE_COLUMNS_V5                                                        \
     "source_offset, resume_token, target_path, etag, outcome, stale_token"
 #define FILE_COLUMNS_V5_BEFORE "resume_offset, NULL, NULL, NULL, NULL, NULL"
-#define FILE_COLUMNS_V6 "sha256_state, delivered_state, delivered_sha256"
-#define FILE_COLUMNS_V6_BEFORE "NULL, NULL, sha256"
+#define FILE_COLUMNS_V6                                                        \
+    "sha256_state, delivered_state, delivered_sha256, chain"
+#define FILE_COLUMNS_V6_BEFORE "NULL, NULL, sha256, NULL"
 
 /*
  * A file seen on the source: a new row, or a changed one queued again.
@@ -232,12 +236,13 @@
 
 /*
  * ?1 offset, ?2 id, ?3 size, ?4 mtime_ns: only for the version being sent;
- * ?5 source_offset, ?6 resume_token, ?7 sha256_state, ?8 delivered_state.
+ * ?5 source_offset, ?6 resume_token, ?7 sha256_state, ?8 delivered_state,
+ * ?9 chain.
  */
 #define SQL_CHECKPOINT                                                         \
     "UPDATE files SET resume_offset = ?1, source_offset = ?5,"                 \
     "  resume_token = ?6, stale_token = NULL,"                                 \
-    "  sha256_state = ?7, delivered_state = ?8"                                \
+    "  sha256_state = ?7, delivered_state = ?8, chain = ?9"                    \
     " WHERE id = ?2 AND state = 'sending' AND size = ?3 AND mtime_ns = ?4"
 
 /*

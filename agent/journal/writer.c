@@ -67,6 +67,7 @@ struct op {
     char *etag;                 /* delivered */
     char *sha256_state;         /* checkpoint */
     char *delivered_state;      /* checkpoint */
+    char *chain;                /* checkpoint */
     char *delivered_sha256;     /* delivered */
     const char *outcome;        /* delivered: a constant */
     int64_t *held;
@@ -112,6 +113,7 @@ static void op_free(struct op *o)
     free(o->etag);
     free(o->sha256_state);
     free(o->delivered_state);
+    free(o->chain);
     free(o->delivered_sha256);
     free(o->held);
     free(o);
@@ -240,7 +242,8 @@ int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
     struct op *o, *n = op_new(OP_CHECKPOINT, f, NULL, m->token);
 
     if (n && (dup_opt(&n->sha256_state, m->sha256_state) < 0 ||
-              dup_opt(&n->delivered_state, m->delivered_state) < 0)) {
+              dup_opt(&n->delivered_state, m->delivered_state) < 0 ||
+              dup_opt(&n->chain, m->chain) < 0)) {
         op_free(n);
         n = NULL;
     }
@@ -261,9 +264,11 @@ int jwriter_checkpoint(struct jwriter *w, const struct journal_file *f,
             o->text = n->text;
             o->sha256_state = n->sha256_state;
             o->delivered_state = n->delivered_state;
+            o->chain = n->chain;
             n->text = t.text;
             n->sha256_state = t.sha256_state;
             n->delivered_state = t.delivered_state;
+            n->chain = t.chain;
             pthread_mutex_unlock(&w->lock);
             op_free(n);
             return 0;
@@ -426,7 +431,8 @@ static int apply(struct journal *j, struct op *o)
                                  .source_offset = o->b,
                                  .token = o->text,
                                  .sha256_state = o->sha256_state,
-                                 .delivered_state = o->delivered_state};
+                                 .delivered_state = o->delivered_state,
+                                 .chain = o->chain};
 
         r = journal_checkpoint(j, &f, &m);
         break;

@@ -320,7 +320,7 @@ int xfer_can_range(const struct xfer_env *env, const struct xfer_job *job,
     return xr->split_size > 0 && job->size > xr->split_size &&
            xr->connections > 1 && env->sink->ops->open_range &&
            env->on_exists == XFER_OVERWRITE &&
-           transform_chain_resumable(env->chain);
+           transform_chain_resumable(env->chain) && !xfer_chain_id(env)[0];
 }
 
 int xfer_run_ranged(struct xfer_env *env, const struct xfer_job *job,

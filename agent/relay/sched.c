@@ -54,6 +54,7 @@ struct worker {
     struct source *src;
     struct after *after; /* source.after_delivery, on src */
     struct transform_chain *chain;
+    char chain_id[TRANSFORM_ID_MAX]; /* transform_chain_id() of chain */
     void *buf;
     const struct journal_file *cur; /* being sent */
     /* Claimed, not yet sent: batch[next..n). */
@@ -491,7 +492,8 @@ static int checkpoint(void *arg, const struct xfer_mark *m)
                               .source_offset = m->source_offset,
                               .token = m->token,
                               .sha256_state = m->sha256_state,
-                              .delivered_state = m->delivered_state};
+                              .delivered_state = m->delivered_state,
+                              .chain = m->chain};
 
     return jwriter_checkpoint(w->s->jw, w->cur, &jm);
 }
@@ -653,6 +655,7 @@ static struct xfer_job job_of(const struct journal_file *f)
         .stale_token = f->stale_token,
         .sha256_state = f->sha256_state,
         .delivered_state = f->delivered_state,
+        .chain = f->chain,
     };
 
     return job;
@@ -750,6 +753,7 @@ static void *worker_main(void *arg)
         .src = w->src,
         .sink = w->sink,
         .chain = w->chain,
+        .chain_id = w->chain_id,
         .buf = w->buf,
         .bufsize = (size_t)s->c->transfer.chunk_size,
         .cancel_fd = s->cancel_fd,
@@ -819,6 +823,11 @@ static int worker_init(struct sched *s, struct worker *w, int id)
     if (r < 0)
         return r;
     transform_chain_set_cancel(w->chain, s->cancel_fd);
+    r = transform_chain_id(w->chain, w->chain_id, sizeof(w->chain_id));
+    if (r < 0) {
+        log_error("transforms: too many to name in the journal");
+        return r;
+    }
     w->buf = malloc((size_t)c->transfer.chunk_size);
     return w->buf ? 0 : -ENOMEM;
 }

@@ -46,9 +46,14 @@ struct mark {
                         * changes bytes; else unused) */
 };
 
-/* Marks kept while the target catches up: 128 MiB of 256 KiB chunks.  A
- * target further behind is checkpointed at the last mark it passed. */
-#define MARKS 512
+/*
+ * Marks kept while the target catches up, as many as it lags by: an S3
+ * part in flight holds some 40 chunks of compressed text.  Past
+ * MARKS_MAX (7 MiB of them) every other one is dropped, so the checkpoint
+ * only gets coarser.
+ */
+#define MARKS_MIN 64
+#define MARKS_MAX 32768
 
 struct xfer {
     struct xfer_env *env;
@@ -67,8 +72,8 @@ struct xfer {
     int64_t saved_src; /* its source offset */
     char saved_token[SINK_TOKEN_MAX]; /* and its token ("": none) */
     struct mark base;          /* the newest mark the target passed */
-    struct mark *marks;        /* ring: MARKS, oldest at first */
-    size_t first, n_marks;
+    struct mark *marks;        /* [first, n): not yet passed, oldest first */
+    size_t first, n_marks, cap;
     int target_open;
 };
 
@@ -163,7 +168,8 @@ static int step_place(struct xfer *x)
         /* What an earlier attempt left is of no use now. */
         if (x->job->stale_token)
             sink_discard(sk, x->rel, x->job->stale_token);
-        if (x->job->resume_offset > 0 || x->job->token) {
+        if (x->job->resume_offset > 0 || x->job->source_offset > 0 ||
+            x->job->token) {
             r = sink_discard(sk, x->rel, x->job->token);
             if (r < 0)
                 return sink_err(x, r);
@@ -202,6 +208,7 @@ static int chunked_resume_point(struct xfer *x)
 
     if (x->mode != TRANSFORM_CHUNKED || j->resume_offset <= 0 ||
         j->source_offset <= 0 || j->source_offset >= x->st.size ||
+        strcmp(j->chain ? j->chain : "", xfer_chain_id(x->env)) != 0 ||
         digest_load(&x->md, j->sha256_state) < 0 ||
         digest_load(&x->omd, j->delivered_state) < 0 ||
         x->md.length != (uint64_t)j->source_offset ||
@@ -213,32 +220,42 @@ static int chunked_resume_point(struct xfer *x)
     return 1;
 }
 
+/* Whether the checkpoint is of the same bytes (a chain that keeps them,
+ * then as now), so a chain that keeps bytes can resume from it. */
+static int same_resume_point(const struct xfer *x)
+{
+    const struct xfer_job *j = x->job;
+
+    return x->mode == TRANSFORM_SAME && j->source_offset == j->resume_offset &&
+           strcmp(j->chain ? j->chain : "", xfer_chain_id(x->env)) == 0;
+}
+
 static int step_open_target(struct xfer *x)
 {
     const struct xfer_job *j = x->job;
     int same = x->mode == TRANSFORM_SAME, at_mark = chunked_resume_point(x);
+    int go_on = same ? same_resume_point(x) : at_mark;
     struct sink_file f = {
         .rel = x->rel,
         .mode = x->st.mode,
         .size = same ? x->st.size : -1,
-        .offset = same || at_mark ? j->resume_offset : 0,
+        .offset = go_on ? j->resume_offset : 0,
         .token = j->token,
         .stale_token = j->stale_token,
-        .whole_writes = !same,
+        .whole_writes = x->mode == TRANSFORM_CHUNKED,
     };
     int r;
 
-    if (f.offset > x->st.size || f.offset < 0)
+    if (same && (f.offset > x->st.size || f.offset < 0))
         f.offset = 0;
-    if (!same && !at_mark &&
-        (j->resume_offset > 0 || j->source_offset > 0 || j->token)) {
+    if (!go_on && (j->resume_offset > 0 || j->source_offset > 0 || j->token)) {
         /* What an earlier attempt sent is thrown away with its upload. */
         log_info("%s: starting again from byte 0 (%lld bytes of it had been "
                  "read): %s",
                  x->rel, (long long)j->source_offset,
                  x->mode == TRANSFORM_RESTART
                      ? "a transform of the chain cannot resume"
-                     : "no usable checkpoint for its transforms");
+                     : "its checkpoint is not of these transforms");
         if (f.stale_token == NULL)
             f.stale_token = f.token;
         f.token = NULL;
@@ -282,29 +299,56 @@ static int step_open_target(struct xfer *x)
     return 0;
 }
 
-/* A new mark at the current chunk boundary. */
-static void mark_push(struct xfer *x)
+/* Room for one more mark: 0, or -ENOMEM. */
+static int mark_room(struct xfer *x)
 {
     struct mark *m;
+    size_t i, n;
 
-    if (x->n_marks == MARKS) { /* the target is far behind: drop the oldest */
-        x->first = (x->first + 1) % MARKS;
-        x->n_marks--;
+    if (x->first > 0 && x->n_marks == x->cap) { /* slide the rest down */
+        memmove(x->marks, x->marks + x->first,
+                (x->n_marks - x->first) * sizeof(*x->marks));
+        x->n_marks -= x->first;
+        x->first = 0;
     }
-    m = &x->marks[(x->first + x->n_marks++) % MARKS];
+    if (x->n_marks < x->cap)
+        return 0;
+    if (x->cap < MARKS_MAX) {
+        n = x->cap ? 2 * x->cap : MARKS_MIN;
+        m = realloc(x->marks, n * sizeof(*m));
+        if (m == NULL)
+            return -ENOMEM;
+        x->marks = m;
+        x->cap = n;
+        return 0;
+    }
+    /* The target is very far behind: keep every other mark. */
+    for (i = 0, n = 0; i < x->n_marks; i += 2)
+        x->marks[n++] = x->marks[i];
+    x->n_marks = n;
+    return 0;
+}
+
+/* A new mark at the current chunk boundary. */
+static int mark_push(struct xfer *x)
+{
+    struct mark *m;
+    int r = mark_room(x);
+
+    if (r < 0)
+        return r;
+    m = &x->marks[x->n_marks++];
     m->out = x->out;
     m->md = x->md;
     m->omd = x->omd;
+    return 0;
 }
 
 /* base = the newest mark at or below durable; older ones are dropped. */
 static void mark_reach(struct xfer *x, int64_t durable)
 {
-    while (x->n_marks > 0 && x->marks[x->first].out <= durable) {
-        x->base = x->marks[x->first];
-        x->first = (x->first + 1) % MARKS;
-        x->n_marks--;
-    }
+    while (x->first < x->n_marks && x->marks[x->first].out <= durable)
+        x->base = x->marks[x->first++];
 }
 
 /*
@@ -402,6 +446,7 @@ static int save(struct xfer *x)
     x->saved_src = m.source_offset;
     snprintf(x->saved_token, sizeof(x->saved_token), "%s", t ? t : "");
     m.token = t;
+    m.chain = xfer_chain_id(x->env);
     if (x->mode != TRANSFORM_RESTART) {
         digest_save(&x->base.md, state);
         m.sha256_state = state;
@@ -473,8 +518,9 @@ static int step_send(struct xfer *x)
         x->out += (int64_t)outlen;
         x->res->sent += (int64_t)outlen;
         if (!last) {
-            mark_push(x);
-            r = save(x);
+            r = mark_push(x);
+            if (r == 0)
+                r = save(x);
             if (r < 0)
                 return r;
         }
@@ -548,7 +594,8 @@ static void throw_away(struct xfer *x)
     const char *t = x->target_open ? sink_token(sk) : x->job->token;
     int r;
 
-    if (!x->target_open && x->job->resume_offset == 0 && !x->job->token)
+    if (!x->target_open && x->job->resume_offset == 0 &&
+        x->job->source_offset == 0 && !x->job->token)
         return; /* nothing was sent */
     if (t)
         snprintf(token, sizeof(token), "%s", t);
@@ -586,11 +633,6 @@ int xfer_run(struct xfer_env *env, const struct xfer_job *job,
         x.rel = x.name;
         snprintf(res->placed, sizeof(res->placed), "%s", x.name);
     }
-    x.marks = calloc(MARKS, sizeof(*x.marks));
-    if (x.marks == NULL) {
-        r = -ENOMEM;
-        goto out;
-    }
     while (st != XS_DONE) {
         r = steps[st](&x);
         if (r < 0)
@@ -626,7 +668,7 @@ int xfer_can_batch(const struct xfer_env *env, const struct xfer_job *jobs,
 
     if (n < 2 || n > SINK_PUT_MAX || !env->sink->ops->put_many ||
         env->on_exists != XFER_OVERWRITE ||
-        !transform_chain_resumable(env->chain))
+        !transform_chain_resumable(env->chain) || xfer_chain_id(env)[0])
         return 0;
     for (i = 0; i < n; i++) {
         if (jobs[i].resume_offset > 0 || jobs[i].token || jobs[i].stale_token ||

@@ -85,8 +85,9 @@ struct s3_sink {
     int whole_writes;   /* sink_file's: parts end where writes end */
 };
 
-/* With whole_writes a part may pass part_size by this much, to end with
- * a write (a transform's chunk of 256 KiB compresses to about that). */
+/* With whole_writes a part may pass part_size, to end with a write: by
+ * this much, grown for a longer write (a transform's chunk of 256 KiB
+ * compresses to no more than about that); never cut. */
 #define PART_SLACK (2 * MIB)
 #define PART_MIN (5 * MIB) /* S3's smallest part but the last */
 
@@ -413,7 +414,7 @@ static int free_slot(struct s3_sink *s, struct slot **out)
             sl = &s->slots[i];
             if (sl->number)
                 continue;
-            if (sl->cap != cap) {
+            if (sl->cap < cap || (sl->cap > cap && !s->whole_writes)) {
                 free(sl->buf);
                 sl->cap = 0;
                 sl->buf = malloc(cap);
@@ -467,10 +468,25 @@ static int part_full(const struct s3_sink *s, size_t len)
         return 0;
     if (!s->whole_writes)
         return sl->len == s->part_size;
-    /* End the part with the last write that fits, if it is big enough;
-     * else the write goes on into the slack, and is cut only past it. */
-    return (sl->len + len > s->part_size && sl->len >= PART_MIN) ||
-           sl->len == sl->cap;
+    /* End the part with the last write that fits, once it is big enough;
+     * else the write goes on into the slack. */
+    return sl->len + len > s->part_size && sl->len >= PART_MIN;
+}
+
+/* With whole_writes, a write is never cut: the slot grows to hold it. */
+static int fit(struct s3_sink *s, size_t len)
+{
+    struct slot *sl = s->fill;
+    unsigned char *p;
+
+    if (!s->whole_writes || sl->len + len <= sl->cap)
+        return 0;
+    p = realloc(sl->buf, sl->len + len);
+    if (p == NULL)
+        return sink_fail(&s->base, -ENOMEM, "out of memory");
+    sl->buf = p;
+    sl->cap = sl->len + len;
+    return 0;
 }
 
 static int s3sink_write(struct sink *sk, const void *buf, size_t len)
@@ -498,6 +514,9 @@ static int s3sink_write(struct sink *sk, const void *buf, size_t len)
             if (r < 0)
                 return r;
         }
+        r = fit(s, len);
+        if (r < 0)
+            return r;
         n = (s->whole_writes ? s->fill->cap : s->part_size) - s->fill->len;
         if (n > len)
             n = len;

@@ -50,6 +50,8 @@
 #include "sftprelay/text.h"
 #include "sftprelay/transform.h"
 
+extern const struct transform_ops transform_exec;
+
 struct exec_settings {
     char **command; /* argv, NULL-terminated */
     size_t n_command;

@@ -18,6 +18,8 @@
 #include "sftprelay/conf.h"
 #include "sftprelay/transform.h"
 
+extern const struct transform_ops transform_gzip;
+
 struct gzip_settings {
     int level;
 };

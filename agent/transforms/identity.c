@@ -10,6 +10,8 @@
 #include "sftprelay/conf.h"
 #include "sftprelay/transform.h"
 
+extern const struct transform_ops transform_identity;
+
 /* It has no keys: the table is there so that -K lists it. */
 static const struct conf_table identity_conf = {
     .section = "transforms",

@@ -15,6 +15,9 @@
 
 #include "sftprelay/transform.h"
 
+extern const struct transform_ops transform_identity, transform_gzip,
+    transform_zstd, transform_exec;
+
 /* Every transform the agent knows, by name. */
 static const struct transform_ops *const transforms[] = {
     &transform_identity,
@@ -125,6 +128,35 @@ int transform_chain_resumable(const struct transform_chain *c)
     return transform_chain_resume(c) == TRANSFORM_SAME;
 }
 
+/* Step i's suffix: its own, or its type's. */
+static const char *suffix_of(const struct transform_chain *c, size_t i)
+{
+    const char *s = c->specs[i].suffix ? c->specs[i].suffix
+                                       : c->specs[i].ops->suffix;
+
+    return s ? s : "";
+}
+
+int transform_chain_id(const struct transform_chain *c, char *out,
+                       size_t outlen)
+{
+    size_t i, n = 0;
+    int k;
+
+    out[0] = '\0';
+    for (i = 0; i < c->n; i++) {
+        if (c->specs[i].ops->resume == TRANSFORM_SAME && !suffix_of(c, i)[0])
+            continue; /* changes nothing */
+        k = snprintf(out + n, outlen - n, "%s%s%s%s", n ? "," : "",
+                     c->specs[i].ops->name, suffix_of(c, i)[0] ? ":" : "",
+                     suffix_of(c, i));
+        if (k < 0 || (size_t)k >= outlen - n)
+            return -ENAMETOOLONG;
+        n += (size_t)k;
+    }
+    return 0;
+}
+
 int transform_chain_name(const struct transform_chain *c, const char *rel,
                          char *out, size_t outlen)
 {
@@ -135,9 +167,8 @@ int transform_chain_name(const struct transform_chain *c, const char *rel,
         return -ENAMETOOLONG;
     memmove(out, rel, n + 1);
     for (i = 0; i < c->n; i++) {
-        suffix =
-            c->specs[i].suffix ? c->specs[i].suffix : c->specs[i].ops->suffix;
-        add = suffix ? strlen(suffix) : 0;
+        suffix = suffix_of(c, i);
+        add = strlen(suffix);
         if (n + add >= outlen)
             return -ENAMETOOLONG;
         memcpy(out + n, suffix, add);

@@ -19,6 +19,8 @@
 #include "sftprelay/conf.h"
 #include "sftprelay/transform.h"
 
+extern const struct transform_ops transform_zstd;
+
 struct zstd_settings {
     int level;
     int threads;

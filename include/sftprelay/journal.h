@@ -60,6 +60,7 @@ struct journal_file {
     char *delivered_state;
     char *delivered_sha256; /* hex, of the bytes on the target; NULL until
                              * delivered */
+    char *chain; /* the transforms of the checkpoint (transform.h), or NULL */
 };
 
 /* How far a transfer got: what journal_checkpoint() records. */
@@ -71,6 +72,7 @@ struct journal_mark {
      * on the target, each over as many bytes as it says, or NULL */
     const char *sha256_state;
     const char *delivered_state;
+    const char *chain; /* transform_chain_id() of the chain, or NULL */
 };
 
 /* What journal_delivered() records. */

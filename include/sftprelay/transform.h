@@ -128,6 +128,16 @@ enum transform_resume transform_chain_resume(const struct transform_chain *c);
 int transform_chain_resumable(const struct transform_chain *c);
 
 /*
+ * What the chain does to a file, as text for the journal: each step that
+ * changes bytes or names, with its suffix ("gzip:.gz,exec:.gpg"); "" for
+ * a chain that changes neither.  A checkpoint is taken up again only by
+ * a chain with the same text.  Returns 0, or -ENAMETOOLONG.
+ */
+#define TRANSFORM_ID_MAX 256
+int transform_chain_id(const struct transform_chain *c, char *out,
+                       size_t outlen);
+
+/*
  * The target name of rel: rel with each step's suffix appended in order
  * ("report.csv" -> "report.csv.gz.gpg") into out.  Returns 0, or
  * -ENAMETOOLONG if it does not fit in outlen bytes.
@@ -150,9 +160,5 @@ int transform_chain_process(struct transform_chain *c, const void *in,
  */
 const char *transform_chain_error(const struct transform_chain *c);
 
-extern const struct transform_ops transform_identity;
-extern const struct transform_ops transform_gzip;
-extern const struct transform_ops transform_zstd;
-extern const struct transform_ops transform_exec;
 
 #endif

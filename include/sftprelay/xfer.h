@@ -31,6 +31,7 @@ struct xfer_mark {
      * offsets above) */
     const char *sha256_state;
     const char *delivered_state; /* NULL: the same bytes as the source's */
+    const char *chain; /* the chain's transform_chain_id() */
 };
 
 /* target.on_exists: what to do when the target has the file already. */
@@ -45,6 +46,7 @@ struct xfer_env {
     struct source *src;
     struct sink *sink;
     struct transform_chain *chain;
+    const char *chain_id; /* its transform_chain_id(): "" changes nothing */
     void *buf; /* bufsize bytes: the chunk size */
     size_t bufsize;
     int cancel_fd;         /* readable: stop between chunks with -ECANCELED */
@@ -54,6 +56,12 @@ struct xfer_env {
     int (*checkpoint)(void *arg, const struct xfer_mark *m);
     void *arg;
 };
+
+/* env's chain_id, "" when it has none. */
+static inline const char *xfer_chain_id(const struct xfer_env *env)
+{
+    return env->chain_id ? env->chain_id : "";
+}
 
 /* The file to send: the version the journal knows. */
 struct xfer_job {
@@ -67,6 +75,7 @@ struct xfer_job {
     const char *stale_token; /* an earlier upload to throw away first */
     const char *sha256_state; /* as struct xfer_mark; NULL: none */
     const char *delivered_state;
+    const char *chain; /* the chain that made the checkpoint, or NULL */
 };
 
 /* Longest name on the target a result holds. */

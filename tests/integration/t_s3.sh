@@ -166,6 +166,30 @@ wait_for 30 status_says "bucket nosuch does not exist at $RGW_ENDPOINT" ||
 ok "missing bucket: status says \"bucket nosuch does not exist at $RGW_ENDPOINT\""
 stop_agent
 
+# 6. gzip before S3: parts end with a member (whole writes), so kill -9
+# resumes the multipart upload at a member boundary, and the object
+# gunzips to the source.
+s3_conf "" "bandwidth_limit = 1048576;"
+echo 'transforms = ( { type = "gzip"; level = 1; } );' >>"$T/relay.conf"
+"$PY" "$(dirname "$0")/../../bench/transfer.py" text "$T/src/text.csv" 40
+start_agent agent7
+wait_for 60 checkpoint_past text.csv $((2 * PART)) ||
+    fail "text.csv.gz: no checkpoint past 2 parts"
+kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+s3_conf
+echo 'transforms = ( { type = "gzip"; level = 1; } );' >>"$T/relay.conf"
+start_agent agent8
+wait_for 60 is_delivered text.csv || fail "text.csv not delivered after the restart"
+at=$(sed -n 's/.*text\.csv\.gz: resuming at byte [0-9]* of [0-9]* (byte \([0-9]*\) on the target).*/\1/p' \
+    "$T/agent8.log")
+[ -n "$at" ] && [ "$at" -gt 0 ] || fail "text.csv.gz did not resume: $(grep text.csv "$T/agent8.log")"
+rgw_get "$B" in/text.csv.gz "$T/got.gz" || fail "no in/text.csv.gz on the bucket"
+gzip -dc <"$T/got.gz" | cmp -s - "$T/src/text.csv" ||
+    fail "in/text.csv.gz does not gunzip to the source"
+ok "gzip to S3: killed past 2 parts, resumed at byte $at of the object, which gunzips to the source"
+stop_agent
+
 [ -z "$(rgw_uploads "$B")" ] || fail "uploads left behind: $(rgw_uploads "$B")"
 ok "no multipart upload left behind"
 stop_rgw

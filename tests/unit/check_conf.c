@@ -398,7 +398,7 @@ START_TEST(test_transforms)
                           &c, err),
                      0);
     ck_assert_uint_eq(c->transforms.n, 2);
-    ck_assert_ptr_eq(c->transforms.steps[0].ops, &transform_identity);
+    ck_assert_ptr_eq(c->transforms.steps[0].ops, transform_find("identity"));
     ck_assert_str_eq(c->transforms.steps[0].type, "identity");
     ck_assert_ptr_null(c->transforms.steps[0].suffix);
     ck_assert_int_eq(c->transforms.steps[0].line, 3);
@@ -413,7 +413,7 @@ START_TEST(test_transforms)
                           &c, err),
                      0);
     ck_assert_uint_eq(c->transforms.n, 1);
-    ck_assert_ptr_eq(c->transforms.steps[0].ops, &transform_identity);
+    ck_assert_ptr_eq(c->transforms.steps[0].ops, transform_find("identity"));
     ck_assert_int_eq(c->transforms.steps[0].line, 3);
     conf_free(c);
 
@@ -425,7 +425,7 @@ START_TEST(test_transforms)
                           &c, err),
                      0);
     ck_assert_uint_eq(c->transforms.n, 2);
-    ck_assert_ptr_eq(c->transforms.steps[0].ops, &transform_gzip);
+    ck_assert_ptr_eq(c->transforms.steps[0].ops, transform_find("gzip"));
     ck_assert_int_eq(*(const int *)c->transforms.steps[0].settings, 1);
     ck_assert_int_eq(*(const int *)c->transforms.steps[1].settings, 6);
     ck_assert_str_eq(c->transforms.steps[1].suffix, "");
@@ -444,7 +444,7 @@ START_TEST(test_transforms)
              &c, err),
         0);
     ck_assert_uint_eq(c->transforms.n, 2);
-    ck_assert_ptr_eq(c->transforms.steps[1].ops, &transform_exec);
+    ck_assert_ptr_eq(c->transforms.steps[1].ops, transform_find("exec"));
     ck_assert_str_eq(c->transforms.steps[1].type, "exec");
     ck_assert_str_eq(c->transforms.steps[1].suffix, ".gpg");
     ck_assert_int_eq(c->transforms.steps[1].line, 4);

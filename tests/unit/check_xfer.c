@@ -28,6 +28,7 @@ static char buf[CHUNK];
 static int64_t checkpoints[64], source_offsets[64];
 static char states[64][DIGEST_STATE_MAX]; /* each checkpoint's sha256_state */
 static char ostates[64][DIGEST_STATE_MAX]; /* and delivered_state */
+static char chains[64][TRANSFORM_ID_MAX];  /* and chain */
 static int n_checkpoints, stop_after;
 
 static int on_checkpoint(void *arg, const struct xfer_mark *m)
@@ -41,6 +42,8 @@ static int on_checkpoint(void *arg, const struct xfer_mark *m)
                  m->sha256_state ? m->sha256_state : "");
         snprintf(ostates[n_checkpoints], sizeof(ostates[0]), "%s",
                  m->delivered_state ? m->delivered_state : "");
+        snprintf(chains[n_checkpoints], sizeof(chains[0]), "%s",
+                 m->chain ? m->chain : "");
     }
     n_checkpoints++;
     /* Simulate a crash after a few chunks. */
@@ -197,7 +200,7 @@ START_TEST(test_resume_from_checkpoint)
 
     stop_after = 0;
     n_checkpoints = 0;
-    job.resume_offset = 3 * CHUNK;
+    job.resume_offset = job.source_offset = 3 * CHUNK;
     job.sha256_state = states[2];
     ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
     ck_assert_int_eq(res.resumed_at, 3 * CHUNK);
@@ -226,7 +229,7 @@ static void interrupt_at(struct xfer_job *job, int n,
 
     stop_after = n;
     n_checkpoints = 0;
-    job->resume_offset = 0;
+    job->resume_offset = job->source_offset = 0;
     job->sha256_state = NULL;
     ck_assert_int_eq(xfer_run(&env, job, &res), -ECANCELED);
     memcpy(saved, states, (size_t)n * sizeof(states[0]));
@@ -250,7 +253,7 @@ START_TEST(test_resume_digest_state)
         /* The target holds 4 chunks, or 6 with a state of 6 chunks: it
          * resumes at 4 as asked either way. */
         interrupt_at(&job, cases[i].state == -2 ? 6 : 4, saved);
-        job.resume_offset = 4 * CHUNK;
+        job.resume_offset = job.source_offset = 4 * CHUNK;
         job.sha256_state = cases[i].state >= 0    ? saved[cases[i].state]
                            : cases[i].state == -1 ? "sha256 12 zz"
                                                   : saved[5];
@@ -309,16 +312,28 @@ static void assert_gunzips_to(const unsigned char *gz, size_t n,
     free(out);
 }
 
+/* The chain becomes the n steps of specs (0: none). */
+static void use_chain(const struct transform_spec *specs, size_t n)
+{
+    static char id[TRANSFORM_ID_MAX];
+
+    transform_chain_free(chain);
+    ck_assert_int_eq(transform_chain_new(specs, n, &chain), 0);
+    ck_assert_int_eq(transform_chain_id(chain, id, sizeof(id)), 0);
+    env.chain = chain;
+    env.chain_id = id;
+}
+
 /* The chain becomes one gzip step; job runs until its n-th checkpoint. */
 static void gzip_interrupted(struct xfer_job *job, int n)
 {
-    static const struct transform_spec spec = {.type = "gzip",
-                                               .ops = &transform_gzip};
+    static struct transform_spec spec; /* the chain borrows it */
     struct xfer_result res;
 
-    transform_chain_free(chain);
-    ck_assert_int_eq(transform_chain_new(&spec, 1, &chain), 0);
-    env.chain = chain;
+    spec = (struct transform_spec){.type = "gzip",
+                                   .ops = transform_find("gzip")};
+
+    use_chain(&spec, 1);
     stop_after = n;
     ck_assert_int_eq(xfer_run(&env, job, &res), -ECANCELED);
     stop_after = 0;
@@ -331,6 +346,7 @@ static void resume_from(struct xfer_job *job, int i)
     job->source_offset = source_offsets[i];
     job->sha256_state = states[i];
     job->delivered_state = ostates[i];
+    job->chain = chains[i];
 }
 
 /*
@@ -392,6 +408,33 @@ START_TEST(test_gzip_bad_checkpoint_starts_over)
 }
 END_TEST
 
+/*
+ * A checkpoint of other transforms than the chain's now (the
+ * configuration changed between two runs) is not taken up: no target
+ * file mixes gzip members with plain bytes.
+ */
+START_TEST(test_other_chain_starts_over)
+{
+    static struct transform_spec plain; /* the chain borrows it */
+    struct xfer_result res;
+    unsigned char *d;
+    struct xfer_job job = make("big.csv", 8 * CHUNK + 7, &d);
+
+    plain = (struct transform_spec){.type = "identity",
+                                    .ops = transform_find("identity"),
+                                    .suffix = ".gz"};
+
+    gzip_interrupted(&job, 3);
+    ck_assert_str_eq(chains[2], "gzip:.gz");
+    resume_from(&job, 2);
+    use_chain(&plain, 1); /* the same name, bytes as they are */
+    ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
+    ck_assert_int_eq(res.resumed_at, 0);
+    assert_target("big.csv.gz", d, (size_t)job.size);
+    free(d);
+}
+END_TEST
+
 START_TEST(test_resume_beyond_temp_file_restarts_lower)
 {
     struct xfer_result res;
@@ -399,7 +442,7 @@ START_TEST(test_resume_beyond_temp_file_restarts_lower)
     struct xfer_job job = make("f", 4 * CHUNK, &d);
 
     /* The journal says 3 chunks, but no temporary file exists: start at 0. */
-    job.resume_offset = 3 * CHUNK;
+    job.resume_offset = job.source_offset = 3 * CHUNK;
     ck_assert_int_eq(xfer_run(&env, &job, &res), 0);
     ck_assert_int_eq(res.resumed_at, 0);
     assert_target("f", d, (size_t)job.size);
@@ -472,6 +515,7 @@ static Suite *xfer_suite(void)
     tcase_add_test(tc, test_resume_digest_state);
     tcase_add_test(tc, test_gzip_resumes_at_a_member);
     tcase_add_test(tc, test_gzip_bad_checkpoint_starts_over);
+    tcase_add_test(tc, test_other_chain_starts_over);
     tcase_add_test(tc, test_resume_beyond_temp_file_restarts_lower);
     tcase_add_test(tc, test_changed_since_queued);
     tcase_add_test(tc, test_vanished);

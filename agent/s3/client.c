@@ -665,15 +665,20 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* How long a turn without waiting may go on while the sockets are ready. */
+#define DRIVE_BUSY_MS 20
+
 /*
  * Drive every transfer until x is done (x NULL: until a part is done),
- * for at most wait_ms (-1: no limit but the transfers' own timeouts).
+ * for at most wait_ms (-1: no limit but the transfers' own timeouts; 0:
+ * no wait, but as long as the sockets are ready, DRIVE_BUSY_MS at most).
  * Returns 0, or -ECANCELED as soon as the cancel descriptor is readable.
  */
 static int drive(struct s3 *c, const struct xfer *x, int wait_ms)
 {
     int64_t deadline = wait_ms < 0 ? -1 : now_ms() + wait_ms;
-    int running;
+    int64_t busy_until = now_ms() + DRIVE_BUSY_MS;
+    int running, ready;
 
     for (;;) {
         struct curl_waitfd w = {.fd = c->cancel_fd, .events = CURL_WAIT_POLLIN};
@@ -683,6 +688,17 @@ static int drive(struct s3 *c, const struct xfer *x, int wait_ms)
         collect(c);
         if (x ? x->done : part_ready(c))
             return 0;
+        if (wait_ms == 0) {
+            /* Without waiting, but as long as the sockets take more:
+             * parts in flight move on between the caller's writes, also
+             * when those are slow (a rate limit, a slow source). */
+            ready = 0;
+            if (running == 0 || now_ms() >= busy_until ||
+                curlso.multi_poll(c->multi, NULL, 0, 0, &ready) != CURLM_OK ||
+                ready == 0)
+                return 0;
+            continue;
+        }
         if (deadline >= 0) {
             left = deadline - now_ms();
             if (left <= 0)

@@ -137,7 +137,8 @@ int digest_load(struct digest *d, const char *text)
     if (strlen(p) != 2 * (len % 64) || unhex(p, t.block, len % 64) < 0)
         return -EINVAL;
     for (i = 0; i < 8; i++)
-        t.h[i] = (uint32_t)words[4 * i] << 24 | (uint32_t)words[4 * i + 1] << 16 |
+        t.h[i] = (uint32_t)words[4 * i] << 24 |
+                 (uint32_t)words[4 * i + 1] << 16 |
                  (uint32_t)words[4 * i + 2] << 8 | words[4 * i + 3];
     t.length = len;
     *d = t;

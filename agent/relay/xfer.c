@@ -118,7 +118,8 @@ static int step_open_source(struct xfer *x)
     x->res->now = x->st;
     if (x->st.size < 0) { /* a hostile remote source's 2^63 */
         snprintf(x->res->err, sizeof(x->res->err),
-                 "source: a size of %lld bytes cannot be", (long long)x->st.size);
+                 "source: a size of %lld bytes cannot be",
+                 (long long)x->st.size);
         return -EPROTO;
     }
     if (differs(&x->st, x->job->size, x->job->mtime_ns)) {
@@ -652,6 +653,9 @@ out:
         snprintf(res->err, sizeof(res->err), "%s", strerror(-r));
     if (x.target_open)
         sink_abort(env->sink);
+    /* A file that failed leaves nothing running (exec's child). */
+    if (r < 0)
+        transform_chain_begin(env->chain);
     if (x.f)
         env->src->ops->close(x.f);
     free(x.marks);

@@ -233,7 +233,7 @@ int s3_new(const struct s3_config *cf, struct s3 **out, char *err,
     int r = -ENOMEM;
 
     *out = NULL;
-    r = curl_so_load(err, errlen);
+    r = curlso_load(err, errlen);
     if (r < 0)
         return r;
     r = -ENOMEM;

@@ -75,7 +75,7 @@ static void load(void)
     }
 }
 
-int curl_so_load(char *err, size_t errlen)
+int curlso_load(char *err, size_t errlen)
 {
     pthread_once(&once, load);
     if (load_result < 0)

@@ -34,7 +34,7 @@ struct curl_so {
     time_t (*getdate)(const char *s, const time_t *unused);
 };
 
-/* libcurl's functions, once curl_so_load() succeeded. */
+/* libcurl's functions, once curlso_load() succeeded. */
 extern struct curl_so curlso;
 
 /*
@@ -43,6 +43,6 @@ extern struct curl_so curlso;
  * -ENOMEM with the reason in err ("libcurl.so.4: cannot open shared
  * object file ..." when it is not installed).
  */
-int curl_so_load(char *err, size_t errlen);
+int curlso_load(char *err, size_t errlen);
 
 #endif

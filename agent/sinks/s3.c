@@ -20,10 +20,14 @@
  * of this upload was stored only after the server checked its
  * Content-MD5.  So what is sent again is the parts that were in flight
  * (parts_in_flight at most) and any that completed after a gap one of
- * them left: with parts_in_flight = 1, one part at most.  An upload the server lost (NoSuchUpload) starts again
- * from 0.  abort() leaves the
+ * them left: with parts_in_flight = 1, one part at most.  An upload the
+ * server lost (NoSuchUpload) starts again from 0.  abort() leaves the
  * upload for that; discard() (a source that changed or vanished) aborts
  * it, so no orphaned parts keep costing money.
+ *
+ * With whole_writes (a transform's members) a part ends with a write:
+ * it may pass part_size by a write, so that every durable offset is a
+ * member boundary the transfer can resume from.
  *
  * One thread (the worker's) drives the sink and its client; no lock.
  */

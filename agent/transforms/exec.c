@@ -603,8 +603,7 @@ static int pump(struct exec *x, const unsigned char *in, size_t len, int last)
     return r;
 }
 
-/* --- the ops ---------------------------------------------------------------
- */
+/* --- the ops ------------------------------------------------------------- */
 
 static int exec_create(const void *settings, struct transform **out)
 {

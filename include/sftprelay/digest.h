@@ -23,7 +23,10 @@ struct digest {
     unsigned char block[64]; /* length % 64 bytes not hashed yet */
 };
 
+/* d = the state of no bytes hashed. */
 void digest_init(struct digest *d);
+
+/* Hash n more bytes at p into d. */
 void digest_update(struct digest *d, const void *p, size_t n);
 
 /* The SHA-256 of every byte given (d is left as it was). */

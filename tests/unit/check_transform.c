@@ -492,8 +492,7 @@ START_TEST(test_big)
 }
 END_TEST
 
-/* --- exec ------------------------------------------------------------------
- */
+/* --- exec ---------------------------------------------------------------- */
 
 /*
  * Configure the groups pre (may be "") and then an exec step running

@@ -144,10 +144,13 @@ while True:
 PY
 SILENT=$!
 PIDS+=("$SILENT")
+accepted() { grep -q accepted "$T/silent.log"; }
 wait_for 10 port_open "$TARGET_PORT" || fail "the silent listener did not start"
+# port_open's own connection is logged too: wait for it before the log is
+# emptied, so that the next "accepted" is the agent's.
+wait_for 10 accepted || fail "the silent listener did not log port_open's connection"
 : >"$T/silent.log"
 start_agent agent-silent
-accepted() { grep -q accepted "$T/silent.log"; }
 wait_for 20 accepted || fail "silent: the agent did not connect"
 term
 consistent state 3

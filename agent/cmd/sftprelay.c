@@ -15,6 +15,7 @@
 #include "sftprelay/conf.h"
 #include "sftprelay/journal.h"
 #include "sftprelay/log.h"
+#include "sftprelay/report.h"
 #include "sftprelay/serve.h"
 #include "sftprelay/server.h"
 #include "sftprelay/text.h"
@@ -69,107 +70,8 @@ static void fmt_age(int64_t s, char *buf, size_t len)
         snprintf(buf, len, "%lldd", (long long)s / 86400);
 }
 
-static void json_kv_str(const char *key, const char *v, int comma)
-{
-    printf("%s\"%s\": ", comma ? ", " : "", key);
-    text_print_json(stdout, v);
-}
-
-static void json_kv_int(const char *key, int64_t v, int comma)
-{
-    printf("%s\"%s\": %lld", comma ? ", " : "", key, (long long)v);
-}
-
-/* Times as JSON: Unix seconds, or null when unset. */
-static void json_kv_time(const char *key, int64_t v)
-{
-    if (v > 0)
-        json_kv_int(key, v, 1);
-    else
-        printf(", \"%s\": null", key);
-}
-
-static void print_file_json(const struct journal_file *f)
-{
-    printf("{");
-    json_kv_str("path", f->path, 0);
-    json_kv_str("state", journal_state_name(f->state), 1);
-    json_kv_int("size", f->size, 1);
-    json_kv_int("mtime_ns", f->mtime_ns, 1);
-    json_kv_int("attempts", f->attempts, 1);
-    json_kv_time("next_attempt", f->state == JS_QUEUED ? f->next_attempt : 0);
-    json_kv_int("resume_offset", f->resume_offset, 1);
-    json_kv_int("source_offset", f->source_offset, 1);
-    json_kv_str("sha256", f->sha256, 1);
-    json_kv_str("delivered_sha256", f->delivered_sha256, 1);
-    json_kv_str("target_path", f->target_path ? f->target_path : f->path, 1);
-    json_kv_str("etag", f->etag, 1);
-    json_kv_str("outcome", f->outcome, 1);
-    json_kv_str("last_error", f->last_error, 1);
-    json_kv_time("detected_at", f->detected_at);
-    json_kv_time("attempted_at", f->attempted_at);
-    json_kv_time("delivered_at", f->delivered_at);
-    json_kv_int("version", f->version, 1);
-    printf("}");
-}
-
-/* What the agent last said of the target, or of the source host. */
-struct outage_said {
-    char *err; /* malloc'd; NULL: none, or an empty one (it is up) */
-    int64_t at;
-};
-
-/* The agent's last word under key ("target_error", "source_error"). */
-static void outage_get(struct cli *c, const char *key, struct outage_said *o)
-{
-    char **err = &o->err;
-    int r;
-
-    *err = NULL;
-    o->at = 0;
-    r = journal_agent_get(c->j, key, err, &o->at);
-    if (r < 0 && r != -ENOENT) { /* not "ok": say that it is not known */
-        if (asprintf(err, "not known: journal: %s", journal_errmsg(c->j)) < 0)
-            *err = NULL;
-        return;
-    }
-    if (*err && !(*err)[0]) {
-        free(*err);
-        *err = NULL;
-    }
-}
-
-/* The status as one JSON object on stdout. */
-static void print_status_json(const struct cli *c,
-                              const struct journal_status *st,
-                              const struct outage_said *tgt,
-                              const struct outage_said *src, int64_t now)
-{
-    int i;
-
-    printf("{\"journal\": ");
-    text_print_json(stdout, c->journal_path);
-    printf(", \"counts\": {");
-    for (i = 0; i < JS_COUNT; i++)
-        json_kv_int(journal_state_name((enum journal_state)i), st->counts[i],
-                    i > 0);
-    printf("}");
-    if (st->oldest_pending > 0)
-        json_kv_int("oldest_pending_age", now - st->oldest_pending, 1);
-    else
-        printf(", \"oldest_pending_age\": null");
-    json_kv_str("target_error", tgt->err, 1);
-    json_kv_time("target_error_at", tgt->err ? tgt->at : 0);
-    json_kv_str("source_error", src->err, 1);
-    json_kv_time("source_error_at", src->err ? src->at : 0);
-    json_kv_str("last_error_path", st->last_error_path, 1);
-    json_kv_str("last_error", st->last_error, 1);
-    json_kv_time("last_error_at", st->last_error_at);
-    printf("}\n");
-}
-
 /* "what:        unreachable (since ...): why", or ok (if say_ok). */
-static void print_outage(const char *what, const struct outage_said *o,
+static void print_outage(const char *what, const struct report_outage *o,
                          int say_ok)
 {
     char when[32];
@@ -186,10 +88,9 @@ static void print_outage(const char *what, const struct outage_said *o,
 
 /* The status as text for people on stdout. */
 static void print_status_text(const struct cli *c,
-                              const struct journal_status *st,
-                              const struct outage_said *tgt,
-                              const struct outage_said *src, int64_t now)
+                              const struct report_status *rs, int64_t now)
 {
+    const struct journal_status *st = &rs->st;
     char when[32], age[32];
     int i;
 
@@ -203,8 +104,8 @@ static void print_status_text(const struct cli *c,
     } else {
         printf("oldest pending: none\n");
     }
-    print_outage("target:", tgt, 1);
-    print_outage("source:", src, 0); /* a local source is never down */
+    print_outage("target:", &rs->target, 1);
+    print_outage("source:", &rs->source, 0); /* a local source is never down */
     if (st->last_error) {
         fmt_time(st->last_error_at, when, sizeof(when));
         printf("last error:  ");
@@ -217,30 +118,26 @@ static void print_status_text(const struct cli *c,
 
 static int cmd_status(struct cli *c, int argc, char **argv)
 {
-    struct journal_status st;
-    struct outage_said tgt, src;
+    struct report_status rs;
     int64_t now = (int64_t)time(NULL);
-    int r;
 
     if (argc > 1) {
         usage(stderr);
         return 2;
     }
-    r = journal_status(c->j, &st);
-    if (r < 0) {
+    if (report_status_get(c->j, &rs) < 0) {
         fprintf(stderr, "sftprelay: journal %s: %s\n", c->journal_path,
                 journal_errmsg(c->j));
+        report_status_clear(&rs);
         return 1;
     }
-    outage_get(c, "target_error", &tgt);
-    outage_get(c, "source_error", &src);
-    if (c->json)
-        print_status_json(c, &st, &tgt, &src, now);
-    else
-        print_status_text(c, &st, &tgt, &src, now);
-    free(tgt.err);
-    free(src.err);
-    journal_status_clear(&st);
+    if (c->json) {
+        report_status_json(stdout, c->journal_path, &rs, now);
+        printf("\n");
+    } else {
+        print_status_text(c, &rs, now);
+    }
+    report_status_clear(&rs);
     return 0;
 }
 
@@ -255,7 +152,7 @@ static int list_one(const struct journal_file *f, void *arg)
 
     if (lc->c->json) {
         printf("%s", lc->n ? ",\n " : "");
-        print_file_json(f);
+        report_file_json(stdout, f);
     } else {
         printf("%-9s %12lld %3lld  ", journal_state_name(f->state),
                (long long)f->size, (long long)f->attempts);
@@ -337,7 +234,7 @@ static int cmd_show(struct cli *c, int argc, char **argv)
         return 1;
     }
     if (c->json) {
-        print_file_json(&f);
+        report_file_json(stdout, &f);
         printf("\n");
     } else {
         fmt_time(f.detected_at, t[0], sizeof(t[0]));

@@ -1,0 +1,126 @@
+/*
+ * The journal's rows and status as JSON (report.h).  Times are Unix
+ * seconds, or null when unset; strings go through text_print_json(), so
+ * what a person's terminal or a JSON parser gets is always valid text.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sftprelay/report.h"
+#include "sftprelay/text.h"
+
+static void kv_str(FILE *out, const char *key, const char *v, int comma)
+{
+    fprintf(out, "%s\"%s\": ", comma ? ", " : "", key);
+    text_print_json(out, v);
+}
+
+static void kv_int(FILE *out, const char *key, int64_t v, int comma)
+{
+    fprintf(out, "%s\"%s\": %lld", comma ? ", " : "", key, (long long)v);
+}
+
+/* A time (never the first key): Unix seconds, or null when unset. */
+static void kv_time(FILE *out, const char *key, int64_t v)
+{
+    if (v > 0)
+        kv_int(out, key, v, 1);
+    else
+        fprintf(out, ", \"%s\": null", key);
+}
+
+void report_file_json(FILE *out, const struct journal_file *f)
+{
+    fprintf(out, "{");
+    kv_str(out, "path", f->path, 0);
+    kv_str(out, "state", journal_state_name(f->state), 1);
+    kv_int(out, "size", f->size, 1);
+    kv_int(out, "mtime_ns", f->mtime_ns, 1);
+    kv_int(out, "attempts", f->attempts, 1);
+    kv_time(out, "next_attempt", f->state == JS_QUEUED ? f->next_attempt : 0);
+    kv_int(out, "resume_offset", f->resume_offset, 1);
+    kv_int(out, "source_offset", f->source_offset, 1);
+    kv_str(out, "sha256", f->sha256, 1);
+    kv_str(out, "delivered_sha256", f->delivered_sha256, 1);
+    kv_str(out, "target_path", f->target_path ? f->target_path : f->path, 1);
+    kv_str(out, "etag", f->etag, 1);
+    kv_str(out, "outcome", f->outcome, 1);
+    kv_str(out, "last_error", f->last_error, 1);
+    kv_time(out, "detected_at", f->detected_at);
+    kv_time(out, "attempted_at", f->attempted_at);
+    kv_time(out, "delivered_at", f->delivered_at);
+    kv_int(out, "version", f->version, 1);
+    fprintf(out, "}");
+}
+
+/* The agent's last word under key ("target_error", "source_error"). */
+static void outage_get(struct journal *j, const char *key,
+                       struct report_outage *o)
+{
+    int r;
+
+    o->err = NULL;
+    o->at = 0;
+    r = journal_agent_get(j, key, &o->err, &o->at);
+    if (r < 0 && r != -ENOENT) { /* not "ok": say that it is not known */
+        if (asprintf(&o->err, "not known: journal: %s", journal_errmsg(j)) < 0)
+            o->err = NULL;
+        return;
+    }
+    if (o->err && !o->err[0]) {
+        free(o->err);
+        o->err = NULL;
+    }
+}
+
+int report_status_get(struct journal *j, struct report_status *rs)
+{
+    int r;
+
+    memset(rs, 0, sizeof(*rs));
+    r = journal_status(j, &rs->st);
+    if (r < 0)
+        return r;
+    outage_get(j, "target_error", &rs->target);
+    outage_get(j, "source_error", &rs->source);
+    return 0;
+}
+
+void report_status_clear(struct report_status *rs)
+{
+    journal_status_clear(&rs->st);
+    free(rs->target.err);
+    free(rs->source.err);
+    memset(rs, 0, sizeof(*rs));
+}
+
+void report_status_json(FILE *out, const char *journal_path,
+                        const struct report_status *rs, int64_t now)
+{
+    const struct journal_status *st = &rs->st;
+    int i;
+
+    fprintf(out, "{\"journal\": ");
+    text_print_json(out, journal_path);
+    fprintf(out, ", \"counts\": {");
+    for (i = 0; i < JS_COUNT; i++)
+        kv_int(out, journal_state_name((enum journal_state)i), st->counts[i],
+               i > 0);
+    fprintf(out, "}");
+    if (st->oldest_pending > 0)
+        kv_int(out, "oldest_pending_age", now - st->oldest_pending, 1);
+    else
+        fprintf(out, ", \"oldest_pending_age\": null");
+    kv_str(out, "target_error", rs->target.err, 1);
+    kv_time(out, "target_error_at", rs->target.err ? rs->target.at : 0);
+    kv_str(out, "source_error", rs->source.err, 1);
+    kv_time(out, "source_error_at", rs->source.err ? rs->source.at : 0);
+    kv_str(out, "last_error_path", st->last_error_path, 1);
+    kv_str(out, "last_error", st->last_error, 1);
+    kv_time(out, "last_error_at", st->last_error_at);
+    fprintf(out, "}");
+}

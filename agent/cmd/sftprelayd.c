@@ -36,6 +36,7 @@
 #include "sftprelay/loop.h"
 #include "sftprelay/path.h"
 #include "sftprelay/poller.h"
+#include "sftprelay/progress.h"
 #include "sftprelay/sched.h"
 #include "sftprelay/server.h"
 #include "sftprelay/sink.h"
@@ -43,6 +44,8 @@
 #include "sftprelay/watch.h"
 
 #define PRUNE_INTERVAL_MS 3600000
+#define SENDING_EVERY_MS 1000 /* the files being sent, to the journal */
+#define SENDING_KEY "sending"
 
 struct agent {
     const char *file; /* the configuration file */
@@ -55,6 +58,8 @@ struct agent {
     struct watch *watch;   /* a watched source, or */
     struct poller *poller; /* a polled one */
     struct server *server;
+    struct progress *progress; /* the files being sent; kept over SIGHUP */
+    int sending_said; /* the journal's "sending" holds files */
     int sfd;      /* the signalfd: also stops intake waiting for room */
     int scan_cut; /* a scan stopped short for a signal: scan again */
     int stopping;
@@ -157,6 +162,31 @@ static void on_prune(struct loop *l, int fd, uint32_t events, void *arg)
     jwriter_prune(intake_writer(a->in),
                   (int64_t)time(NULL) -
                       (int64_t)a->c->journal.keep_delivered_days * 86400);
+}
+
+/*
+ * Every second: the files being sent, into the journal for `sftprelay
+ * status` (one small write, queued), while there are any, and once more
+ * (empty) when none is left.
+ */
+static void on_sending(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct agent *a = arg;
+    struct progress_entry *e = NULL;
+    char *text = NULL;
+    size_t n = 0;
+
+    timer_ack(fd);
+    if (progress_snapshot(a->progress, &e, &n) < 0 ||
+        (n == 0 && !a->sending_said))
+        goto out;
+    if (progress_encode(e, n, &text) == 0 &&
+        jwriter_agent_set(intake_writer(a->in), SENDING_KEY, text,
+                          (int64_t)time(NULL)) == 0)
+        a->sending_said = n > 0;
+out:
+    free(text);
+    progress_entries_free(e, n);
 }
 
 /* --- ingest: uploads to the embedded server ------------------------------ */
@@ -339,13 +369,17 @@ static int open_journal(struct agent *a)
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     if (r == 0)
         r = journal_agent_set(a->j, "pid", pid, (int64_t)time(NULL));
+    /* What a run that died was sending is not being sent. */
+    if (r == 0)
+        r = journal_agent_set(a->j, SENDING_KEY, "", (int64_t)time(NULL));
+    a->sending_said = 0;
     if (r < 0)
         log_error("journal %s: %s", a->c->journal.path, journal_errmsg(a->j));
     return r;
 }
 
 /* The loop, its signals and timers.  Signals arrive through the loop. */
-static int start_loop(struct agent *a, int *prune_fd)
+static int start_loop(struct agent *a, int *prune_fd, int *sending_fd)
 {
     struct loop_handler h = {.arg = a};
     sigset_t mask;
@@ -362,8 +396,9 @@ static int start_loop(struct agent *a, int *prune_fd)
         return r;
     a->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     *prune_fd = timer_new();
-    if (a->sfd < 0 || *prune_fd < 0)
-        return a->sfd < 0 ? -errno : *prune_fd;
+    *sending_fd = timer_new();
+    if (a->sfd < 0 || *prune_fd < 0 || *sending_fd < 0)
+        return a->sfd < 0 ? -errno : *prune_fd < 0 ? *prune_fd : *sending_fd;
     h.fn = on_signal;
     r = loop_add(a->loop, a->sfd, EPOLLIN, &h);
     h.fn = on_prune;
@@ -371,6 +406,11 @@ static int start_loop(struct agent *a, int *prune_fd)
         r = loop_add(a->loop, *prune_fd, EPOLLIN, &h);
     if (r == 0)
         r = timer_arm(*prune_fd, 1, PRUNE_INTERVAL_MS);
+    h.fn = on_sending;
+    if (r == 0)
+        r = loop_add(a->loop, *sending_fd, EPOLLIN, &h);
+    if (r == 0)
+        r = timer_arm(*sending_fd, SENDING_EVERY_MS, SENDING_EVERY_MS);
     return r;
 }
 
@@ -453,8 +493,11 @@ static int start_poller(struct agent *a, int once)
 static int start_relay(struct agent *a, int once)
 {
     const struct conf *c = a->c;
-    struct sched_opts so = {
-        .c = c, .once = once, .sink = c->target.ops, .source = c->source.ops};
+    struct sched_opts so = {.c = c,
+                            .once = once,
+                            .sink = c->target.ops,
+                            .source = c->source.ops,
+                            .progress = a->progress};
     struct intake_opts io = {.journal = c->journal.path,
                              .upload_prefix = upload_prefix(c),
                              .exclude = c->source.exclude,
@@ -501,6 +544,10 @@ static void stop_all(struct agent *a)
     server_free(a->server);
     a->server = NULL;
     sched_stop(a->sched);
+    /* Nothing is being sent any more. */
+    if (a->in && jwriter_agent_set(intake_writer(a->in), SENDING_KEY, "",
+                                   (int64_t)time(NULL)) == 0)
+        a->sending_said = 0;
     intake_free(a->in); /* writes what is queued */
     a->in = NULL;
     watch_free(a->watch);
@@ -512,12 +559,12 @@ static void stop_all(struct agent *a)
 static int run(struct agent *a, int once)
 {
     struct loop_handler h = {.fn = on_done, .arg = a};
-    int prune_fd = -1, r;
+    int prune_fd = -1, sending_fd = -1, r;
 
     a->sfd = -1;
     r = open_journal(a);
     if (r == 0)
-        r = start_loop(a, &prune_fd);
+        r = start_loop(a, &prune_fd, &sending_fd);
     if (r == 0)
         r = start_relay(a, once);
     if (r == 0 && !once) {
@@ -538,6 +585,8 @@ static int run(struct agent *a, int once)
         close(a->sfd);
     if (prune_fd >= 0)
         close(prune_fd);
+    if (sending_fd >= 0)
+        close(sending_fd);
     journal_close(a->j);
     a->j = NULL;
     return r;
@@ -673,6 +722,11 @@ int main(int argc, char **argv)
         return r;
     }
     a.file = o.file;
+    if (progress_new(NULL, &a.progress) < 0) {
+        log_error("out of memory");
+        conf_free(a.c);
+        return 1;
+    }
     for (r = run(&a, o.once); r == 0 && a.next && !a.stopping;
          r = run(&a, o.once)) {
         conf_free(a.c); /* SIGHUP: again, with what it read */
@@ -683,6 +737,7 @@ int main(int argc, char **argv)
     conf_free(a.next);
     if (o.pidfile)
         unlink(o.pidfile);
+    progress_free(a.progress);
     conf_free(a.c);
     log_info("stopped");
     return r < 0 ? 1 : 0;

@@ -156,7 +156,8 @@ static void sending_json(FILE *out, const struct report_status *rs)
     }
     fprintf(out, "]");
     kv_time(out, "sending_at", rs->sending_at);
-    fprintf(out, ", \"sending_stale\": %s", rs->sending_stale ? "true" : "false");
+    fprintf(out, ", \"sending_stale\": %s",
+            rs->sending_stale ? "true" : "false");
 }
 
 void report_status_json(FILE *out, const char *journal_path,

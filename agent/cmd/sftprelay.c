@@ -331,8 +331,8 @@ static int watch_status(struct cli *c, double every)
         if (next < now) /* a slow journal: the next one now */
             next = now;
     } while (poll(&p, 1, (int)(next - now)) == 0 || (p.revents & POLLIN) == 0);
-    if (tty)
-        fputs("\033[?25h", stdout); /* and shown again */
+    if (tty) /* the terminal's "^C" wiped, the cursor shown again */
+        fputs("\r\033[K\033[?25h", stdout);
     fflush(stdout);
     close(p.fd);
     return 0;

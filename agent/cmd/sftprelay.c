@@ -75,6 +75,13 @@ static void json_kv_str(const char *key, const char *v, int comma)
     text_print_json(stdout, v);
 }
 
+/* A name: "key" in display form, and "key_bytes" when it is not UTF-8. */
+static void json_kv_name(const char *key, const char *name, int comma)
+{
+    printf("%s", comma ? ", " : "");
+    text_print_json_name(stdout, key, name);
+}
+
 static void json_kv_int(const char *key, int64_t v, int comma)
 {
     printf("%s\"%s\": %lld", comma ? ", " : "", key, (long long)v);
@@ -92,7 +99,7 @@ static void json_kv_time(const char *key, int64_t v)
 static void print_file_json(const struct journal_file *f)
 {
     printf("{");
-    json_kv_str("path", f->path, 0);
+    json_kv_name("path", f->path, 0);
     json_kv_str("state", journal_state_name(f->state), 1);
     json_kv_int("size", f->size, 1);
     json_kv_int("mtime_ns", f->mtime_ns, 1);
@@ -102,7 +109,7 @@ static void print_file_json(const struct journal_file *f)
     json_kv_int("source_offset", f->source_offset, 1);
     json_kv_str("sha256", f->sha256, 1);
     json_kv_str("delivered_sha256", f->delivered_sha256, 1);
-    json_kv_str("target_path", f->target_path ? f->target_path : f->path, 1);
+    json_kv_name("target_path", f->target_path ? f->target_path : f->path, 1);
     json_kv_str("etag", f->etag, 1);
     json_kv_str("outcome", f->outcome, 1);
     json_kv_str("last_error", f->last_error, 1);
@@ -162,7 +169,7 @@ static void print_status_json(const struct cli *c,
     json_kv_time("target_error_at", tgt->err ? tgt->at : 0);
     json_kv_str("source_error", src->err, 1);
     json_kv_time("source_error_at", src->err ? src->at : 0);
-    json_kv_str("last_error_path", st->last_error_path, 1);
+    json_kv_name("last_error_path", st->last_error_path, 1);
     json_kv_str("last_error", st->last_error, 1);
     json_kv_time("last_error_at", st->last_error_at);
     printf("}\n");

@@ -1,6 +1,7 @@
-"""The sensors, the trigger and the sftp_sync DAG, driven through a small
-stand-in for Airflow's documented API (tests/python/airflow_stub), against
-the journal t_airflow.sh made with the real agent."""
+"""The sensors, the trigger and the sftp_sync DAG, driven through a
+stand-in for Airflow 3 (tests/python/airflow_stub: which Airflow source
+each behaviour follows is written in each of its modules), against the
+journal t_airflow.sh made with the real agent."""
 import asyncio
 import datetime as dt
 import hashlib
@@ -14,8 +15,11 @@ TOP = os.path.join(HERE, "..", "..")
 sys.path[:0] = [os.path.join(HERE, "airflow_stub"),
                 os.path.join(TOP, "airflow", "plugins")]
 
-from airflow.exceptions import AirflowFailException  # noqa: E402
-from airflow.sdk import TaskDeferred  # noqa: E402
+import stub_runner  # noqa: E402
+from airflow.sdk import BaseSensorOperator, PokeReturnValue  # noqa: E402
+from airflow.sdk.exceptions import (  # noqa: E402
+    AirflowFailException, AirflowSensorTimeout, TaskDeferred)
+from airflow.triggers.base import BaseTrigger  # noqa: E402
 from sftprelay_airflow.sensors import (  # noqa: E402
     SftpRelayBacklogSensor, SftpRelayDeliveredSensor)
 from sftprelay_airflow.triggers import SftpRelayDeliveredTrigger  # noqa: E402
@@ -118,6 +122,44 @@ class Backlog(unittest.TestCase):
                                                journal_path=JOURNAL).poke({}))
         self.assertFalse(SftpRelayBacklogSensor(task_id="b", max_age=-1,
                                                 journal_path=JOURNAL).poke({}))
+
+
+class StandIn(unittest.TestCase):
+    """The stand-in refuses what Airflow 3 refuses."""
+
+    def test_unknown_operator_argument(self):
+        with self.assertRaises(TypeError) as cm:
+            sensor(path="x", poke_intervall=5)
+        self.assertIn("Invalid arguments were passed to SftpRelayDeliveredSensor",
+                      str(cm.exception))
+        with self.assertRaises(ValueError):
+            sensor(path="x", mode="sometimes")
+        with self.assertRaises(ValueError):
+            sensor(path="x", soft_fail=True, never_fail=True)
+
+    def test_trigger_is_abstract(self):
+        class Half(BaseTrigger):
+            def serialize(self):
+                return ("x.Half", {})
+        with self.assertRaises(TypeError):
+            Half()
+
+    def test_wire_refuses_lone_surrogates(self):
+        with self.assertRaises(UnicodeEncodeError):
+            stub_runner.to_wire({"path": os.fsdecode(b"r\xe9sum\xe9.csv")})
+        self.assertEqual(stub_runner.to_wire({"p": "r\ufffd"}),
+                         b'{"p": "r\xef\xbf\xbd"}')
+
+    def test_poke_mode_times_out_and_soft_fail_skips(self):
+        class Never(BaseSensorOperator):
+            def poke(self, context):
+                return PokeReturnValue(False)
+        out = stub_runner.run_task(Never(task_id="n", timeout=0.05, poke_interval=0.01))
+        self.assertEqual(out.state, "failed")
+        self.assertIsInstance(out.error, AirflowSensorTimeout)
+        out = stub_runner.run_task(Never(task_id="n", timeout=0.05, poke_interval=0.01,
+                                         soft_fail=True))
+        self.assertEqual(out.state, "skipped")
 
 
 class Dag(unittest.TestCase):

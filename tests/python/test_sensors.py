@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import importlib.util
 import os
+import subprocess
 import sys
 import unittest
 
@@ -122,6 +123,40 @@ class Backlog(unittest.TestCase):
                                                journal_path=JOURNAL).poke({}))
         self.assertFalse(SftpRelayBacklogSensor(task_id="b", max_age=-1,
                                                 journal_path=JOURNAL).poke({}))
+
+
+def python(code):
+    """Run code in a fresh python3 that finds the stand-in and the plugin;
+    its stderr, or AssertionError with it when it fails."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path[:2]))
+    p = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code],
+                       env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError(p.stderr)
+    return p.stderr
+
+
+class Imports(unittest.TestCase):
+    def test_no_deprecated_imports(self):
+        # Airflow 3 warns DeprecatedImportWarning (a FutureWarning) for the
+        # task exceptions taken from airflow.exceptions: here an error.
+        python("import sftprelay_airflow.sensors, sftprelay_airflow.triggers")
+
+    def test_older_airflow_3_without_them_in_the_sdk(self):
+        # Before they moved, airflow.sdk.exceptions did not have them and
+        # airflow.exceptions did, without a warning.
+        python("""
+import sys, types
+import airflow, airflow.sdk.exceptions as sdk
+old = types.ModuleType("airflow.exceptions")
+for name in ("AirflowException", "AirflowFailException",
+             "AirflowSkipException", "AirflowSensorTimeout"):
+    setattr(old, name, getattr(sdk, name))
+    delattr(sdk, name)
+sys.modules["airflow.exceptions"] = airflow.exceptions = old
+import sftprelay_airflow.sensors as s
+assert s.AirflowFailException is old.AirflowFailException
+""")
 
 
 class StandIn(unittest.TestCase):

@@ -10,7 +10,10 @@ try:  # Airflow 3
     from airflow.sdk import BaseSensorOperator, PokeReturnValue
 except ImportError:  # Airflow 2
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
-from airflow.exceptions import AirflowFailException
+try:  # Airflow 3: the task exceptions are the task SDK's
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 2 and the first Airflow 3 releases
+    from airflow.exceptions import AirflowFailException
 
 from sftprelay_airflow.journal import (
     Journal,

@@ -117,6 +117,35 @@ class Deferrable(unittest.TestCase):
         self.assertEqual(s.execute_complete({}, ok), ok["files"])
 
 
+class SoftFail(unittest.TestCase):
+    """soft_fail=True skips a task whose file failed, as Airflow's own
+    sensors do, in poke mode and deferrable mode alike."""
+
+    def test_poke_mode(self):
+        out = stub_runner.run_task(sensor(path="blocked/x.txt", soft_fail=True))
+        self.assertEqual(out.state, "skipped", out)
+        out = stub_runner.run_task(sensor(path="blocked/x.txt"))
+        self.assertEqual(out.state, "failed", out)
+        self.assertIsInstance(out.error, AirflowFailException)
+
+    def test_deferrable_failed_before_it_starts(self):
+        out = stub_runner.run_task(sensor(path="blocked/x.txt", deferrable=True,
+                                          soft_fail=True))
+        self.assertEqual(out.state, "skipped", out)
+        out = stub_runner.run_task(sensor(path="blocked/x.txt", deferrable=True,
+                                          never_fail=True))
+        self.assertEqual(out.state, "skipped", out)
+        out = stub_runner.run_task(sensor(path="blocked/x.txt", deferrable=True))
+        self.assertEqual(out.state, "failed", out)
+        self.assertIsInstance(out.error, AirflowFailException)
+
+    def test_deferrable_failed_while_deferred(self):
+        s = sensor(path="late/new.txt", deferrable=True, soft_fail=True)
+        event = {"status": "failed", "reason": "late/new.txt: failed: boom"}
+        out = stub_runner.resume_task(s, "execute_complete", {"event": event})
+        self.assertEqual(out.state, "skipped", out)
+
+
 class Backlog(unittest.TestCase):
     def test_backlog(self):
         self.assertTrue(SftpRelayBacklogSensor(task_id="b", max_age=dt.timedelta(hours=1),

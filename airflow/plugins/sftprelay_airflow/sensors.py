@@ -11,9 +11,9 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
 try:  # Airflow 3: the task exceptions are the task SDK's
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 except ImportError:  # Airflow 2 and the first Airflow 3 releases
-    from airflow.exceptions import AirflowFailException
+    from airflow.exceptions import AirflowFailException, AirflowSkipException
 
 from sftprelay_airflow.journal import (
     Journal,
@@ -96,11 +96,15 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        d = self._decide()
-        if d.failed:
-            raise AirflowFailException(d.reason)
-        if d.done:
-            return [f.as_xcom() for f in d.files]
+        try:
+            r = self.poke(context)
+        except AirflowFailException as e:
+            # as BaseSensorOperator.execute() treats a poke's failure
+            if self.soft_fail or getattr(self, "never_fail", False):
+                raise AirflowSkipException(f"skipped (soft_fail): {e}") from e
+            raise
+        if r.is_done:
+            return r.xcom_value
         self.defer(
             trigger=SftpRelayDeliveredTrigger(
                 journal_path=self.journal_path,

@@ -117,6 +117,43 @@ class Deferrable(unittest.TestCase):
         self.assertEqual(s.execute_complete({}, ok), ok["files"])
 
 
+class Timeout(unittest.TestCase):
+    """A deferrable sensor times out as a poking one does: defer() gets
+    what is left of timeout, counted from the start of the try."""
+
+    def test_deferral_has_the_timeout(self):
+        s = sensor(path="late/new.txt", deferrable=True, timeout=0.3, poke_interval=0.05)
+        out = stub_runner.run_task(s)
+        self.assertEqual(out.state, "deferred", out)
+        self.assertIsNotNone(out.deferral.timeout)
+        self.assertLessEqual(out.deferral.timeout, dt.timedelta(seconds=0.3))
+        self.assertGreater(out.deferral.timeout, dt.timedelta(seconds=0.1))
+
+    def test_times_out_while_deferred(self):
+        s = sensor(path="late/new.txt", deferrable=True, timeout=0.3, poke_interval=0.05)
+        out = stub_runner.run_to_end(s)
+        self.assertEqual(out.state, "failed", out)
+        self.assertIsInstance(out.error, AirflowSensorTimeout)
+        s = sensor(path="late/new.txt", deferrable=True, timeout=0.3, poke_interval=0.05,
+                   soft_fail=True)
+        self.assertEqual(stub_runner.run_to_end(s).state, "skipped")
+
+    def test_counts_from_the_start_of_the_try(self):
+        now = dt.datetime.now(dt.timezone.utc)
+        s = sensor(path="late/new.txt", deferrable=True, timeout=150)
+        out = stub_runner.run_task(s, stub_runner.context_for(now - dt.timedelta(seconds=100)))
+        self.assertEqual(out.state, "deferred", out)
+        left = out.deferral.timeout.total_seconds()
+        self.assertTrue(45 < left <= 50, left)
+        # already past: no deferral, the timeout at once
+        out = stub_runner.run_task(s, stub_runner.context_for(now - dt.timedelta(seconds=200)))
+        self.assertEqual(out.state, "failed", out)
+        self.assertIsInstance(out.error, AirflowSensorTimeout)
+        s = sensor(path="late/new.txt", deferrable=True, timeout=150, soft_fail=True)
+        out = stub_runner.run_task(s, stub_runner.context_for(now - dt.timedelta(seconds=200)))
+        self.assertEqual(out.state, "skipped", out)
+
+
 class SoftFail(unittest.TestCase):
     """soft_fail=True skips a task whose file failed, as Airflow's own
     sensors do, in poke mode and deferrable mode alike."""

@@ -4,6 +4,7 @@ are journal.py's, and they never talk to the SFTP servers."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any, Optional, Sequence
 
 try:  # Airflow 3
@@ -11,9 +12,11 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
 try:  # Airflow 3: the task exceptions are the task SDK's
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import (
+        AirflowFailException, AirflowSensorTimeout, AirflowSkipException)
 except ImportError:  # Airflow 2 and the first Airflow 3 releases
-    from airflow.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.exceptions import (
+        AirflowFailException, AirflowSensorTimeout, AirflowSkipException)
 
 from sftprelay_airflow.journal import (
     Journal,
@@ -52,7 +55,8 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
     :param journal_path: the agent's journal.path (templated)
     :param newer_than: count only versions detected at or after this time
         (Unix seconds, ISO 8601 or datetime; templated)
-    :param deferrable: wait in the triggerer instead of a worker slot
+    :param deferrable: wait in the triggerer instead of a worker slot; the
+        sensor's timeout holds there too, counted from the start of the try
     """
 
     template_fields: Sequence[str] = ("path", "pattern", "journal_path", "newer_than")
@@ -96,15 +100,21 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        started = time.monotonic()
         try:
             r = self.poke(context)
-        except AirflowFailException as e:
-            # as BaseSensorOperator.execute() treats a poke's failure
+            if r.is_done:
+                return r.xcom_value
+            left = self._time_left(context, started)
+            if left <= 0:
+                raise AirflowSensorTimeout(
+                    f"Sensor has timed out: {self.timeout} s have passed "
+                    "since the task started")
+        except (AirflowFailException, AirflowSensorTimeout) as e:
+            # as BaseSensorOperator.execute() treats them
             if self.soft_fail or getattr(self, "never_fail", False):
                 raise AirflowSkipException(f"skipped (soft_fail): {e}") from e
             raise
-        if r.is_done:
-            return r.xcom_value
         self.defer(
             trigger=SftpRelayDeliveredTrigger(
                 journal_path=self.journal_path,
@@ -114,7 +124,22 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
                 poll_interval=float(self.poke_interval),
             ),
             method_name="execute_complete",
+            timeout=dt.timedelta(seconds=left),
         )
+
+    def _time_left(self, context: Any, started: float) -> float:
+        """Seconds left of timeout, counted as Airflow's sensors count it:
+        from the start of this try (the task instance's start_date), or
+        failing that from when execute() began."""
+        ti = context.get("ti") if hasattr(context, "get") else None
+        start = getattr(ti, "start_date", None)
+        if isinstance(start, dt.datetime):
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=dt.timezone.utc)
+            elapsed = (dt.datetime.now(dt.timezone.utc) - start).total_seconds()
+        else:
+            elapsed = time.monotonic() - started
+        return float(self.timeout) - max(0.0, elapsed)
 
     def execute_complete(self, context: Any, event: dict) -> Any:
         if event.get("status") != "success":

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue  # noqa: E402
 from airflow.sdk.exceptions import (  # noqa: E402
     AirflowFailException, AirflowSensorTimeout, TaskDeferred)
 from airflow.triggers.base import BaseTrigger  # noqa: E402
+from sftprelay_airflow.journal import name_from_fields  # noqa: E402
 from sftprelay_airflow.sensors import (  # noqa: E402
     SftpRelayBacklogSensor, SftpRelayDeliveredSensor)
 from sftprelay_airflow.triggers import SftpRelayDeliveredTrigger  # noqa: E402
@@ -83,10 +85,13 @@ class DeliveredSensor(unittest.TestCase):
     def test_path_or_pattern(self):
         with self.assertRaises(ValueError):
             SftpRelayDeliveredSensor(task_id="t")
+        with self.assertRaises(ValueError):
+            SftpRelayDeliveredSensor(task_id="t", path="a", path_bytes="a")
 
     def test_templated_fields(self):
         self.assertEqual(set(SftpRelayDeliveredSensor.template_fields),
-                         {"path", "pattern", "journal_path", "newer_than"})
+                         {"path", "path_bytes", "pattern", "journal_path",
+                          "newer_than"})
 
 
 class Deferrable(unittest.TestCase):
@@ -115,6 +120,71 @@ class Deferrable(unittest.TestCase):
         with self.assertRaises(AirflowFailException):
             s.execute_complete({}, bad)
         self.assertEqual(s.execute_complete({}, ok), ok["files"])
+
+
+LATIN1 = b"r\xe9sum\xe9.csv"  # delivered
+LATIN1_FAILED = b"blocked/x-\xe9.txt"
+LATIN1_QUEUED = b"late/caf\xe9.txt"
+
+
+class NotUtf8Names(unittest.TestCase):
+    """A partner's Latin-1 names: XComs, trigger payloads and messages
+    carry only JSON-safe text (what Airflow can send), the exact bytes as
+    path_bytes."""
+
+    def assert_latin1_xcom(self, out):
+        self.assertEqual(out.state, "success", out)
+        (x,) = out.xcom
+        self.assertEqual(x["path"], "r\ufffdsum\ufffd.csv")
+        self.assertEqual(x["path_bytes"], "r\\xe9sum\\xe9.csv")
+        self.assertEqual((x["target_path"], x["target_path_bytes"]),
+                         (x["path"], x["path_bytes"]))
+        self.assertEqual(name_from_fields(x), LATIN1)
+        self.assertEqual(name_from_fields(x, "target_path"), LATIN1)
+        with open(os.path.join(SRC, os.fsdecode(LATIN1)), "rb") as f:
+            self.assertEqual(x["sha256"], hashlib.sha256(f.read()).hexdigest())
+
+    def test_path_as_surrogate_escaped_str(self):
+        self.assert_latin1_xcom(stub_runner.run_task(sensor(path=os.fsdecode(LATIN1))))
+
+    def test_path_as_bytes_or_escaped_text(self):
+        self.assert_latin1_xcom(stub_runner.run_task(sensor(path=LATIN1)))
+        self.assert_latin1_xcom(stub_runner.run_task(
+            sensor(path_bytes="r\\xe9sum\\xe9.csv")))
+        self.assert_latin1_xcom(stub_runner.run_task(
+            sensor(path=LATIN1, deferrable=True)))
+
+    def test_pattern(self):
+        self.assert_latin1_xcom(stub_runner.run_task(sensor(pattern="r?sum?.csv")))
+
+    def test_failed_name_in_the_message(self):
+        for deferrable in (False, True):
+            out = stub_runner.run_task(sensor(path=LATIN1_FAILED, deferrable=deferrable))
+            self.assertEqual(out.state, "failed", out)
+            self.assertIsInstance(out.error, AirflowFailException)
+            self.assertIn("blocked/x-\\xe9.txt: failed", str(out.error))
+            stub_runner.to_wire(str(out.error))
+        event = first_event(SftpRelayDeliveredTrigger(JOURNAL, pattern="blocked/*"))
+        stub_runner.to_wire(event)
+        self.assertIn("blocked/x-\\xe9.txt: failed", event["reason"])
+
+    def test_deferred_on_a_queued_name(self):
+        s = sensor(path=os.fsdecode(LATIN1_QUEUED), deferrable=True, timeout=0.3,
+                   poke_interval=0.05)
+        out = stub_runner.run_task(s)
+        self.assertEqual(out.state, "deferred", out)
+        name, kwargs = out.deferral.trigger.serialize()
+        self.assertEqual(kwargs["path_bytes"], "late/caf\\xe9.txt")
+        # the trigger made again from its payload waits for the same name
+        again = SftpRelayDeliveredTrigger(**json.loads(stub_runner.to_wire(kwargs)))
+        self.assertEqual(again.path, os.fsdecode(LATIN1_QUEUED))
+        out = stub_runner.run_to_end(s)
+        self.assertIsInstance(out.error, AirflowSensorTimeout)
+
+    def test_trigger_success_payload(self):
+        payload = first_event(SftpRelayDeliveredTrigger(JOURNAL, path=LATIN1))
+        stub_runner.to_wire(payload)
+        self.assertEqual(name_from_fields(payload["files"][0]), LATIN1)
 
 
 class Timeout(unittest.TestCase):

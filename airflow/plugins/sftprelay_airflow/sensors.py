@@ -20,8 +20,10 @@ except ImportError:  # Airflow 2 and the first Airflow 3 releases
 
 from sftprelay_airflow.journal import (
     Journal,
+    Name,
     backlog_decision,
     delivered_decision,
+    name_arg,
 )
 from sftprelay_airflow.triggers import SftpRelayDeliveredTrigger
 
@@ -50,7 +52,11 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
     delivered to the target, and pushes their path, size, sha256 and
     delivered_at as its XCom; fails at once when one of them failed.
 
-    :param path: a path relative to the agent's source.path (templated)
+    :param path: a path relative to the agent's source.path (templated);
+        a str (with surrogate escapes for bytes that are not UTF-8, as
+        os.fsdecode() gives) or bytes
+    :param path_bytes: the path as escaped text, as an XCom's or
+        "sftprelay --json"'s path_bytes gives it (templated)
     :param pattern: a glob over such paths, "*" crossing "/" (templated)
     :param journal_path: the agent's journal.path (templated)
     :param newer_than: count only versions detected at or after this time
@@ -59,22 +65,26 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
         sensor's timeout holds there too, counted from the start of the try
     """
 
-    template_fields: Sequence[str] = ("path", "pattern", "journal_path", "newer_than")
+    template_fields: Sequence[str] = (
+        "path", "path_bytes", "pattern", "journal_path", "newer_than")
 
     def __init__(
         self,
         *,
-        path: Optional[str] = None,
-        pattern: Optional[str] = None,
+        path: Optional[Name] = None,
+        path_bytes: Optional[str] = None,
+        pattern: Optional[Name] = None,
         journal_path: str = DEFAULT_JOURNAL,
         newer_than: Any = None,
         deferrable: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if (path is None) == (pattern is None):
-            raise ValueError("SftpRelayDeliveredSensor: give exactly one of path and pattern")
+        if [path, path_bytes, pattern].count(None) != 2:
+            raise ValueError(
+                "SftpRelayDeliveredSensor: give exactly one of path, path_bytes and pattern")
         self.path = path
+        self.path_bytes = path_bytes
         self.pattern = pattern
         self.journal_path = journal_path
         self.newer_than = newer_than
@@ -83,8 +93,8 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
     def _decide(self):
         return delivered_decision(
             Journal(self.journal_path),
-            path=self.path,
-            pattern=self.pattern,
+            path=name_arg(self.path, self.path_bytes),
+            pattern=name_arg(self.pattern),
             newer_than=_epoch(self.newer_than),
         )
 
@@ -118,8 +128,8 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
         self.defer(
             trigger=SftpRelayDeliveredTrigger(
                 journal_path=self.journal_path,
-                path=self.path,
-                pattern=self.pattern,
+                path=name_arg(self.path, self.path_bytes),
+                pattern=name_arg(self.pattern),
                 newer_than=_epoch(self.newer_than),
                 poll_interval=float(self.poke_interval),
             ),

@@ -9,24 +9,31 @@ from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from sftprelay_airflow.journal import Journal, delivered_decision
+from sftprelay_airflow.journal import (
+    Journal, Name, delivered_decision, name_arg, name_fields)
 
 
 class SftpRelayDeliveredTrigger(BaseTrigger):
-    """Fires once every matching file is delivered, or one has failed."""
+    """Fires once every matching file is delivered, or one has failed.
+    path and pattern may be str with surrogate escapes or bytes; they
+    travel in serialize() as name_fields() writes them (path_bytes,
+    pattern_bytes for names that are not UTF-8), so the payload is
+    JSON-safe."""
 
     def __init__(
         self,
         journal_path: str,
-        path: Optional[str] = None,
-        pattern: Optional[str] = None,
+        path: Optional[Name] = None,
+        pattern: Optional[Name] = None,
         newer_than: Optional[float] = None,
         poll_interval: float = 10.0,
+        path_bytes: Optional[str] = None,
+        pattern_bytes: Optional[str] = None,
     ):
         super().__init__()
         self.journal_path = journal_path
-        self.path = path
-        self.pattern = pattern
+        self.path = name_arg(path, path_bytes)
+        self.pattern = name_arg(pattern, pattern_bytes)
         self.newer_than = newer_than
         self.poll_interval = poll_interval
 
@@ -35,8 +42,8 @@ class SftpRelayDeliveredTrigger(BaseTrigger):
             "sftprelay_airflow.triggers.SftpRelayDeliveredTrigger",
             {
                 "journal_path": self.journal_path,
-                "path": self.path,
-                "pattern": self.pattern,
+                **name_fields(self.path, "path"),
+                **name_fields(self.pattern, "pattern"),
                 "newer_than": self.newer_than,
                 "poll_interval": self.poll_interval,
             },

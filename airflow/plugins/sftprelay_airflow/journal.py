@@ -264,6 +264,21 @@ def glob_for_ascii(pattern: str) -> Optional[str]:
     return "".join(out)
 
 
+def literal_prefix(pattern: str) -> bytes:
+    """The bytes every name that pattern (fnmatch) matches starts with: its
+    characters up to the first metacharacter.  A name that starts with
+    them as text starts with their bytes."""
+    prefix = b""
+    for c in pattern:
+        if c in _META:
+            break
+        try:
+            prefix += name_bytes(c)
+        except UnicodeEncodeError:  # a lone surrogate no name holds
+            break
+    return prefix
+
+
 class _Match:
     """A WHERE clause for the rows a path (exact) or a pattern (fnmatch)
     names, and the function it needs on the connection."""
@@ -276,16 +291,8 @@ class _Match:
             self.range: Optional[tuple] = None
             return
         # The literal prefix as an index range on path (BINARY: memcmp
-        # order).  A name that starts with the prefix (as text) starts with
-        # its bytes, so the range holds every match.
-        prefix = b""
-        for c in pattern:
-            if c in _META:
-                break
-            try:
-                prefix += name_bytes(c)
-            except UnicodeEncodeError:  # a lone surrogate no name holds
-                break
+        # order).
+        prefix = literal_prefix(pattern)
         conds, args = [], []
         if prefix:
             conds.append("path >= CAST(? AS TEXT)")
@@ -342,7 +349,8 @@ def _message(text: Optional[str]) -> Optional[str]:
 
 
 class JournalUnavailable(Exception):
-    """The journal cannot be read now (missing, busy, not a journal)."""
+    """The journal (or the status endpoint) cannot be read now: missing,
+    busy, not a journal, unreachable.  The decisions wait on it."""
 
 
 @dataclass(frozen=True)
@@ -543,8 +551,19 @@ class Decision:
     reason: str = ""
 
 
+# A source of rows, what the decisions read: Journal (the SQLite file) or
+# endpoint.StatusEndpoint (the agent's status endpoint over HTTP).  It has
+#   selection(path, pattern, newer_than): a context manager giving the rows
+#     path (exact) or pattern (fnmatch) names, detected at or after
+#     newer_than, in one snapshot, as an object with counts(), failed(),
+#     waiting(limit) and all() (see Selection);
+#   oldest_pending_age(now): seconds the oldest queued or sending file has
+#     waited, or None;
+# and raises JournalUnavailable for "not now" (keep waiting).
+
+
 def delivered_decision(
-    journal: Journal,
+    source: "Journal",
     path: Optional[Name] = None,
     pattern: Optional[Name] = None,
     newer_than: Optional[float] = None,
@@ -561,7 +580,7 @@ def delivered_decision(
         raise ValueError("give exactly one of path and pattern")
     path, pattern = name_arg(path), name_arg(pattern)
     try:
-        with journal.selection(path, pattern, newer_than) as sel:
+        with source.selection(path, pattern, newer_than) as sel:
             counts = sel.counts()
             if counts.get("failed"):
                 failed = sel.failed()
@@ -591,11 +610,11 @@ def delivered_decision(
 
 
 def backlog_decision(
-    journal: Journal, max_age: float, now: Optional[float] = None
+    source: "Journal", max_age: float, now: Optional[float] = None
 ) -> Decision:
     """Whether no file has waited longer than max_age seconds."""
     try:
-        age = journal.oldest_pending_age(now)
+        age = source.oldest_pending_age(now)
     except JournalUnavailable as e:
         return Decision(False, reason=str(e))
     if age is None or age <= max_age:

@@ -1,5 +1,6 @@
-"""Airflow sensors on sftprelay's journal.  Thin wrappers: the decisions
-are journal.py's, and they never talk to the SFTP servers."""
+"""Airflow sensors on sftprelay's state: its journal's file, or its status
+endpoint (over HTTP, for a worker on another host).  Thin wrappers: the
+decisions are journal.py's, and they never talk to the SFTP servers."""
 
 from __future__ import annotations
 
@@ -13,21 +14,21 @@ except ImportError:  # Airflow 2
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
 try:  # Airflow 3: the task exceptions are the task SDK's
     from airflow.sdk.exceptions import (
-        AirflowFailException, AirflowSensorTimeout, AirflowSkipException)
+        AirflowException, AirflowFailException, AirflowSensorTimeout,
+        AirflowSkipException)
 except ImportError:  # Airflow 2 and the first Airflow 3 releases
     from airflow.exceptions import (
-        AirflowFailException, AirflowSensorTimeout, AirflowSkipException)
+        AirflowException, AirflowFailException, AirflowSensorTimeout,
+        AirflowSkipException)
 
 from sftprelay_airflow.journal import (
-    Journal,
     Name,
     backlog_decision,
     delivered_decision,
     name_arg,
 )
+from sftprelay_airflow.sources import DEFAULT_JOURNAL, row_source  # noqa: F401
 from sftprelay_airflow.triggers import SftpRelayDeliveredTrigger
-
-DEFAULT_JOURNAL = "/var/lib/sftprelay/journal.db"
 
 
 def _epoch(value: Any) -> Optional[float]:
@@ -58,7 +59,14 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
     :param path_bytes: the path as escaped text, as an XCom's or
         "sftprelay --json"'s path_bytes gives it (templated)
     :param pattern: a glob over such paths, "*" crossing "/" (templated)
-    :param journal_path: the agent's journal.path (templated)
+    :param journal_path: the agent's journal.path, for a worker on the
+        agent's host (templated; default /var/lib/sftprelay/journal.db)
+    :param sftprelay_conn_id: an Airflow connection (type HTTP) to the
+        agent's status endpoint, for a worker on another host: host, port,
+        schema "https" or "http" (empty: https, http for a loopback host),
+        password the token, extra {"ca_file": "..."} for a private CA.
+        When it is given (rendered not empty) journal_path is not used
+        (templated)
     :param newer_than: count only versions detected at or after this time
         (Unix seconds, ISO 8601 or datetime; templated)
     :param deferrable: wait in the triggerer instead of a worker slot; the
@@ -66,7 +74,8 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = (
-        "path", "path_bytes", "pattern", "journal_path", "newer_than")
+        "path", "path_bytes", "pattern", "journal_path", "sftprelay_conn_id",
+        "newer_than")
 
     def __init__(
         self,
@@ -74,7 +83,8 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
         path: Optional[Name] = None,
         path_bytes: Optional[str] = None,
         pattern: Optional[Name] = None,
-        journal_path: str = DEFAULT_JOURNAL,
+        journal_path: Optional[str] = None,
+        sftprelay_conn_id: Optional[str] = None,
         newer_than: Any = None,
         deferrable: bool = False,
         **kwargs: Any,
@@ -87,12 +97,13 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
         self.path_bytes = path_bytes
         self.pattern = pattern
         self.journal_path = journal_path
+        self.sftprelay_conn_id = sftprelay_conn_id
         self.newer_than = newer_than
         self.deferrable = deferrable
 
     def _decide(self):
         return delivered_decision(
-            Journal(self.journal_path),
+            row_source(self.journal_path, self.sftprelay_conn_id),
             path=name_arg(self.path, self.path_bytes),
             pattern=name_arg(self.pattern),
             newer_than=_epoch(self.newer_than),
@@ -128,6 +139,7 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
         self.defer(
             trigger=SftpRelayDeliveredTrigger(
                 journal_path=self.journal_path,
+                sftprelay_conn_id=self.sftprelay_conn_id,
                 path=name_arg(self.path, self.path_bytes),
                 pattern=name_arg(self.pattern),
                 newer_than=_epoch(self.newer_than),
@@ -152,6 +164,8 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
         return float(self.timeout) - max(0.0, elapsed)
 
     def execute_complete(self, context: Any, event: dict) -> Any:
+        if event.get("status") == "error":  # the endpoint refused: not soft
+            raise AirflowException(event.get("reason", "sftprelay: error"))
         if event.get("status") != "success":
             raise AirflowFailException(event.get("reason", "sftprelay: failed"))
         return event["files"]
@@ -159,17 +173,27 @@ class SftpRelayDeliveredSensor(BaseSensorOperator):
 
 class SftpRelayBacklogSensor(BaseSensorOperator):
     """Succeeds when no file has waited longer than max_age (seconds or a
-    timedelta) to be delivered."""
+    timedelta) to be delivered.  journal_path or sftprelay_conn_id as for
+    SftpRelayDeliveredSensor."""
 
-    template_fields: Sequence[str] = ("journal_path",)
+    template_fields: Sequence[str] = ("journal_path", "sftprelay_conn_id")
 
-    def __init__(self, *, max_age: Any, journal_path: str = DEFAULT_JOURNAL, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        max_age: Any,
+        journal_path: Optional[str] = None,
+        sftprelay_conn_id: Optional[str] = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.max_age = max_age.total_seconds() if isinstance(max_age, dt.timedelta) else float(max_age)
         self.journal_path = journal_path
+        self.sftprelay_conn_id = sftprelay_conn_id
 
     def poke(self, context: Any) -> bool:
-        d = backlog_decision(Journal(self.journal_path), self.max_age)
+        d = backlog_decision(row_source(self.journal_path, self.sftprelay_conn_id),
+                             self.max_age)
         if not d.done:
             self.log.info("waiting: %s", d.reason)
         return d.done

@@ -1,6 +1,7 @@
 """The async trigger behind SftpRelayDeliveredSensor(deferrable=True).
 It runs in the triggerer; each check runs in a thread (asyncio.to_thread)
-so SQLite never blocks the triggerer's event loop."""
+so neither SQLite nor HTTP (nor the look-up of the connection) blocks the
+triggerer's event loop."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from sftprelay_airflow.endpoint import StatusEndpointError
 from sftprelay_airflow.journal import (
-    Journal, Name, delivered_decision, name_arg, name_fields)
+    Decision, Name, delivered_decision, name_arg, name_fields)
+from sftprelay_airflow.sources import row_source
 
 
 class SftpRelayDeliveredTrigger(BaseTrigger):
@@ -22,16 +25,18 @@ class SftpRelayDeliveredTrigger(BaseTrigger):
 
     def __init__(
         self,
-        journal_path: str,
+        journal_path: Optional[str] = None,
         path: Optional[Name] = None,
         pattern: Optional[Name] = None,
         newer_than: Optional[float] = None,
         poll_interval: float = 10.0,
         path_bytes: Optional[str] = None,
         pattern_bytes: Optional[str] = None,
+        sftprelay_conn_id: Optional[str] = None,
     ):
         super().__init__()
         self.journal_path = journal_path
+        self.sftprelay_conn_id = sftprelay_conn_id
         self.path = name_arg(path, path_bytes)
         self.pattern = name_arg(pattern, pattern_bytes)
         self.newer_than = newer_than
@@ -42,6 +47,7 @@ class SftpRelayDeliveredTrigger(BaseTrigger):
             "sftprelay_airflow.triggers.SftpRelayDeliveredTrigger",
             {
                 "journal_path": self.journal_path,
+                "sftprelay_conn_id": self.sftprelay_conn_id,  # never the token
                 **name_fields(self.path, "path"),
                 **name_fields(self.pattern, "pattern"),
                 "newer_than": self.newer_than,
@@ -49,13 +55,17 @@ class SftpRelayDeliveredTrigger(BaseTrigger):
             },
         )
 
+    def _check(self) -> Decision:
+        source = row_source(self.journal_path, self.sftprelay_conn_id)
+        return delivered_decision(source, self.path, self.pattern, self.newer_than)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        journal = Journal(self.journal_path)
         while True:
-            d = await asyncio.to_thread(
-                delivered_decision, journal, self.path, self.pattern,
-                self.newer_than,
-            )
+            try:
+                d = await asyncio.to_thread(self._check)
+            except (StatusEndpointError, ValueError) as e:
+                yield TriggerEvent({"status": "error", "reason": str(e)})
+                return
             if d.failed:
                 yield TriggerEvent({"status": "failed", "reason": d.reason})
                 return

@@ -49,6 +49,7 @@ from sftprelay_airflow.journal import (  # noqa: E402
     Journal, delivered_decision, name_from_fields)
 from sftprelay_airflow.sensors import (  # noqa: E402
     SftpRelayBacklogSensor, SftpRelayDeliveredSensor)
+from sftprelay_airflow.sources import row_source  # noqa: E402
 from sftprelay_airflow.triggers import SftpRelayDeliveredTrigger  # noqa: E402
 
 JOURNAL = os.environ["JOURNAL"]
@@ -159,6 +160,7 @@ class Deferrable(OnJournal):
         self.assertEqual(s.execute_complete({}, ok), ok["files"])
 
 
+BRIEF_1 = "a/b/c/file_1.txt"
 LATIN1 = b"r\xe9sum\xe9.csv"  # delivered
 LATIN1_FAILED = b"blocked/x-\xe9.txt"
 LATIN1_QUEUED = b"late/caf\xe9.txt"
@@ -640,6 +642,27 @@ class Dag(unittest.TestCase):
                          ["{{ params.files[0] }}", "{{ params.files[1] }}",
                           "{{ params.files[2] }}"])
         self.assertTrue(all(w.mode == "reschedule" for w in waits))
+        # the journal by default; the status endpoint once a connection is
+        # named by the param or the Variable
+        self.assertEqual(dag.kwargs["params"]["journal_path"],
+                         "/var/lib/sftprelay/journal.db")
+        self.assertEqual(dag.kwargs["params"]["sftprelay_conn_id"], "")
+        self.assertTrue(all(w.journal_path == "{{ params.journal_path }}" for w in waits))
+        self.assertTrue(all(
+            w.sftprelay_conn_id == "{{ params.sftprelay_conn_id"
+            " or var.value.get('sftprelay_conn_id', '') }}" for w in waits))
+        # with its fields as Airflow renders them (the stand-in renders no
+        # templates): no connection, the journal; one, the endpoint
+        OverHttp.setUpClass()
+        for conn_id in ("", "sftprelay_status"):
+            w = waits[0]
+            w.path, w.journal_path, w.sftprelay_conn_id = BRIEF_1, JOURNAL, conn_id
+            out = stub_runner.run_task(w)
+            self.assertEqual(out.state, "success", out)
+            self.assertEqual(out.xcom[0]["sha256"], sha256(BRIEF_1))
+        self.assertEqual(type(row_source(JOURNAL, "")).__name__, "Journal")
+        self.assertEqual(type(row_source(JOURNAL, "sftprelay_status")).__name__,
+                         "StatusEndpoint")
         (report,) = [t for t in dag.tasks if t.task_id == "report"]
         self.assertEqual(sorted(u.task_id for u in report.upstream),
                          ["wait_file_1", "wait_file_2", "wait_file_3"])

@@ -163,6 +163,21 @@ class NameForms(unittest.TestCase):
         self.assertEqual(f.path, os.fsdecode(b"bytes-\xff.txt"))
         self.assertEqual(f.as_xcom()["path_bytes"], "bytes-\\xff.txt")
 
+    def test_status_json_last_error_path(self):
+        for name, want in ((b"x-\xe9.txt", {"last_error_path": "x-\ufffd.txt",
+                                            "last_error_path_bytes": "x-\\xe9.txt"}),
+                           (b"x.txt", {"last_error_path": "x.txt"})):
+            with tempfile.TemporaryDirectory() as d:
+                db = os.path.join(d, "journal.db")
+                con = copy_journal(db)
+                add_rows(con, [(name, "failed", 0)])
+                con.close()
+                out = subprocess.run([os.environ["SFTPRELAY"], "-j", db, "status", "--json"],
+                                     check=True, capture_output=True).stdout
+            status = json.loads(out.decode("utf-8"))
+            self.assertEqual({k: v for k, v in status.items()
+                              if k.startswith("last_error_path")}, want)
+
     def test_same_as_sftprelay_list_json(self):
         # random names, the CLI's JSON and name_fields() agree member for member
         names = random_names(random.Random(3), 400)

@@ -27,7 +27,7 @@ from sftprelay_airflow.journal import (
     delivered_decision,
     name_arg,
 )
-from sftprelay_airflow.sources import DEFAULT_JOURNAL, row_source  # noqa: F401
+from sftprelay_airflow.sources import row_source
 from sftprelay_airflow.triggers import SftpRelayDeliveredTrigger
 
 

@@ -6,7 +6,9 @@ import importlib
 import warnings
 
 from airflow import DeprecatedImportWarning
-from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException  # noqa: F401
+from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
+
+__all__ = ["AirflowException", "AirflowNotFoundException"]
 
 _MOVED = {
     "AirflowFailException", "AirflowSensorTimeout", "AirflowSkipException",

@@ -19,6 +19,13 @@ static void kv_str(FILE *out, const char *key, const char *v, int comma)
     text_print_json(out, v);
 }
 
+/* A name: "key" in display form, and "key_bytes" when it is not UTF-8. */
+static void kv_name(FILE *out, const char *key, const char *name, int comma)
+{
+    fprintf(out, "%s", comma ? ", " : "");
+    text_print_json_name(out, key, name);
+}
+
 static void kv_int(FILE *out, const char *key, int64_t v, int comma)
 {
     fprintf(out, "%s\"%s\": %lld", comma ? ", " : "", key, (long long)v);
@@ -36,7 +43,7 @@ static void kv_time(FILE *out, const char *key, int64_t v)
 void report_file_json(FILE *out, const struct journal_file *f)
 {
     fprintf(out, "{");
-    kv_str(out, "path", f->path, 0);
+    kv_name(out, "path", f->path, 0);
     kv_str(out, "state", journal_state_name(f->state), 1);
     kv_int(out, "size", f->size, 1);
     kv_int(out, "mtime_ns", f->mtime_ns, 1);
@@ -46,7 +53,7 @@ void report_file_json(FILE *out, const struct journal_file *f)
     kv_int(out, "source_offset", f->source_offset, 1);
     kv_str(out, "sha256", f->sha256, 1);
     kv_str(out, "delivered_sha256", f->delivered_sha256, 1);
-    kv_str(out, "target_path", f->target_path ? f->target_path : f->path, 1);
+    kv_name(out, "target_path", f->target_path ? f->target_path : f->path, 1);
     kv_str(out, "etag", f->etag, 1);
     kv_str(out, "outcome", f->outcome, 1);
     kv_str(out, "last_error", f->last_error, 1);
@@ -119,7 +126,7 @@ void report_status_json(FILE *out, const char *journal_path,
     kv_time(out, "target_error_at", rs->target.err ? rs->target.at : 0);
     kv_str(out, "source_error", rs->source.err, 1);
     kv_time(out, "source_error_at", rs->source.err ? rs->source.at : 0);
-    kv_str(out, "last_error_path", st->last_error_path, 1);
+    kv_name(out, "last_error_path", st->last_error_path, 1);
     kv_str(out, "last_error", st->last_error, 1);
     kv_time(out, "last_error_at", st->last_error_at);
     fprintf(out, "}");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Airflow pieces' Python tests (Debian's python3, stdlib unittest),
 # against a journal the real agent writes here: delivered, failed and
-# queued rows, made with the local sink (no network).
+# queued rows, names that are not UTF-8 among them, made with the local
+# sink (no network).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${abs_top_builddir:=$here/../../build}"
@@ -13,7 +14,10 @@ for n in 1 2 3; do
     printf 'file %s of the brief\n' "$n" >"$T/src/a/b/c/file_$n.txt"
 done
 printf 'odd name\n' >"$T/src/bytes-$(printf '\xff').txt"
+# A partner's Latin-1 names: one delivered, one failed, one left queued.
+printf 'a;b\n' >"$T/src/r$(printf '\xe9')sum$(printf '\xe9').csv"
 echo "cannot go: a file stands where its folder must" >"$T/src/blocked/x.txt"
+echo "cannot go either" >"$T/src/blocked/x-$(printf '\xe9').txt"
 echo "in the way" >"$T/dst/blocked"
 cat >"$T/relay.conf" <<CONF
 source = { path = "$T/src"; settle_ms = 0; };
@@ -27,12 +31,14 @@ CONF
 # Run 2: the target is gone; a new file stays queued.
 mv "$T/dst" "$T/dst.away"
 mkdir -p "$T/src/late" && echo "late" >"$T/src/late/new.txt"
+echo "late too" >"$T/src/late/caf$(printf '\xe9').txt"
 "$abs_top_builddir/sftprelayd" -c "$T/relay.conf" --once 2>>"$T/agent.log" || true
 mv "$T/dst.away" "$T/dst"
 
 total=0
 for t in test_journal test_sensors; do
-    JOURNAL=$T/journal.db SRC=$T/src /usr/bin/python3 "$here/$t.py" \
+    JOURNAL=$T/journal.db SRC=$T/src SFTPRELAY=$abs_top_builddir/sftprelay \
+        /usr/bin/python3 "$here/$t.py" \
         2>&1 | tee "$T/$t.out"
     grep -q '^OK' "$T/$t.out" || { cat "$T/agent.log"; exit 1; }
     total=$((total + $(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$T/$t.out")))
@@ -69,7 +75,7 @@ assert r.is_done, r
 ' "$O" || { echo "FAIL: another uid in group 0 cannot read the journal"; exit 1; }
     other "$O/sftprelay" -j "$T/journal.db" status >"$T/status" ||
         { echo "FAIL: sftprelay status as another uid"; exit 1; }
-    grep -q '^delivered    4$' "$T/status" || { cat "$T/status"; exit 1; }
+    grep -q '^delivered    5$' "$T/status" || { cat "$T/status"; exit 1; }
     echo "ok - another uid in group 0 reads the journal (Python, sensor and CLI)"
     total=$((total + 1))
 fi

@@ -156,8 +156,9 @@ done
 sh -n docker/source/entrypoint.sh
 grep -q 'sftprelay-deps --list build' docker/source/Dockerfile ||
     { echo "FAIL: the Dockerfile does not install scripts/deps' build list"; exit 1; }
-./scripts/deps --list build | grep -qx autoconf ||
-    { echo "FAIL: scripts/deps --list build"; exit 1; }
+build_list=$(./scripts/deps --list build)
+grep -qx autoconf <<<"$build_list" ||
+    { echo "FAIL: scripts/deps --list build: $build_list"; exit 1; }
 mkdir -p "$T/keys"
 KEYS=$T/keys sh docker/source/entrypoint.sh keys >/dev/null
 [ "$(cut -d' ' -f1 "$T/keys/known_hosts")" = "[sftp-target]:2223" ] ||

@@ -7,17 +7,17 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sftprelay/secret.h"
 
-int secret_read(const char *file, char *buf, size_t len)
+/* The first line of the file open on fd into buf; closes fd. */
+static int read_line(int fd, char *buf, size_t len)
 {
     ssize_t n;
-    int fd = open(file, O_RDONLY | O_CLOEXEC), r;
+    int r;
 
-    if (fd < 0)
-        return -errno;
     do {
         n = read(fd, buf, len - 1);
     } while (n < 0 && errno == EINTR);
@@ -28,6 +28,42 @@ int secret_read(const char *file, char *buf, size_t len)
     buf[n] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
     return 0;
+}
+
+int secret_read(const char *file, char *buf, size_t len)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+
+    return fd < 0 ? -errno : read_line(fd, buf, len);
+}
+
+int secret_read_private(const char *file, char *buf, size_t len)
+{
+    struct stat st;
+    int fd = open(file, O_RDONLY | O_CLOEXEC), r;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0)
+        r = -errno;
+    else if (st.st_mode & (S_IROTH | S_IWOTH))
+        r = -EPERM;
+    else {
+        r = read_line(fd, buf, len); /* closes fd */
+        return r == 0 && buf[0] == '\0' ? -ENODATA : r;
+    }
+    close(fd);
+    return r;
+}
+
+int secret_equal(const char *secret, const char *given)
+{
+    size_t n = strlen(secret), m = strlen(given), i;
+    unsigned char d = n != m;
+
+    for (i = 0; i < m; i++)
+        d |= (unsigned char)(given[i] ^ secret[i % n]);
+    return d == 0;
 }
 
 int secret_read_for(const char *key, const char *file, char *buf, size_t len,

@@ -24,4 +24,20 @@ int secret_read(const char *file, char *buf, size_t len);
 int secret_read_for(const char *key, const char *file, char *buf, size_t len,
                     char *why, size_t whylen);
 
+/*
+ * secret_read() for a file that must be kept from other users: one that
+ * others may read or write (mode & 006) is refused with -EPERM before a
+ * byte of it is read, as OpenSSH refuses a private key others can read
+ * (the group may read it, so that root:sftprelay 0640 works).  An empty
+ * first line is -ENODATA.
+ */
+int secret_read_private(const char *file, char *buf, size_t len);
+
+/*
+ * Whether given is secret, in a time that depends on the length of given
+ * only, never on where the two differ or on the secret's length.  secret
+ * must not be empty.
+ */
+int secret_equal(const char *secret, const char *given);
+
 #endif

@@ -34,6 +34,16 @@ int secret_read_for(const char *key, const char *file, char *buf, size_t len,
 int secret_read_private(const char *file, char *buf, size_t len);
 
 /*
+ * The whole of file (a PEM key, say), NUL-terminated, into *out
+ * (malloc'd; the caller wipes it with explicit_bzero() and frees it); with
+ * private set, refused as secret_read_private() refuses.  Returns 0,
+ * -ENODATA (empty), -EFBIG (SECRET_FILE_MAX bytes or more) or another
+ * negative errno.
+ */
+#define SECRET_FILE_MAX (1024 * 1024)
+int secret_load(const char *file, int private, char **out);
+
+/*
  * Whether given is secret, in a time that depends on the length of given
  * only, never on where the two differ or on the secret's length.  secret
  * must not be empty.

@@ -167,16 +167,11 @@ static int inside(const char *path, const char *dir)
 static int check_listen(const struct server_conf *sc,
                         const struct conf_scope *s, char *err, size_t errlen)
 {
-    size_t i;
-
-    if (sc->listen == NULL) {
-        for (i = 0; i < s->t->n_keys; i++)
-            if (s->lines[i])
-                return conf_fail(s, s->lines[i], "listen", err, errlen,
-                                 "required when the server section is "
-                                 "present");
+    if (sc->listen == NULL && conf_scope_any_line(s))
+        return conf_fail(s, conf_scope_any_line(s), "listen", err, errlen,
+                         "required when the server section is present");
+    if (sc->listen == NULL)
         return 0;
-    }
     if (sc->n_users == 0)
         return conf_fail(s, conf_scope_line(s, "listen"), "users", err, errlen,
                          "at least one user is needed");

@@ -18,6 +18,7 @@
 #include "sftprelay/report.h"
 #include "sftprelay/serve.h"
 #include "sftprelay/server.h"
+#include "sftprelay/statusd.h"
 #include "sftprelay/text.h"
 
 struct cli {
@@ -399,8 +400,10 @@ static int take_json(const struct command *cmd, int argc, char **argv,
 static int journal_path_from_conf(struct cli *c, const char *file,
                                   struct conf **conf)
 {
-    /* The whole file is checked: the server's keys are allowed too. */
-    static const struct conf_table *const tables[] = {&server_conf_table, NULL};
+    /* The whole file is checked: the server's and the status endpoint's
+     * keys are allowed too. */
+    static const struct conf_table *const tables[] = {
+        &server_conf_table, &statusd_conf_table, NULL};
     char err[CONF_ERR_MAX];
     int r;
 

@@ -558,6 +558,8 @@ static int run(struct agent *a, int once)
     r = open_journal(a);
     if (r == 0)
         r = start_loop(a, &prune_fd);
+    if (r == 0 && !once)
+        r = start_status(a);
     if (r == 0)
         r = start_relay(a, once);
     if (r == 0 && !once) {
@@ -565,8 +567,6 @@ static int run(struct agent *a, int once)
         if (r < 0)
             log_error("embedded SFTP server: %s", strerror(-r));
     }
-    if (r == 0 && !once)
-        r = start_status(a);
     if (r == 0)
         r = loop_add(a->loop, sched_done_fd(a->sched), EPOLLIN, &h);
     if (r == 0)

@@ -121,27 +121,25 @@ static int next_param(const char **pos, struct param *p, char *err,
 
 /* --- GET /v1/files -------------------------------------------------------- */
 
-static int set_name(char **slot, struct param *p, char *err, size_t errlen)
+static int set_path(struct statusq_files *q, struct param *p, char *err,
+                    size_t errlen)
 {
     if (p->value[0] == '\0') {
-        snprintf(err, errlen, "%s: empty", p->key);
+        snprintf(err, errlen, "path: empty");
         return -EINVAL;
     }
-    *slot = p->value;
+    q->path = p->value;
     p->value = NULL; /* transferred */
     return 0;
 }
 
-static int set_path(struct statusq_files *q, struct param *p, char *err,
-                    size_t errlen)
-{
-    return set_name(&q->path, p, err, errlen);
-}
-
+/* An empty prefix is every path. */
 static int set_prefix(struct statusq_files *q, struct param *p, char *err,
                       size_t errlen)
 {
-    return set_name(&q->prefix, p, err, errlen);
+    q->prefix = p->value;
+    p->value = NULL; /* transferred */
+    return 0;
 }
 
 static int set_state(struct statusq_files *q, struct param *p, char *err,

@@ -187,15 +187,6 @@ static void head(FILE *out, const char *name, const char *type,
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* "NAME{LABEL="VALUE"} " */
-static void labelled(FILE *out, const char *name, const char *label,
-                     const char *value)
-{
-    fprintf(out, "%s{%s=\"", name, label);
-    metrics_print_label(out, value);
-    fputs("\"} ", out);
-}
-
 static void print_counters(FILE *out, const struct counters *c)
 {
     head(out, "sftprelay_files_queued_total", "counter",
@@ -241,41 +232,38 @@ static void print_histogram(FILE *out, const struct counters *c)
             (long long)c->hist_sum_ms % 1000, (long long)c->hist_count);
 }
 
-/* NAME_up, NAME_last_error_timestamp_seconds and NAME_last_error_info. */
+/* The gauges of a side ("target", "source"): sftprelay_SIDE_SUFFIX. */
+static const struct {
+    const char *suffix, *help;
+} side_gauges[] = {
+    {"up", "1 unless it failed as a whole and has not answered a probe "
+           "since."},
+    {"last_error_timestamp_seconds",
+     "When it last failed as a whole (0: not since the agent started)."},
+    {"last_error_info", "Its last error as the label error (no sample: none "
+                        "since the agent started)."},
+};
+
 static void print_side(FILE *out, const char *name, const struct side *s)
 {
-    char metric[64], help[160];
+    const long long value[] = {!s->down, (long long)s->err_at, 1};
+    char metric[64];
+    size_t i;
 
-    snprintf(metric, sizeof(metric), "sftprelay_%s_up", name);
-    snprintf(help, sizeof(help),
-             "1 unless the %s failed as a whole and has not answered a "
-             "probe since.",
-             name);
-    head(out, metric, "gauge", help);
-    labelled(out, metric, name, s->desc);
-    fprintf(out, "%d\n", !s->down);
-    snprintf(metric, sizeof(metric), "sftprelay_%s_last_error_timestamp_seconds",
-             name);
-    snprintf(help, sizeof(help),
-             "When the %s last failed as a whole (0: not since the agent "
-             "started).",
-             name);
-    head(out, metric, "gauge", help);
-    labelled(out, metric, name, s->desc);
-    fprintf(out, "%lld\n", (long long)s->err_at);
-    snprintf(metric, sizeof(metric), "sftprelay_%s_last_error_info", name);
-    snprintf(help, sizeof(help),
-             "The %s's last error as a label (no sample: none since the "
-             "agent started).",
-             name);
-    head(out, metric, "gauge", help);
-    if (s->err_at == 0)
-        return;
-    fprintf(out, "%s{%s=\"", metric, name);
-    metrics_print_label(out, s->desc);
-    fputs("\",error=\"", out);
-    metrics_print_label(out, s->err);
-    fputs("\"} 1\n", out);
+    for (i = 0; i < sizeof(side_gauges) / sizeof(side_gauges[0]); i++) {
+        snprintf(metric, sizeof(metric), "sftprelay_%s_%s", name,
+                 side_gauges[i].suffix);
+        head(out, metric, "gauge", side_gauges[i].help);
+        if (i == 2 && s->err_at == 0)
+            return; /* no error to show */
+        fprintf(out, "%s{%s=\"", metric, name);
+        metrics_print_label(out, s->desc);
+        if (i == 2) {
+            fputs("\",error=\"", out);
+            metrics_print_label(out, s->err);
+        }
+        fprintf(out, "\"} %lld\n", value[i]);
+    }
 }
 
 static void print_journal(FILE *out, const struct journal_status *st,

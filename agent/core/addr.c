@@ -43,8 +43,7 @@ int addr_split(const char *listen, char *host, size_t hlen, unsigned *port)
     return 0;
 }
 
-int addr_parse(const char *listen, struct sockaddr_storage *sa,
-               socklen_t *len)
+int addr_parse(const char *listen, struct sockaddr_storage *sa, socklen_t *len)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,

@@ -19,9 +19,9 @@
 #include "sftprelay/metrics.h"
 
 /* Upper bounds of the transfer duration histogram, in milliseconds. */
-static const int64_t bucket_ms[] = {10,    50,    100,   500,    1000,
-                                    5000,  10000, 30000, 60000,  300000,
-                                    1800000, 3600000};
+static const int64_t bucket_ms[] = {10,    50,     100,     500,
+                                    1000,  5000,   10000,   30000,
+                                    60000, 300000, 1800000, 3600000};
 #define N_BUCKETS (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
 
 #define DESC_MAX 512

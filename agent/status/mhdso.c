@@ -34,11 +34,10 @@ static void load(void)
 {
     /* The soname of the ABI microhttpd.h describes (Debian's
      * libmicrohttpd12). */
-    load_result = dso_load("libmicrohttpd.so.12", syms,
-                           sizeof(syms) / sizeof(syms[0]),
-                           "install libmicrohttpd12",
-                           "libmicrohttpd 0.9.71 or later is needed", load_err,
-                           sizeof(load_err));
+    load_result = dso_load(
+        "libmicrohttpd.so.12", syms, sizeof(syms) / sizeof(syms[0]),
+        "install libmicrohttpd12", "libmicrohttpd 0.9.71 or later is needed",
+        load_err, sizeof(load_err));
 }
 
 int mhdso_load(char *err, size_t errlen)

@@ -46,9 +46,9 @@ struct statusd {
     struct MHD_Daemon *d;
     struct journal *j; /* the daemon's thread only, once started */
     char *journal_path;
-    char *token;     /* NULL: none asked */
+    char *token;      /* NULL: none asked */
     char *cert, *key; /* PEM, kept while the daemon runs */
-    int64_t started; /* Unix seconds */
+    int64_t started;  /* Unix seconds */
     char address[160];
 };
 
@@ -146,8 +146,8 @@ static int keep_conf(struct statusd *sd, const struct statusd_conf *sc)
 {
     const char *const from[] = {sc->listen, sc->token_file, sc->cert_file,
                                 sc->key_file};
-    char **to[] = {&sd->conf.listen, &sd->conf.token_file,
-                   &sd->conf.cert_file, &sd->conf.key_file};
+    char **to[] = {&sd->conf.listen, &sd->conf.token_file, &sd->conf.cert_file,
+                   &sd->conf.key_file};
     size_t i;
 
     sd->conf.max_connections = sc->max_connections;
@@ -192,10 +192,9 @@ static void reply_drop(struct reply *rp)
 }
 
 /* Throw away what rp holds and make it {"error": "..."} with status. */
-static void reply_error(struct reply *rp, unsigned status, const char *fmt,
-                        ...) __attribute__((format(printf, 3, 4)));
-static void reply_error(struct reply *rp, unsigned status, const char *fmt,
-                        ...)
+static void reply_error(struct reply *rp, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reply_error(struct reply *rp, unsigned status, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -308,8 +307,7 @@ static void serve_metrics(struct statusd *sd, const char *query,
     journal_status_clear(&st);
 }
 
-static void serve_files(struct statusd *sd, const char *query,
-                        struct reply *rp)
+static void serve_files(struct statusd *sd, const char *query, struct reply *rp)
 {
     struct statusq_files q;
     struct journal_query jq;
@@ -323,10 +321,8 @@ static void serve_files(struct statusd *sd, const char *query,
         reply_error(rp, 500, "%s", strerror(-r));
     if (r < 0)
         goto out;
-    jq = (struct journal_query){.state = q.state,
-                                .path = q.path,
-                                .prefix = q.prefix,
-                                .limit = q.limit};
+    jq = (struct journal_query){
+        .state = q.state, .path = q.path, .prefix = q.prefix, .limit = q.limit};
     r = report_files_json(rp->out, sd->j, &jq, &more);
     if (r < 0)
         journal_failed(sd, rp, r);
@@ -374,12 +370,14 @@ static int authorized(struct statusd *sd, struct MHD_Connection *c,
     if (tok && secret_equal(sd->token, tok))
         return 0;
     if (tok == NULL) {
-        reply_error(rp, 401, "a bearer token is needed: send the header "
-                             "\"Authorization: Bearer TOKEN\"");
+        reply_error(rp, 401,
+                    "a bearer token is needed: send the header "
+                    "\"Authorization: Bearer TOKEN\"");
         rp->hvalue = "Bearer realm=\"sftprelay\"";
     } else {
-        reply_error(rp, 401, "the bearer token is not the one in "
-                             "status.token_file");
+        reply_error(rp, 401,
+                    "the bearer token is not the one in "
+                    "status.token_file");
         rp->hvalue = "Bearer realm=\"sftprelay\", error=\"invalid_token\"";
     }
     rp->hname = "WWW-Authenticate";
@@ -531,8 +529,7 @@ static int load_secrets(struct statusd *sd, const struct statusd_conf *sc)
 }
 
 /* Listen on sc->listen into *fd; sd->address says where. */
-static int listen_on(struct statusd *sd, const struct statusd_conf *sc,
-                     int *fd)
+static int listen_on(struct statusd *sd, const struct statusd_conf *sc, int *fd)
 {
     struct sockaddr_storage sa;
     socklen_t len;

@@ -109,7 +109,8 @@ static int next_param(const char **pos, struct param *p, char *err,
         r = decoded(eq + 1, n - (size_t)(eq - s) - 1, &p->value);
     }
     if (r == -EINVAL)
-        snprintf(err, errlen, "%.*s: a bad percent-escape or a NUL byte "
+        snprintf(err, errlen,
+                 "%.*s: a bad percent-escape or a NUL byte "
                  "(%%00)",
                  SHOWN_MAX, p->key && p->key[0] ? p->key : "query");
     if (r < 0) {
@@ -194,8 +195,8 @@ static int unknown_key(const char *key, const char *known, char *err,
 }
 
 /* One parameter p of GET /v1/files into q; seen: a bit per key. */
-static int files_param(struct statusq_files *q, struct param *p,
-                       unsigned *seen, char *err, size_t errlen)
+static int files_param(struct statusq_files *q, struct param *p, unsigned *seen,
+                       char *err, size_t errlen)
 {
     size_t i;
 

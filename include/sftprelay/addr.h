@@ -21,8 +21,7 @@ int addr_split(const char *listen, char *host, size_t hlen, unsigned *port);
  * address getaddrinfo() gives for it.  Returns 0, -EINVAL (not
  * ADDRESS:PORT) or -ENOENT (a name that does not resolve).
  */
-int addr_parse(const char *listen, struct sockaddr_storage *sa,
-               socklen_t *len);
+int addr_parse(const char *listen, struct sockaddr_storage *sa, socklen_t *len);
 
 /* Whether sa is a loopback address: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104. */
 int addr_is_loopback(const struct sockaddr_storage *sa);

@@ -15,7 +15,10 @@ struct dso_sym {
     const char *name;
 };
 
-#define DSO_SYM(table, field, name) {(void **)&(table).field, (name)}
+#define DSO_SYM(table, field, name)                                            \
+    {                                                                          \
+        (void **)&(table).field, (name)                                        \
+    }
 
 /*
  * dlopen(soname) and fill every slot of syms[0..n) with dlsym().  The

@@ -23,8 +23,8 @@
 
 /* GET /v1/files?path=P|prefix=P&state=S&limit=N */
 struct statusq_files {
-    char *path;   /* malloc'd, decoded; NULL when not asked */
-    char *prefix; /* likewise */
+    char *path;               /* malloc'd, decoded; NULL when not asked */
+    char *prefix;             /* likewise */
     enum journal_state state; /* JS_COUNT: any */
     int64_t limit;            /* 1 to STATUSQ_LIMIT_MAX */
 };

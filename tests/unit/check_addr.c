@@ -27,14 +27,12 @@ START_TEST(test_split)
     ck_assert_int_eq(addr_split("127.0.0.1", host, sizeof(host), &port),
                      -EINVAL);
     ck_assert_int_eq(addr_split(":9469", host, sizeof(host), &port), -EINVAL);
-    ck_assert_int_eq(addr_split("h:65536", host, sizeof(host), &port),
-                     -EINVAL);
+    ck_assert_int_eq(addr_split("h:65536", host, sizeof(host), &port), -EINVAL);
     ck_assert_int_eq(addr_split("h:-1", host, sizeof(host), &port), -EINVAL);
     ck_assert_int_eq(addr_split("h: 80", host, sizeof(host), &port), -EINVAL);
     ck_assert_int_eq(addr_split("h:80x", host, sizeof(host), &port), -EINVAL);
     ck_assert_int_eq(addr_split("h:", host, sizeof(host), &port), -EINVAL);
-    ck_assert_int_eq(addr_split("a-very-long-name:1", host, 8, &port),
-                     -EINVAL);
+    ck_assert_int_eq(addr_split("a-very-long-name:1", host, 8, &port), -EINVAL);
 }
 END_TEST
 

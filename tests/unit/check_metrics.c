@@ -42,7 +42,8 @@ START_TEST(test_label_escapes)
     label_is("r\xc3\xa9sum\xc3\xa9", "r\xc3\xa9sum\xc3\xa9"); /* UTF-8 kept */
     label_is("r\xe9sum\xe9", "r\xef\xbf\xbdsum\xef\xbf\xbd"); /* Latin-1 */
     label_is("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd");         /* overlong */
-    label_is("\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
+    label_is("\xed\xa0\x80",
+             "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
     label_is("\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
                                  "\xef\xbf\xbd"); /* past U+10FFFF */
     label_is("\xf0\x9f\x93\x81 cut \xe2\x82", "\xf0\x9f\x93\x81 cut "
@@ -84,9 +85,9 @@ START_TEST(test_counters_and_histogram)
     metrics_delivered(1000);
     metrics_delivered(24);
     metrics_failed();
-    metrics_transfer_ms(5);     /* <= 0.01 */
-    metrics_transfer_ms(10);    /* <= 0.01: the bound is inclusive */
-    metrics_transfer_ms(2500);  /* <= 5 */
+    metrics_transfer_ms(5);       /* <= 0.01 */
+    metrics_transfer_ms(10);      /* <= 0.01: the bound is inclusive */
+    metrics_transfer_ms(2500);    /* <= 5 */
     metrics_transfer_ms(7200000); /* +Inf only */
     t = scrape(&st, 1000);
     has_line(t, "sftprelay_files{state=\"queued\"} 2");
@@ -102,7 +103,8 @@ START_TEST(test_counters_and_histogram)
     has_line(t, "sftprelay_transfer_duration_seconds_bucket{le=\"0.010\"} 2");
     has_line(t, "sftprelay_transfer_duration_seconds_bucket{le=\"1.000\"} 2");
     has_line(t, "sftprelay_transfer_duration_seconds_bucket{le=\"5.000\"} 3");
-    has_line(t, "sftprelay_transfer_duration_seconds_bucket{le=\"3600.000\"} 3");
+    has_line(t,
+             "sftprelay_transfer_duration_seconds_bucket{le=\"3600.000\"} 3");
     has_line(t, "sftprelay_transfer_duration_seconds_bucket{le=\"+Inf\"} 4");
     has_line(t, "sftprelay_transfer_duration_seconds_sum 7202.515");
     has_line(t, "sftprelay_transfer_duration_seconds_count 4");

@@ -48,9 +48,8 @@ START_TEST(test_values_decoded_to_bytes)
     ck_assert_int_eq(q.state, JS_FAILED);
     ck_assert_int_eq(q.limit, 7);
     statusq_files_clear(&q);
-    ck_assert_int_eq(statusq_files("limit=10000&prefix=a/%FF", &q, err,
-                                   sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        statusq_files("limit=10000&prefix=a/%FF", &q, err, sizeof(err)), 0);
     ck_assert_str_eq(q.prefix, "a/\xff");
     ck_assert_int_eq(q.limit, STATUSQ_LIMIT_MAX);
 }
@@ -59,8 +58,7 @@ END_TEST
 START_TEST(test_limit_bounds)
 {
     static const char *const bad[] = {
-        "99999999999999999999", "10001", "0", "-1", "5x", "", "1e3",
-        " 5",
+        "99999999999999999999", "10001", "0", "-1", "5x", "", "1e3", " 5",
     };
     char query[64], want[256];
     size_t i;

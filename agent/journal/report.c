@@ -64,6 +64,42 @@ void report_file_json(FILE *out, const struct journal_file *f)
     fprintf(out, "}");
 }
 
+struct files_ctx {
+    FILE *out;
+    int64_t n, limit;
+};
+
+static int file_one(const struct journal_file *f, void *arg)
+{
+    struct files_ctx *fc = arg;
+
+    if (fc->limit > 0 && fc->n >= fc->limit) {
+        fc->n++; /* the one more, read to say there are more */
+        return 0;
+    }
+    fputs(fc->n ? ",\n " : "", fc->out);
+    report_file_json(fc->out, f);
+    fc->n++;
+    return 0;
+}
+
+int report_files_json(FILE *out, struct journal *j,
+                      const struct journal_query *q, int *more)
+{
+    struct journal_query q1 = *q;
+    struct files_ctx fc = {.out = out, .limit = q->limit};
+    int r;
+
+    if (q1.limit > 0)
+        q1.limit++;
+    fputs("[", out);
+    r = journal_find(j, &q1, file_one, &fc);
+    fputs("]\n", out);
+    if (more)
+        *more = fc.limit > 0 && fc.n > fc.limit;
+    return r;
+}
+
 /* The agent's last word under key ("target_error", "source_error"). */
 static void outage_get(struct journal *j, const char *key,
                        struct report_outage *o)

@@ -43,6 +43,35 @@ for t in test_journal test_sensors; do
     grep -q '^OK' "$T/$t.out" || { cat "$T/agent.log"; exit 1; }
     total=$((total + $(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$T/$t.out")))
 done
+# The sensor tests once more against the real agent's status endpoint
+# serving this journal (sftprelay_conn_id).  Its target is a folder that is
+# not there: the agent holds every row as it is (the queued file waits for
+# the target), so the same expectations hold.
+AGENT_PID=
+trap '[ -z "$AGENT_PID" ] || kill "$AGENT_PID" 2>/dev/null; rm -rf "$T"' EXIT
+sport=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/token"
+chmod 600 "$T/token"
+sed "s|path = \"$T/dst\"|path = \"$T/dst.gone\"|" "$T/relay.conf" >"$T/status.conf"
+echo "status = { listen = \"127.0.0.1:$sport\"; token_file = \"$T/token\"; };" >>"$T/status.conf"
+"$abs_top_builddir/sftprelayd" -c "$T/status.conf" 2>>"$T/agent.log" &
+AGENT_PID=$!
+deadline=$((SECONDS + 30))
+until curl -fsS "http://127.0.0.1:$sport/healthz" >/dev/null 2>&1; do
+    kill -0 "$AGENT_PID" 2>/dev/null || { echo "FAIL: the agent with a status endpoint exited"; cat "$T/agent.log"; exit 1; }
+    [ "$SECONDS" -lt "$deadline" ] || { echo "FAIL: no status endpoint after 30 s"; cat "$T/agent.log"; exit 1; }
+    sleep 0.1
+done
+STATUS_URL=http://127.0.0.1:$sport STATUS_TOKEN=$(cat "$T/token") \
+    JOURNAL=$T/journal.db SRC=$T/src SFTPRELAY=$abs_top_builddir/sftprelay \
+    /usr/bin/python3 "$here/test_sensors.py" 2>&1 | tee "$T/endpoint.out"
+grep -q '^OK' "$T/endpoint.out" || { cat "$T/agent.log"; exit 1; }
+total=$((total + $(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$T/endpoint.out")))
+kill "$AGENT_PID"
+wait "$AGENT_PID" || { echo "FAIL: the agent did not stop cleanly"; cat "$T/agent.log"; exit 1; }
+AGENT_PID=
+echo "ok - the sensors against the agent's own status endpoint"
+
 # As in docker-compose.yml: a reader with another uid and group 0 (Airflow
 # runs as 50000:0) reads the agent's 0640 root:root journal, WAL and all,
 # without write access to any of it.  That uid may not reach the checkout

@@ -341,9 +341,11 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def reply(self, code, body):
+    def reply(self, code, body, cut=False):
         data = json.dumps(body).encode("utf-8")
         self.send_response(code)
+        if cut:
+            self.send_header("Sftprelay-Truncated", "true")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -353,7 +355,7 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         self.server.requests.append(self.path)
         if url.path == "/healthz":
-            return self.reply(200, {"ok": True})
+            return self.reply(200, {"ok": True, "uptime_seconds": 1})
         if self.headers.get("Authorization") != "Bearer " + TOKEN:
             return self.reply(401, {"error": "a valid bearer token is required"})
         if url.path == "/v1/summary":
@@ -370,9 +372,10 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
                 if (name_from_fields(r) == q["path"] if "path" in q
                     else name_from_fields(r).startswith(q["prefix"]))
                 and ("state" not in q or r["state"] == q["state"].decode())]
-        if "limit" in q:
-            rows = rows[:int(q["limit"])]
-        return self.reply(200, rows)
+        limit = int(q.get("limit", b"1000"))
+        if not 1 <= limit <= 10000:  # as the agent's endpoint
+            return self.reply(400, {"error": "limit: from 1 to 10000"})
+        return self.reply(200, rows[:limit], cut=len(rows) > limit)
 
 
 def closed_port():
@@ -489,8 +492,8 @@ class Endpoint(unittest.TestCase):
         self.assertIn("401", str(out.error))
 
     def test_healthz_needs_no_token(self):
-        self.assertEqual(StatusEndpoint(self.url, ca_file=self.ca)._get("/healthz"),
-                         {"ok": True})
+        self.assertIs(StatusEndpoint(self.url, ca_file=self.ca)._get("/healthz")["ok"],
+                      True)
 
     def test_too_many_rows_for_a_pattern(self):
         with self.assertRaises(StatusEndpointError) as cm:

@@ -5,7 +5,8 @@ An Airflow worker on another host than the agent cannot read the journal's
 file; it asks the agent:
   GET /v1/files?path=P or ?prefix=P [&state=S] [&limit=N]
       the JSON of "sftprelay list --json" for the rows named; P is the
-      name's raw bytes, percent-encoded
+      name's raw bytes, percent-encoded; N at most 10000 (default 1000),
+      and a list cut at N says so in the header "Sftprelay-Truncated: true"
   GET /v1/summary   the JSON of "sftprelay status --json"
   GET /healthz      {"ok": true}, the only one asked without the token
 every request but /healthz with "Authorization: Bearer <token>"; an error
@@ -75,7 +76,7 @@ class StatusEndpoint:
         token: Optional[str] = None,
         ca_file: Optional[str] = None,
         timeout: float = 10.0,
-        max_rows: int = 10000,
+        max_rows: int = 10000,  # the most the endpoint gives at once
     ):
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -116,7 +117,10 @@ class StatusEndpoint:
         return cls(f"{scheme}://{netloc}", token=conn.password or None,
                    ca_file=extra.get("ca_file"), **kwargs)
 
-    def _get(self, path: str, query: Optional[Dict[str, str]] = None):
+    def _get(self, path: str, query: Optional[Dict[str, str]] = None,
+             headers: Optional[Dict[str, str]] = None):
+        """The JSON answer to GET path?query; headers, when given, gets
+        the answer's headers (lower-case names)."""
         url = self.url + path
         if query:
             url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
@@ -126,6 +130,8 @@ class StatusEndpoint:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as r:
                 body = r.read()
+                if headers is not None:
+                    headers.update((k.lower(), v) for k, v in r.headers.items())
         except urllib.error.HTTPError as e:
             said = _error_text(e)
             if e.code >= 500:
@@ -143,13 +149,18 @@ class StatusEndpoint:
             raise StatusEndpointError(f"status endpoint {url}: not JSON: {e}") from e
 
     def files(self, path: Optional[bytes] = None, prefix: Optional[bytes] = None,
-              limit: Optional[int] = None) -> List[FileState]:
-        """GET /v1/files for the name path, or the names under prefix."""
+              limit: Optional[int] = None,
+              cut: Optional[List[bool]] = None) -> List[FileState]:
+        """GET /v1/files for the name path, or the names under prefix;
+        cut, when given, gets whether the endpoint cut the list at limit."""
         key, value = ("path", path) if path is not None else ("prefix", prefix or b"")
         query = {key: urllib.parse.quote(value, safe="")}
         if limit is not None:
             query["limit"] = str(limit)
-        rows = self._get("/v1/files", query)
+        said: Dict[str, str] = {}
+        rows = self._get("/v1/files", query, said)
+        if cut is not None:
+            cut.append(said.get("sftprelay-truncated") == "true")
         if not isinstance(rows, list):
             raise StatusEndpointError(f"status endpoint {self.url}/v1/files: "
                                       "not a JSON array")
@@ -172,8 +183,9 @@ class StatusEndpoint:
             rows = self.files(path=name_bytes(path))
         else:
             prefix = literal_prefix(pattern)
-            rows = self.files(prefix=prefix, limit=self.max_rows + 1)
-            if len(rows) > self.max_rows:
+            cut: List[bool] = []
+            rows = self.files(prefix=prefix, limit=self.max_rows, cut=cut)
+            if cut[0]:
                 raise StatusEndpointError(
                     f"status endpoint {self.url}: more than {self.max_rows} files "
                     f"start with {prefix!r}; give the pattern a longer literal "

@@ -143,7 +143,7 @@ def cmd_sensor(a):
     seconds after T0.  Each poke opens the journal read-only, as in Airflow."""
     sys.path[:0] = [os.path.join(TOP, "tests", "python", "airflow_stub"),
                     os.path.join(TOP, "airflow", "plugins")]
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
     from sftprelay_airflow.sensors import SftpRelayDeliveredSensor
 
     sensor = SftpRelayDeliveredSensor(task_id="bench", pattern=a.pattern,

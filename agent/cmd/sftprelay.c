@@ -34,6 +34,7 @@
 #include "sftprelay/report.h"
 #include "sftprelay/serve.h"
 #include "sftprelay/server.h"
+#include "sftprelay/statusd.h"
 #include "sftprelay/text.h"
 
 struct cli {
@@ -363,25 +364,12 @@ static int cmd_status(struct cli *c, int argc, char **argv)
     return show_status(c, stdout, stderr);
 }
 
-struct list_ctx {
-    struct cli *c;
-    int n;
-};
-
 static int list_one(const struct journal_file *f, void *arg)
 {
-    struct list_ctx *lc = arg;
-
-    if (lc->c->json) {
-        printf("%s", lc->n ? ",\n " : "");
-        report_file_json(stdout, f);
-    } else {
-        printf("%-9s %12lld %3lld  ", journal_state_name(f->state),
-               (long long)f->size, (long long)f->attempts);
-        text_print_safe(stdout, f->path);
-        printf("\n");
-    }
-    lc->n++;
+    printf("%-9s %12lld %3lld  ", journal_state_name(f->state),
+           (long long)f->size, (long long)f->attempts);
+    text_print_safe(stdout, f->path);
+    printf("\n");
     return 0;
 }
 
@@ -392,15 +380,14 @@ static int cmd_list(struct cli *c, int argc, char **argv)
         {"json", no_argument, NULL, 'J'},
         {NULL, 0, NULL, 0},
     };
-    enum journal_state state = JS_COUNT;
-    struct list_ctx lc = {.c = c};
+    struct journal_query q = {.state = JS_COUNT};
     int opt, r;
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "s:", opts, NULL)) != -1) {
         switch (opt) {
         case 's':
-            if (journal_state_parse(optarg, &state) < 0) {
+            if (journal_state_parse(optarg, &q.state) < 0) {
                 fprintf(stderr,
                         "sftprelay: --state: \"%s\" is not queued, "
                         "sending, delivered or failed\n",
@@ -420,11 +407,11 @@ static int cmd_list(struct cli *c, int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* The status endpoint's GET /v1/files prints the same array. */
     if (c->json)
-        printf("[");
-    r = journal_list(c->j, state, list_one, &lc);
-    if (c->json)
-        printf("]\n");
+        r = report_files_json(stdout, c->j, &q, NULL);
+    else
+        r = journal_list(c->j, q.state, list_one, NULL);
     if (r < 0) {
         fprintf(stderr, "sftprelay: journal %s: %s\n", c->journal_path,
                 journal_errmsg(c->j));
@@ -635,8 +622,10 @@ static int take_json(const struct command *cmd, int argc, char **argv,
 static int journal_path_from_conf(struct cli *c, const char *file,
                                   struct conf **conf)
 {
-    /* The whole file is checked: the server's keys are allowed too. */
-    static const struct conf_table *const tables[] = {&server_conf_table, NULL};
+    /* The whole file is checked: the server's and the status endpoint's
+     * keys are allowed too. */
+    static const struct conf_table *const tables[] = {
+        &server_conf_table, &statusd_conf_table, NULL};
     char err[CONF_ERR_MAX];
     int r;
 

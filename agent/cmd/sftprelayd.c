@@ -34,6 +34,7 @@
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
+#include "sftprelay/metrics.h"
 #include "sftprelay/path.h"
 #include "sftprelay/poller.h"
 #include "sftprelay/progress.h"
@@ -41,6 +42,7 @@
 #include "sftprelay/server.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
+#include "sftprelay/statusd.h"
 #include "sftprelay/watch.h"
 
 #define PRUNE_INTERVAL_MS 3600000
@@ -58,6 +60,8 @@ struct agent {
     struct watch *watch;   /* a watched source, or */
     struct poller *poller; /* a polled one */
     struct server *server;
+    struct statusd *status; /* started by the first run, kept by SIGHUP */
+    int runs;               /* run() calls so far */
     struct progress *progress; /* the files being sent; kept over SIGHUP */
     int sending_said; /* the journal's "sending" holds files */
     int sfd;      /* the signalfd: also stops intake waiting for room */
@@ -69,6 +73,7 @@ struct agent {
 /* The tables of the modules beyond the core and the plugins. */
 static const struct conf_table *const conf_tables[] = {
     &server_conf_table,
+    &statusd_conf_table,
     NULL,
 };
 
@@ -116,6 +121,11 @@ static void reload(struct agent *a)
         return;
     }
     log_info("SIGHUP: %s read again; restarting with it", a->file);
+    if (!statusd_serves(a->status, conf_settings(c, &statusd_conf_table),
+                        c->journal.path))
+        log_warn("SIGHUP: the status section (or journal.path) changed: the "
+                 "status endpoint keeps serving as it was started until "
+                 "sftprelayd is restarted");
     conf_free(a->next);
     a->next = c;
     loop_stop(a->loop);
@@ -245,6 +255,24 @@ static int start_server(struct agent *a)
     log_info("serving SFTP on %s, root %s", server_address(a->server),
              sc->root);
     return 0;
+}
+
+/*
+ * The status endpoint, on the first run only (SIGHUP keeps it as it is).
+ * After start_loop(): its thread must inherit the blocked signals.
+ */
+static int start_status(struct agent *a)
+{
+    const struct statusd_conf *sc = conf_settings(a->c, &statusd_conf_table);
+    int r;
+
+    if (a->runs > 1 || sc == NULL || sc->listen == NULL)
+        return 0;
+    r = statusd_start(sc, a->c->journal.path, &a->status);
+    if (r == 0)
+        log_info("status endpoint on %s%s", statusd_address(a->status),
+                 sc->token_file ? ", with a bearer token" : "");
+    return r;
 }
 
 static int write_pidfile(const char *path)
@@ -489,6 +517,16 @@ static int start_poller(struct agent *a, int once)
     return r;
 }
 
+/* The labels of /metrics: "TYPE WHERE" of the target and the source. */
+static void describe_for_metrics(const struct conf *c, const char *where)
+{
+    char target[PATH_MAX + 400], source[PATH_MAX + 100];
+
+    snprintf(target, sizeof(target), "%s %s", c->target.type, where);
+    snprintf(source, sizeof(source), "%s %s", c->source.type, c->source.path);
+    metrics_describe(target, source);
+}
+
 /* Intake, the scheduler and the watcher or poller, wired together. */
 static int start_relay(struct agent *a, int once)
 {
@@ -515,6 +553,7 @@ static int start_relay(struct agent *a, int once)
     if (r < 0)
         return r;
     c->target.ops->describe(c->target.settings, where, sizeof(where));
+    describe_for_metrics(c, where);
     if (c->source.ops->watched)
         log_info("watching %s, sending to %s %s", c->source.path,
                  c->target.type, where);
@@ -562,9 +601,12 @@ static int run(struct agent *a, int once)
     int prune_fd = -1, sending_fd = -1, r;
 
     a->sfd = -1;
+    a->runs++;
     r = open_journal(a);
     if (r == 0)
         r = start_loop(a, &prune_fd, &sending_fd);
+    if (r == 0 && !once)
+        r = start_status(a);
     if (r == 0)
         r = start_relay(a, once);
     if (r == 0 && !once) {
@@ -734,6 +776,7 @@ int main(int argc, char **argv)
         a.next = NULL;
         apply_log_level(a.c);
     }
+    statusd_stop(a.status); /* after the workers: nothing it reads remains */
     conf_free(a.next);
     if (o.pidfile)
         unlink(o.pidfile);

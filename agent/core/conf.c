@@ -1223,6 +1223,16 @@ int conf_scope_line(const struct conf_scope *s, const char *key)
     return find_key(s->t, key, &idx) ? s->lines[idx] : 0;
 }
 
+int conf_scope_any_line(const struct conf_scope *s)
+{
+    size_t i;
+
+    for (i = 0; i < s->t->n_keys; i++)
+        if (s->lines[i])
+            return s->lines[i];
+    return 0;
+}
+
 int conf_fail(const struct conf_scope *s, int line, const char *key, char *err,
               size_t errlen, const char *fmt, ...)
 {

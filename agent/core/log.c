@@ -1,11 +1,17 @@
 /*
  * Logging to stderr or syslog.  Lines are written with one write(2) so
  * that worker threads never interleave within a line.
+ *
+ * SIGHUP sets the level and reopens syslog while other threads log (the
+ * status endpoint's thread lives across reloads): the level and the
+ * destination are atomics, and the ident is written only when it
+ * changes, which it never does after start-up.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -14,8 +20,8 @@
 
 #include "sftprelay/log.h"
 
-static enum log_level cur_level = LOG_LVL_INFO;
-static int use_syslog;
+static _Atomic int cur_level = LOG_LVL_INFO;
+static _Atomic int use_syslog;
 static char log_ident[64] = "sftprelay";
 
 static const char *const level_names[] = {
@@ -34,7 +40,8 @@ static const int syslog_prio[] = {
 
 void log_init(const char *ident, int to_syslog)
 {
-    snprintf(log_ident, sizeof(log_ident), "%s", ident);
+    if (strcmp(log_ident, ident) != 0)
+        snprintf(log_ident, sizeof(log_ident), "%s", ident);
     if (use_syslog)
         closelog();
     use_syslog = to_syslog;
@@ -49,7 +56,7 @@ void log_set_level(enum log_level level)
 
 enum log_level log_get_level(void)
 {
-    return cur_level;
+    return (enum log_level)cur_level;
 }
 
 int log_level_parse(const char *name, enum log_level *out)
@@ -71,16 +78,16 @@ void log_msg(enum log_level level, const char *func, const char *fmt, ...)
     struct timespec ts;
     struct tm tm;
     va_list ap;
-    int n, saved = errno;
+    int n, saved = errno, lvl = cur_level;
 
-    if (level > cur_level)
+    if ((int)level > lvl)
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
 
     if (use_syslog) {
-        if (cur_level >= LOG_LVL_DEBUG)
+        if (lvl >= LOG_LVL_DEBUG)
             syslog(syslog_prio[level], "%s: %s", func, msg);
         else
             syslog(syslog_prio[level], "%s", msg);
@@ -90,7 +97,7 @@ void log_msg(enum log_level level, const char *func, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    if (cur_level >= LOG_LVL_DEBUG)
+    if (lvl >= LOG_LVL_DEBUG)
         n = snprintf(line, sizeof(line), "%s.%03ldZ %s[%d] %s: %s: %s\n", stamp,
                      ts.tv_nsec / 1000000, log_ident, (int)getpid(),
                      level_names[level], func, msg);

@@ -73,7 +73,12 @@ void text_print_safe(FILE *f, const char *str)
     }
 }
 
-void text_print_json(FILE *f, const char *str)
+/*
+ * Write s as a JSON string literal (NULL: null), each byte that is not part
+ * of valid UTF-8 as U+FFFD.  With escaped, those bytes are "\xHH" instead
+ * and a backslash is "\\" (both then escaped for JSON: "\\xHH", "\\\\").
+ */
+static void json_string(FILE *f, const char *str, int escaped)
 {
     const unsigned char *s = (const unsigned char *)str;
     uint32_t cp;
@@ -87,10 +92,16 @@ void text_print_json(FILE *f, const char *str)
     while (*s) {
         n = utf8_seq(s, &cp);
         if (n == 0) {
-            fprintf(f, "\\udc%02x", *s++);
+            if (escaped)
+                fprintf(f, "\\\\x%02x", *s);
+            else
+                fputs("\xef\xbf\xbd", f); /* U+FFFD */
+            s++;
             continue;
         }
-        if (cp == '"' || cp == '\\')
+        if (cp == '\\' && escaped)
+            fputs("\\\\\\\\", f);
+        else if (cp == '"' || cp == '\\')
             fprintf(f, "\\%c", (char)cp);
         else if (cp == '\n')
             fputs("\\n", f);
@@ -105,4 +116,39 @@ void text_print_json(FILE *f, const char *str)
         s += n;
     }
     fputc('"', f);
+}
+
+int text_is_utf8(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    uint32_t cp;
+    int n;
+
+    while (*s) {
+        n = utf8_seq(s, &cp);
+        if (n == 0)
+            return 0;
+        s += n;
+    }
+    return 1;
+}
+
+void text_print_json(FILE *f, const char *str)
+{
+    json_string(f, str, 0);
+}
+
+void text_print_json_bytes(FILE *f, const char *str)
+{
+    json_string(f, str, 1);
+}
+
+void text_print_json_name(FILE *f, const char *key, const char *name)
+{
+    fprintf(f, "\"%s\": ", key);
+    text_print_json(f, name);
+    if (name != NULL && !text_is_utf8(name)) {
+        fprintf(f, ", \"%s_bytes\": ", key);
+        text_print_json_bytes(f, name);
+    }
 }

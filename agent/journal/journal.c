@@ -43,6 +43,8 @@ enum stmt_id {
     ST_RETRY_FAILED,
     ST_LIST,
     ST_LIST_STATE,
+    ST_FIND_RANGE,
+    ST_FIND_FROM,
     ST_COUNTS,
     ST_OLDEST_PENDING,
     ST_LAST_ERROR,
@@ -73,6 +75,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_RETRY_FAILED] = SQL_RETRY_FAILED,
     [ST_LIST] = SQL_LIST,
     [ST_LIST_STATE] = SQL_LIST_STATE,
+    [ST_FIND_RANGE] = SQL_FIND_RANGE,
+    [ST_FIND_FROM] = SQL_FIND_FROM,
     [ST_COUNTS] = SQL_COUNTS,
     [ST_OLDEST_PENDING] = SQL_OLDEST_PENDING,
     [ST_LAST_ERROR] = SQL_LAST_ERROR,
@@ -893,15 +897,14 @@ int journal_get(struct journal *j, const char *path, struct journal_file *out)
     return one_file(j, st, out);
 }
 
-int journal_list(struct journal *j, enum journal_state state,
-                 int (*fn)(const struct journal_file *f, void *arg), void *arg)
+/* Call fn for each row st gives, then reset st; as journal_list(). */
+static int each_row(sqlite3_stmt *st,
+                    int (*fn)(const struct journal_file *f, void *arg),
+                    void *arg)
 {
-    sqlite3_stmt *st = stmt(j, state == JS_COUNT ? ST_LIST : ST_LIST_STATE);
     struct journal_file f;
     int rc, r = 0;
 
-    if (state != JS_COUNT)
-        sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         r = row_to_file(st, &f);
         if (r < 0)
@@ -915,6 +918,77 @@ int journal_list(struct journal *j, enum journal_state state,
         r = sql_err(rc);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    return r;
+}
+
+int journal_list(struct journal *j, enum journal_state state,
+                 int (*fn)(const struct journal_file *f, void *arg), void *arg)
+{
+    sqlite3_stmt *st = stmt(j, state == JS_COUNT ? ST_LIST : ST_LIST_STATE);
+
+    if (state != JS_COUNT)
+        sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
+    return each_row(st, fn, arg);
+}
+
+/* q->path's row, if it is in q->state. */
+static int find_path(struct journal *j, const struct journal_query *q,
+                     int (*fn)(const struct journal_file *f, void *arg),
+                     void *arg)
+{
+    struct journal_file f;
+    int r = journal_get(j, q->path, &f);
+
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    if (q->state == JS_COUNT || q->state == f.state)
+        r = fn(&f, arg);
+    journal_file_clear(&f);
+    return r;
+}
+
+/*
+ * The first string above every string that starts with prefix (n bytes),
+ * into end: prefix less its trailing 0xff bytes, its last byte plus one.
+ * 0 when there is none (every byte 0xff, or none).
+ */
+static size_t prefix_end(const char *prefix, size_t n, char *end)
+{
+    while (n > 0 && (unsigned char)prefix[n - 1] == 0xff)
+        n--;
+    if (n == 0)
+        return 0;
+    memcpy(end, prefix, n);
+    end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
+    return n;
+}
+
+int journal_find(struct journal *j, const struct journal_query *q,
+                 int (*fn)(const struct journal_file *f, void *arg), void *arg)
+{
+    const char *prefix = q->prefix ? q->prefix : "";
+    size_t n = strlen(prefix);
+    char *end = NULL;
+    sqlite3_stmt *st;
+    int r;
+
+    if (q->path)
+        return find_path(j, q, fn, arg);
+    end = malloc(n + 1);
+    if (end == NULL)
+        return -ENOMEM;
+    n = prefix_end(prefix, n, end);
+    st = stmt(j, n ? ST_FIND_RANGE : ST_FIND_FROM);
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+    if (n)
+        sqlite3_bind_text(st, 2, end, (int)n, SQLITE_STATIC);
+    if (q->state != JS_COUNT)
+        sqlite3_bind_text(st, 3, state_names[q->state], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, q->limit > 0 ? q->limit : -1);
+    r = each_row(st, fn, arg);
+    free(end);
     return r;
 }
 

@@ -21,6 +21,13 @@ static void kv_str(FILE *out, const char *key, const char *v, int comma)
     text_print_json(out, v);
 }
 
+/* A name: "key" in display form, and "key_bytes" when it is not UTF-8. */
+static void kv_name(FILE *out, const char *key, const char *name, int comma)
+{
+    fprintf(out, "%s", comma ? ", " : "");
+    text_print_json_name(out, key, name);
+}
+
 static void kv_int(FILE *out, const char *key, int64_t v, int comma)
 {
     fprintf(out, "%s\"%s\": %lld", comma ? ", " : "", key, (long long)v);
@@ -38,7 +45,7 @@ static void kv_time(FILE *out, const char *key, int64_t v)
 void report_file_json(FILE *out, const struct journal_file *f)
 {
     fprintf(out, "{");
-    kv_str(out, "path", f->path, 0);
+    kv_name(out, "path", f->path, 0);
     kv_str(out, "state", journal_state_name(f->state), 1);
     kv_int(out, "size", f->size, 1);
     kv_int(out, "mtime_ns", f->mtime_ns, 1);
@@ -48,7 +55,7 @@ void report_file_json(FILE *out, const struct journal_file *f)
     kv_int(out, "source_offset", f->source_offset, 1);
     kv_str(out, "sha256", f->sha256, 1);
     kv_str(out, "delivered_sha256", f->delivered_sha256, 1);
-    kv_str(out, "target_path", f->target_path ? f->target_path : f->path, 1);
+    kv_name(out, "target_path", f->target_path ? f->target_path : f->path, 1);
     kv_str(out, "etag", f->etag, 1);
     kv_str(out, "outcome", f->outcome, 1);
     kv_str(out, "last_error", f->last_error, 1);
@@ -57,6 +64,42 @@ void report_file_json(FILE *out, const struct journal_file *f)
     kv_time(out, "delivered_at", f->delivered_at);
     kv_int(out, "version", f->version, 1);
     fprintf(out, "}");
+}
+
+struct files_ctx {
+    FILE *out;
+    int64_t n, limit;
+};
+
+static int file_one(const struct journal_file *f, void *arg)
+{
+    struct files_ctx *fc = arg;
+
+    if (fc->limit > 0 && fc->n >= fc->limit) {
+        fc->n++; /* the one more, read to say there are more */
+        return 0;
+    }
+    fputs(fc->n ? ",\n " : "", fc->out);
+    report_file_json(fc->out, f);
+    fc->n++;
+    return 0;
+}
+
+int report_files_json(FILE *out, struct journal *j,
+                      const struct journal_query *q, int *more)
+{
+    struct journal_query q1 = *q;
+    struct files_ctx fc = {.out = out, .limit = q->limit};
+    int r;
+
+    if (q1.limit > 0)
+        q1.limit++;
+    fputs("[", out);
+    r = journal_find(j, &q1, file_one, &fc);
+    fputs("]\n", out);
+    if (more)
+        *more = fc.limit > 0 && fc.n > fc.limit;
+    return r;
 }
 
 /* The agent's last word under key ("target_error", "source_error"). */
@@ -182,7 +225,7 @@ void report_status_json(FILE *out, const char *journal_path,
     kv_time(out, "target_error_at", rs->target.err ? rs->target.at : 0);
     kv_str(out, "source_error", rs->source.err, 1);
     kv_time(out, "source_error_at", rs->source.err ? rs->source.at : 0);
-    kv_str(out, "last_error_path", st->last_error_path, 1);
+    kv_name(out, "last_error_path", st->last_error_path, 1);
     kv_str(out, "last_error", st->last_error, 1);
     kv_time(out, "last_error_at", st->last_error_at);
     fprintf(out, "}");

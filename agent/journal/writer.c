@@ -23,6 +23,7 @@
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
+#include "sftprelay/metrics.h"
 
 #define OFFERS_MAX 8192    /* offers queued before jwriter_offer() blocks */
 #define OFFERS_KEEP 50000  /* kept while the journal fails (7 MiB) */
@@ -508,15 +509,24 @@ static void report(const struct op *o)
 {
     switch (o->kind) {
     case OP_OFFER:
-        if (o->queued) /* 100,000 in a burst: not each at info */
+        if (o->queued) { /* 100,000 in a burst: not each at info */
             log_debug("queued %s (%lld bytes)", o->path, (long long)o->size);
+            metrics_queued();
+        }
         break;
     case OP_UPLOADED:
-        if (o->queued)
+        if (o->queued) {
             log_info("queued %s (%lld bytes, uploaded by %s)", o->path,
                      (long long)o->size, o->text);
+            metrics_queued();
+        }
+        break;
+    case OP_FAIL:
+        metrics_failed();
         break;
     case OP_DELIVERED:
+        if (o->result == 0)
+            metrics_delivered(o->size);
         if (o->result == 0 && o->outcome && strcmp(o->outcome, "skipped") == 0)
             log_info("skipped %s: the target has it (target.on_exists)",
                      o->path);

@@ -29,6 +29,7 @@
 #include "sftprelay/jwriter.h"
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
+#include "sftprelay/metrics.h"
 #include "sftprelay/ratelimit.h"
 #include "sftprelay/sched.h"
 #include "sftprelay/sink.h"
@@ -57,6 +58,7 @@ struct worker {
     char chain_id[TRANSFORM_ID_MAX]; /* transform_chain_id() of chain */
     void *buf;
     const struct journal_file *cur; /* being sent */
+    int64_t started_ms;             /* mono_ms(): the send under way began */
     /* Claimed, not yet sent: batch[next..n). */
     struct journal_file batch[CLAIM_ROWS];
     int next, n;
@@ -192,6 +194,7 @@ static int64_t probe_delay(struct sched *s, const struct outage *o)
 static void said_up(struct sched *s, const struct outage *o)
 {
     log_info("%s reachable again", o->name);
+    metrics_outage(o->name, NULL);
     if (jwriter_agent_set(s->jw, o->key, "", now_s()) < 0)
         log_error("journal: out of memory recording the %s's state", o->name);
 }
@@ -542,6 +545,7 @@ static void is_down(struct worker *w, struct outage *o, const char *err)
     pthread_mutex_unlock(&s->lock);
     if (was_down)
         return;
+    metrics_outage(o->name, err);
     log_warn("%s: %s; probing it every %d s at most", o->name, err, o->max_s);
     if (jwriter_agent_set(s->jw, o->key, err, now_s()) < 0)
         log_error("journal: out of memory recording the %s's state", o->name);
@@ -594,6 +598,7 @@ static void record(struct worker *w, const struct journal_file *f,
 
         if (res->resumed_at > g.resume_offset)
             g.resume_offset = res->resumed_at;
+        metrics_transfer_ms(mono_ms() - w->started_ms);
         q = jwriter_delivered(jw, &g, &d, now_s(), now_s() + settle);
         posted(f, q);
         if (q == 0 && !res->skipped)
@@ -693,6 +698,7 @@ static int send_many(struct worker *w, struct xfer_env *env, int slot,
 
     log_debug("worker %d: sending %s and %d more small files together",
               w->id, jobs[0].path, k - 1);
+    w->started_ms = mono_ms();
     r = xfer_run_many(env, jobs, (size_t)k, res, rc);
     if (r < 0)
         return r;
@@ -776,6 +782,7 @@ static void *worker_main(void *arg)
         f = &w->batch[slot];
         job = job_of(f);
         w->cur = f;
+        w->started_ms = mono_ms();
         log_debug("worker %d: sending %s (%lld bytes from %lld)", w->id,
                   f->path, (long long)f->size, (long long)f->resume_offset);
         r = send_one(w, &env, f, &job, &res);

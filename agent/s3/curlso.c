@@ -6,12 +6,12 @@
  */
 #include "config.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 
 #include "curlso.h"
+#include "sftprelay/dso.h"
 
 struct curl_so curlso;
 
@@ -19,12 +19,8 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int load_result;
 static char load_err[256];
 
-/* Each entry: where it goes in the table and libcurl's name for it. */
-#define SYM(field, name) {(void **)&curlso.field, name}
-static const struct {
-    void **slot;
-    const char *name;
-} syms[] = {
+#define SYM(field, name) DSO_SYM(curlso, field, name)
+static const struct dso_sym syms[] = {
     SYM(global_init, "curl_global_init"),
     SYM(easy_init, "curl_easy_init"),
     SYM(easy_setopt, "curl_easy_setopt"),
@@ -46,27 +42,14 @@ static const struct {
 
 static void load(void)
 {
-    /* The soname of the ABI curl.h describes (libcurl4 in Debian). */
-    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
     CURLcode c;
-    size_t i;
 
-    if (h == NULL) {
-        snprintf(load_err, sizeof(load_err), "%s (install libcurl4)",
-                 dlerror());
-        load_result = -ENOENT;
+    /* The soname of the ABI curl.h describes (libcurl4 in Debian). */
+    load_result = dso_load("libcurl.so.4", syms, sizeof(syms) / sizeof(syms[0]),
+                           "install libcurl4", "libcurl 7.74 or later is needed",
+                           load_err, sizeof(load_err));
+    if (load_result < 0)
         return;
-    }
-    for (i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
-        *syms[i].slot = dlsym(h, syms[i].name);
-        if (*syms[i].slot == NULL) {
-            snprintf(load_err, sizeof(load_err),
-                     "libcurl.so.4 has no %s (libcurl 7.74 or later is "
-                     "needed)", syms[i].name);
-            load_result = -ENOENT;
-            return; /* h stays loaded: harmless, and never used */
-        }
-    }
     c = curlso.global_init(CURL_GLOBAL_ALL);
     if (c != CURLE_OK) {
         snprintf(load_err, sizeof(load_err), "libcurl: %s",

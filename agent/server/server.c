@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sftprelay/addr.h"
 #include "sftprelay/conf.h"
 #include "sftprelay/log.h"
 #include "sftprelay/loop.h"
@@ -166,16 +167,11 @@ static int inside(const char *path, const char *dir)
 static int check_listen(const struct server_conf *sc,
                         const struct conf_scope *s, char *err, size_t errlen)
 {
-    size_t i;
-
-    if (sc->listen == NULL) {
-        for (i = 0; i < s->t->n_keys; i++)
-            if (s->lines[i])
-                return conf_fail(s, s->lines[i], "listen", err, errlen,
-                                 "required when the server section is "
-                                 "present");
+    if (sc->listen == NULL && conf_scope_any_line(s))
+        return conf_fail(s, conf_scope_any_line(s), "listen", err, errlen,
+                         "required when the server section is present");
+    if (sc->listen == NULL)
         return 0;
-    }
     if (sc->n_users == 0)
         return conf_fail(s, conf_scope_line(s, "listen"), "users", err, errlen,
                          "at least one user is needed");
@@ -835,34 +831,6 @@ out:
 /* --- the server ------------------------------------------------------------
  */
 
-static int split_listen(const char *listen, char *host, size_t hlen,
-                        unsigned *port)
-{
-    const char *colon = strrchr(listen, ':');
-    const char *h = listen;
-    size_t n;
-    char *end;
-    unsigned long p;
-
-    if (colon == NULL)
-        return -EINVAL;
-    n = (size_t)(colon - listen);
-    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-        h++;
-        n -= 2;
-    }
-    if (n == 0 || n >= hlen)
-        return -EINVAL;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    errno = 0;
-    p = strtoul(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || p > 65535)
-        return -EINVAL;
-    *port = (unsigned)p;
-    return 0;
-}
-
 /*
  * Make srv->bind listen on host:port with the host keys of srv->o,
  * non-blocking, and set srv->bind_fd.  Both belong to srv (server_free()).
@@ -902,31 +870,6 @@ out:
     return r;
 }
 
-/*
- * The address srv->bind_fd listens on, as ADDRESS:PORT or [ADDRESS]:PORT,
- * in srv->address; left as it is if the socket cannot tell.
- */
-static void name_address(struct server *srv)
-{
-    struct sockaddr_storage sa;
-    socklen_t sl = sizeof(sa);
-    char shown[INET6_ADDRSTRLEN];
-
-    if (getsockname(srv->bind_fd, (struct sockaddr *)&sa, &sl) < 0)
-        return;
-    if (sa.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, shown,
-                  sizeof(shown));
-        snprintf(srv->address, sizeof(srv->address), "[%s]:%d", shown,
-                 ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
-    } else {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, shown,
-                  sizeof(shown));
-        snprintf(srv->address, sizeof(srv->address), "%s:%d", shown,
-                 ntohs(((struct sockaddr_in *)&sa)->sin_port));
-    }
-}
-
 int server_new(const struct server_opts *o, struct loop *l, struct server **out)
 {
     struct server *srv = NULL;
@@ -936,7 +879,7 @@ int server_new(const struct server_opts *o, struct loop *l, struct server **out)
     int r = -EINVAL;
 
     *out = NULL;
-    if (split_listen(o->listen, host, sizeof(host), &port) < 0) {
+    if (addr_split(o->listen, host, sizeof(host), &port) < 0) {
         log_error("listen address \"%s\": expected ADDRESS:PORT", o->listen);
         goto out;
     }
@@ -958,7 +901,7 @@ int server_new(const struct server_opts *o, struct loop *l, struct server **out)
     r = bind_listen(srv, host, port);
     if (r < 0)
         goto out;
-    name_address(srv);
+    addr_name(srv->bind_fd, srv->address, sizeof(srv->address));
     h.fn = on_accept;
     h.arg = srv;
     r = loop_add(l, srv->bind_fd, EPOLLIN, &h);

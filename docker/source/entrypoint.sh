@@ -7,12 +7,16 @@
 #   config  write the agent's configuration to $ETC/sftprelay.conf
 #   source  OpenSSH (internal-sftp, testuser chrooted) and sftprelayd
 #   target  "sftprelay serve" on $TARGET_PORT
+# Where the servers listen, for a host-network run (tests/integration/
+# t_compose_run.sh): SOURCE_SSH_LISTEN (ADDRESS:PORT, default sshd_config's
+# port 22 on every address) and TARGET_LISTEN (default 0.0.0.0:TARGET_PORT).
 set -eu
 role=${1:-source}
 KEYS=${KEYS:-/keys}
 ETC=${ETC:-/etc/sftprelay}
 TARGET_HOST=${TARGET_HOST:-sftp-target}
 TARGET_PORT=${TARGET_PORT:-2223}
+TARGET_LISTEN=${TARGET_LISTEN:-0.0.0.0:$TARGET_PORT}
 
 write_config() {
     mkdir -p "$ETC"
@@ -44,7 +48,7 @@ config)
     ;;
 target)
     mkdir -p /srv/target
-    exec sftprelay serve --root /srv/target --listen "0.0.0.0:$TARGET_PORT" \
+    exec sftprelay serve --root /srv/target --listen "$TARGET_LISTEN" \
         --user relay --authorized-keys "$KEYS/authorized_keys" \
         --host-key "$KEYS/target_host_ed25519_key"
     ;;
@@ -55,7 +59,11 @@ source)
     # The journal is read by Airflow (uid AIRFLOW_UID, group 0): files 0640
     # root:root in a 0750 folder are readable through group 0.
     chmod 0750 /var/lib/sftprelay
-    /usr/sbin/sshd -e
+    if [ -n "${SOURCE_SSH_LISTEN:-}" ]; then
+        /usr/sbin/sshd -e -o ListenAddress="$SOURCE_SSH_LISTEN"
+    else
+        /usr/sbin/sshd -e
+    fi
     exec sftprelayd -c "$ETC/sftprelay.conf"
     ;;
 *)

@@ -170,6 +170,9 @@ const void *conf_settings(const struct conf *c, const struct conf_table *t);
 /* The line key (a name in s's table) was set on, 0 if it has its default. */
 int conf_scope_line(const struct conf_scope *s, const char *key);
 
+/* The line of the first key of s's table the file sets, 0 if none. */
+int conf_scope_any_line(const struct conf_scope *s);
+
 /*
  * Write "FILE:LINE: NAME.KEY: message" to err ("FILE: ..." when line is
  * 0, "...: NAME: ..." when key is NULL) and return -EINVAL.

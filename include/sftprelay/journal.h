@@ -245,6 +245,24 @@ int journal_get(struct journal *j, const char *path, struct journal_file *out);
 int journal_list(struct journal *j, enum journal_state state,
                  int (*fn)(const struct journal_file *f, void *arg), void *arg);
 
+/* Which rows journal_find() gives. */
+struct journal_query {
+    enum journal_state state; /* JS_COUNT: any */
+    const char *path;   /* exactly this path (then prefix is not read); NULL */
+    const char *prefix; /* paths that start with these bytes; NULL, "": any */
+    int64_t limit;      /* at most this many rows; 0: no limit */
+};
+
+/*
+ * Call fn for each row q selects, ordered by path, as journal_list()
+ * does; a prefix is a range of the path's index (bytes compared as they
+ * are, whatever their encoding), so a narrow one over a big journal is
+ * quick.  q's strings are borrowed.
+ */
+int journal_find(struct journal *j, const struct journal_query *q,
+                 int (*fn)(const struct journal_file *f, void *arg),
+                 void *arg);
+
 /* Counts and the oldest pending file.  Clear with journal_status_clear(). */
 int journal_status(struct journal *j, struct journal_status *out);
 void journal_status_clear(struct journal_status *s);

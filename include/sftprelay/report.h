@@ -76,4 +76,14 @@ void report_status_json(FILE *out, const char *journal_path,
 /* One file's row as one JSON object (no newline). */
 void report_file_json(FILE *out, const struct journal_file *f);
 
+/*
+ * The rows q selects (journal_find()) as one JSON array, as `sftprelay
+ * list --json` prints it: "[", the objects separated by ",\n ", "]\n".
+ * With q->limit > 0, *more (may be NULL) is set to whether further rows
+ * match (one more row is read to know).  Returns 0, or journal_find()'s
+ * error (the array is closed all the same).
+ */
+int report_files_json(FILE *out, struct journal *j,
+                      const struct journal_query *q, int *more);
+
 #endif

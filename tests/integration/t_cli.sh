@@ -67,6 +67,33 @@ relay retry no/such/file 2>"$T/err" || rc=$?
 relay retry blocked/file.txt >/dev/null || fail "retry of a delivered file"
 wait_for 30 is_delivered blocked/file.txt || fail "not delivered again after retry PATH"
 ok "retry PATH sends a delivered file again; an unknown path exits 1"
+
+# A partner's Latin-1 name: every JSON string is valid UTF-8 (U+FFFD for
+# each byte that is not), and path_bytes / target_path_bytes carry the
+# exact bytes as escaped text; a UTF-8 name has no *_bytes member.
+latin1="r$(printf '\xe9')sum$(printf '\xe9').csv"
+echo "a;b" >"$T/src/$latin1"
+wait_for 30 is_delivered "$latin1" || fail "$latin1 not delivered"
+check_names() {
+    "$PY" -c '
+import json, sys
+raw = sys.stdin.buffer.read()
+rows = json.loads(raw.decode("utf-8"))  # strict: no invalid UTF-8
+rows = rows if isinstance(rows, list) else [rows]
+json.dumps(rows, ensure_ascii=False).encode("utf-8")  # no lone surrogate
+by = {r["path"]: r for r in rows}
+f = by["r\ufffdsum\ufffd.csv"]
+assert f["path_bytes"] == "r\\xe9sum\\xe9.csv", f
+assert f["target_path"] == f["path"], f
+assert f["target_path_bytes"] == f["path_bytes"], f
+for r in rows:
+    if r is not f:
+        assert "path_bytes" not in r and "target_path_bytes" not in r, r'
+}
+relay list --json | check_names || fail "list --json: $(relay list --json)"
+relay --json show "$latin1" | check_names ||
+    fail "show --json: $(relay --json show "$latin1")"
+ok "--json: a name that is not UTF-8 as U+FFFD and as escaped bytes"
 stop_agent
 
 # --once: deliver what is pending and exit 0; exit 1 when the target is down.

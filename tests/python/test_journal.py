@@ -4,8 +4,10 @@ import fnmatch
 import hashlib
 import os
 import random
+import json
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,6 +127,74 @@ class JournalReads(unittest.TestCase):
         self.assertIsNotNone(age)  # late/new.txt waits for the target
         self.assertGreaterEqual(age, 0)
         self.assertGreater(self.j.oldest_pending_age(time.time() + 100), 99)
+
+
+class NameForms(unittest.TestCase):
+    """Names that are not UTF-8 leave as "sftprelay --json" writes them:
+    the display form (U+FFFD per invalid byte) and path_bytes (the bytes
+    as escaped text)."""
+
+    def test_the_contract(self):
+        self.assertEqual(J.name_fields(b"r\xe9sum\xe9.csv"),
+                         {"path": "r\ufffdsum\ufffd.csv",
+                          "path_bytes": "r\\xe9sum\\xe9.csv"})
+        self.assertEqual(J.name_fields(os.fsdecode(b"a\\\xff"), "target_path"),
+                         {"target_path": "a\\\ufffd",
+                          "target_path_bytes": "a\\\\\\xff"})
+        # valid UTF-8, U+FFFD and backslash and all: the name alone
+        self.assertEqual(J.name_fields("r\xe9sum\ufffd\\.csv"),
+                         {"path": "r\xe9sum\ufffd\\.csv"})
+        self.assertEqual(J.name_fields(None), {"path": None})
+        # one U+FFFD per byte, as the agent writes them
+        self.assertEqual(J.display_name(b"x\xe2\x82y\xed\xa0\x80"), "x" + "\ufffd" * 2 + "y" + "\ufffd" * 3)
+
+    def test_round_trip(self):
+        for raw in (b"r\xe9sum\xe9.csv", b"\\x41", b"\\\xff\\", b"\xc3\xa9\xc3",
+                    bytes(range(1, 256))):
+            self.assertEqual(J.name_from_fields(J.name_fields(raw)), raw)
+            self.assertEqual(J.unescape_name(J.escape_name(raw)), raw)
+            json.dumps(J.name_fields(raw), ensure_ascii=False).encode("utf-8")
+        for bad in ("\\q", "\\x4", "\\xg1", "a\\", "\\x+1"):
+            with self.assertRaises(ValueError, msg=bad):
+                J.unescape_name(bad)
+
+    def test_state_by_bytes(self):
+        f = J.Journal(JOURNAL).state(b"bytes-\xff.txt")
+        self.assertEqual(f.path, os.fsdecode(b"bytes-\xff.txt"))
+        self.assertEqual(f.as_xcom()["path_bytes"], "bytes-\\xff.txt")
+
+    def test_status_json_last_error_path(self):
+        for name, want in ((b"x-\xe9.txt", {"last_error_path": "x-\ufffd.txt",
+                                            "last_error_path_bytes": "x-\\xe9.txt"}),
+                           (b"x.txt", {"last_error_path": "x.txt"})):
+            with tempfile.TemporaryDirectory() as d:
+                db = os.path.join(d, "journal.db")
+                con = copy_journal(db)
+                add_rows(con, [(name, "failed", 0)])
+                con.close()
+                out = subprocess.run([os.environ["SFTPRELAY"], "-j", db, "status", "--json"],
+                                     check=True, capture_output=True).stdout
+            status = json.loads(out.decode("utf-8"))
+            self.assertEqual({k: v for k, v in status.items()
+                              if k.startswith("last_error_path")}, want)
+
+    def test_same_as_sftprelay_list_json(self):
+        # random names, the CLI's JSON and name_fields() agree member for member
+        names = random_names(random.Random(3), 400)
+        with tempfile.TemporaryDirectory() as d:
+            db = os.path.join(d, "journal.db")
+            con = copy_journal(db)
+            add_rows(con, [(n, "queued", 0) for n in names])
+            con.close()
+            out = subprocess.run([os.environ["SFTPRELAY"], "-j", db, "list", "--json"],
+                                 check=True, capture_output=True).stdout
+        rows = json.loads(out.decode("utf-8"))  # strict UTF-8
+        self.assertEqual(sorted(J.name_from_fields(r) for r in rows), names)
+        for r in rows:
+            raw = J.name_from_fields(r)
+            for key in ("path", "target_path"):
+                got = {k: v for k, v in r.items() if k in (key, key + "_bytes")}
+                self.assertEqual(got, J.name_fields(raw, key), raw)
 
 
 class Unavailable(unittest.TestCase):
@@ -304,9 +374,9 @@ class PatternInSql(unittest.TestCase):
             self.assertFalse(d.done)
             if want:
                 self.assertEqual(d.reason, ", ".join(
-                    os.fsdecode(n) + " is queued" for n in want[:5]))
+                    J.name_text(n) + " is queued" for n in want[:5]))
             else:
-                self.assertEqual(d.reason, "no file matching %s yet" % p)
+                self.assertEqual(d.reason, "no file matching %s yet" % J.name_text(p))
 
     def test_range_bounds(self):
         self.assertEqual(J._upper_bound(b"ab"), b"ac")
@@ -361,13 +431,13 @@ class HundredThousand(unittest.TestCase):
             self.assertFalse(d.done)
             self.assertEqual(d.files, [])
             self.assertEqual(d.reason, ", ".join(
-                "%s is %s" % (os.fsdecode(n), st)
+                "%s is %s" % (J.name_text(n), st)
                 for n, st in self.waiting(p)[:5]), p)
 
     def test_newer_than(self):
         d = J.delivered_decision(self.j, pattern="batch/*", newer_than=1999)
         self.assertEqual(d.reason, ", ".join(
-            "%s is %s" % (os.fsdecode(n), st)
+            "%s is %s" % (J.name_text(n), st)
             for n, st in self.waiting("batch/*", 1999)[:5]))
         d = J.delivered_decision(self.j, pattern="batch/*", newer_than=2000)
         self.assertEqual(d.reason, "no file matching batch/* yet")
@@ -392,7 +462,7 @@ class HundredThousand(unittest.TestCase):
             self.assertEqual([f.path for f in d.failed],
                              [os.fsdecode(n) for n in sorted(names)])
             self.assertEqual(d.reason, "; ".join(
-                "%s: failed: boom" % os.fsdecode(n) for n in sorted(names)))
+                "%s: failed: boom" % J.name_text(n) for n in sorted(names)))
         finally:
             for n in names:
                 self.set_state(n, "queued")

@@ -453,6 +453,70 @@ START_TEST(test_list_and_agent_keys)
 }
 END_TEST
 
+/* Appends each path it is called with to a string, "|"-separated. */
+static int join_paths(const struct journal_file *f, void *arg)
+{
+    char *all = arg;
+
+    strcat(all, f->path);
+    strcat(all, "|");
+    return 0;
+}
+
+/* journal_find(): a prefix is a range of bytes, whatever their encoding. */
+START_TEST(test_find_prefix_state_limit)
+{
+    static const char *const paths[] = {
+        "a/1", "a/2", "a/\xff", "a/\xff\xff", "a0", "b", "r\xe9sum\xe9.csv",
+        "\xff", "\xff\xff/x",
+    };
+    struct journal_query q = {.state = JS_COUNT};
+    struct journal_file f;
+    char all[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        ck_assert_int_eq(journal_offer(j, paths[i], 1, 1, 1, NULL), 0);
+    ck_assert_int_eq(journal_claim(j, 5, -1, &f), 0); /* a/1 is sending */
+    ck_assert_str_eq(f.path, "a/1");
+    journal_file_clear(&f);
+
+#define FIND(want)                                                             \
+    do {                                                                       \
+        all[0] = '\0';                                                         \
+        ck_assert_int_eq(journal_find(j, &q, join_paths, all), 0);             \
+        ck_assert_str_eq(all, (want));                                         \
+    } while (0)
+    q.prefix = "a/";
+    FIND("a/1|a/2|a/\xff|a/\xff\xff|");
+    q.prefix = "a/\xff";
+    FIND("a/\xff|a/\xff\xff|");
+    q.prefix = "\xff";
+    FIND("\xff|\xff\xff/x|");
+    q.prefix = "r\xe9";
+    FIND("r\xe9sum\xe9.csv|");
+    q.prefix = "c";
+    FIND("");
+    q.prefix = NULL;
+    q.limit = 3;
+    FIND("a/1|a/2|a/\xff|");
+    q.limit = 0;
+    q.state = JS_SENDING;
+    FIND("a/1|");
+    q.prefix = "a/";
+    q.state = JS_QUEUED;
+    q.limit = 2;
+    FIND("a/2|a/\xff|");
+    q.path = "a/1"; /* exactly, and in its state only */
+    FIND("");
+    q.state = JS_COUNT;
+    FIND("a/1|");
+    q.path = "a/";
+    FIND("");
+#undef FIND
+}
+END_TEST
+
 START_TEST(test_reader_while_writing)
 {
     struct journal *r = NULL;
@@ -881,6 +945,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, test_once_claims_each_row_once);
     tcase_add_test(tc, test_prune_and_status);
     tcase_add_test(tc, test_list_and_agent_keys);
+    tcase_add_test(tc, test_find_prefix_state_limit);
     tcase_add_test(tc, test_reader_while_writing);
     tcase_add_test(tc, test_partial_upload_not_queued);
     tcase_add_test(tc, test_migrates_version_1);

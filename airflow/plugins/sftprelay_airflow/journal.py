@@ -1,13 +1,20 @@
-"""Read sftprelay's journal (see sftprelay-journal(5)) with sqlite3 only.
+r"""Read sftprelay's journal (see sftprelay-journal(5)) with sqlite3 only.
 
 Each check opens one short read-only connection ("file:...?mode=ro" and
 PRAGMA query_only), so a reader never holds the agent up.  A journal that
 does not exist yet, or that is busy past the timeout, is "not yet"
 (JournalUnavailable), never a crash.
 
-Paths are relative to the agent's source.path ("a/b/c/file_1.txt").  Bytes
-that are not UTF-8 come back as surrogate escapes, as os.fsdecode() and
-"sftprelay --json" give them.  Times are Unix seconds.
+Paths are relative to the agent's source.path ("a/b/c/file_1.txt").  A
+name is bytes and need not be UTF-8.  Here a name is a str with surrogate
+escapes for the bytes that are not UTF-8 (what os.fsdecode() gives), or
+the bytes themselves.  What leaves for JSON (an XCom, a trigger's payload,
+a message) is JSON-safe, as "sftprelay --json" writes it: the display form
+("path": each byte that is not part of valid UTF-8 as U+FFFD) and, only
+when the name is not valid UTF-8, the exact bytes as escaped text
+("path_bytes": valid UTF-8 as itself, a backslash as \\, every other byte
+as \xHH); name_fields() writes the two, name_from_fields() reads the bytes
+back.  Times are Unix seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import sqlite3
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Union
 
 STATES = ("queued", "sending", "delivered", "failed")
 
@@ -42,10 +49,112 @@ def _columns(con: sqlite3.Connection, sql: str) -> str:
     return sql.replace(_COLUMNS, _BASE + later)
 
 
-def _text(s: str) -> bytes:
-    """A path as the bytes the journal holds; bound as CAST(? AS TEXT) so
-    names that are not UTF-8 match byte for byte."""
-    return s.encode("utf-8", "surrogateescape")
+Name = Union[str, bytes]
+
+
+def name_bytes(name: Name) -> bytes:
+    """A name's bytes: bytes as they are, a str as UTF-8 with its surrogate
+    escapes back as the bytes they stand for (os.fsencode's way)."""
+    if isinstance(name, bytes):
+        return name
+    return name.encode("utf-8", "surrogateescape")
+
+
+def name_str(name: Name) -> str:
+    """A name as a str with surrogate escapes (os.fsdecode's way)."""
+    if isinstance(name, str):
+        return name
+    return name.decode("utf-8", "surrogateescape")
+
+
+def _is_escape(c: str) -> bool:
+    return "\udc80" <= c <= "\udcff"
+
+
+def display_name(name: Name) -> str:
+    """The display form: each byte that is not part of valid UTF-8 as
+    U+FFFD, one per byte (as text_print_json in the agent's text.c)."""
+    return "".join("\ufffd" if _is_escape(c) else c
+                   for c in name_str(name_bytes(name)))
+
+
+def _escaped(s: str) -> str:
+    """s with each surrogate escape as \\xHH and a backslash as \\\\; any
+    other surrogate (no name has one) as \\uXXXX."""
+    return "".join(
+        "\\x%02x" % (ord(c) - 0xDC00) if _is_escape(c)
+        else "\\u%04x" % ord(c) if "\ud800" <= c <= "\udfff"
+        else "\\\\" if c == "\\" else c
+        for c in s)
+
+
+def escape_name(name: Name) -> str:
+    """The exact bytes as escaped text (path_bytes): valid UTF-8 as itself,
+    a backslash as \\\\, every other byte as \\xHH (lowercase)."""
+    return _escaped(name_str(name_bytes(name)))
+
+
+def _is_hex2(s: str) -> bool:
+    return len(s) == 2 and all(c in "0123456789abcdefABCDEF" for c in s)
+
+
+def unescape_name(text: str) -> bytes:
+    """The bytes escape_name() wrote text for (ValueError if it did not)."""
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c != "\\":
+            out += c.encode("utf-8")
+            i += 1
+        elif text[i + 1 : i + 2] == "\\":
+            out += b"\\"
+            i += 2
+        elif text[i + 1 : i + 2] == "x" and _is_hex2(text[i + 2 : i + 4]):
+            out.append(int(text[i + 2 : i + 4], 16))
+            i += 4
+        else:
+            raise ValueError(f"bad escape at {i} in {text!r}")
+    return bytes(out)
+
+
+def is_utf8(name: Name) -> bool:
+    return not any(_is_escape(c) for c in name_str(name_bytes(name)))
+
+
+def name_fields(name: Optional[Name], key: str = "path") -> Dict[str, Optional[str]]:
+    """{key: display form}, and key + "_bytes" (escaped bytes) when the
+    name is not valid UTF-8: the members "sftprelay --json" writes.  No
+    name: {key: None}."""
+    if name is None:
+        return {key: None}
+    fields: Dict[str, Optional[str]] = {key: display_name(name)}
+    if not is_utf8(name):
+        fields[key + "_bytes"] = escape_name(name)
+    return fields
+
+
+def name_from_fields(fields: dict, key: str = "path") -> bytes:
+    """The exact bytes of the name name_fields() (or "sftprelay --json")
+    wrote under key."""
+    if fields.get(key + "_bytes") is not None:
+        return unescape_name(fields[key + "_bytes"])
+    return fields[key].encode("utf-8")
+
+
+def name_arg(name: Optional[Name], escaped: Optional[str] = None) -> Optional[str]:
+    """A name given as a str or bytes, or as escaped text (a path_bytes),
+    as a str with surrogate escapes; None when neither is given."""
+    if escaped is not None:
+        return name_str(unescape_name(escaped))
+    return None if name is None else name_str(name)
+
+
+def name_text(name: Name) -> str:
+    """A name (or a pattern) for a message: itself when valid UTF-8, else
+    as escape_name() writes it; always JSON-safe."""
+    s = name_str(name)
+    return _escaped(s) if any("\ud800" <= c <= "\udfff" for c in s) else s
 
 
 # fnmatch's metacharacters; a pattern's literal prefix ends at the first.
@@ -155,6 +264,21 @@ def glob_for_ascii(pattern: str) -> Optional[str]:
     return "".join(out)
 
 
+def literal_prefix(pattern: str) -> bytes:
+    """The bytes every name that pattern (fnmatch) matches starts with: its
+    characters up to the first metacharacter.  A name that starts with
+    them as text starts with their bytes."""
+    prefix = b""
+    for c in pattern:
+        if c in _META:
+            break
+        try:
+            prefix += name_bytes(c)
+        except UnicodeEncodeError:  # a lone surrogate no name holds
+            break
+    return prefix
+
+
 class _Match:
     """A WHERE clause for the rows a path (exact) or a pattern (fnmatch)
     names, and the function it needs on the connection."""
@@ -163,20 +287,12 @@ class _Match:
         self.pattern = pattern
         if pattern is None:
             self.sql = "path = CAST(? AS TEXT)"
-            self.args: tuple = (_text(path),)
+            self.args: tuple = (name_bytes(path),)
             self.range: Optional[tuple] = None
             return
         # The literal prefix as an index range on path (BINARY: memcmp
-        # order).  A name that starts with the prefix (as text) starts with
-        # its bytes, so the range holds every match.
-        prefix = b""
-        for c in pattern:
-            if c in _META:
-                break
-            try:
-                prefix += _text(c)
-            except UnicodeEncodeError:  # a lone surrogate no name holds
-                break
+        # order).
+        prefix = literal_prefix(pattern)
         conds, args = [], []
         if prefix:
             conds.append("path >= CAST(? AS TEXT)")
@@ -191,7 +307,7 @@ class _Match:
             + (" ELSE path GLOB CAST(? AS TEXT) END" if glob is not None else " ELSE 0 END")
         )
         if glob is not None:
-            args.append(_text(glob))
+            args.append(name_bytes(glob))
         self.range = (conds[:-1], tuple(args[: len(conds) - 1])) if prefix else None
         self.sql = " AND ".join(conds)
         self.args = tuple(args)
@@ -226,8 +342,15 @@ class _Match:
         con.create_function("sftprelay_fnmatch", 1, match, deterministic=True)
 
 
+def _message(text: Optional[str]) -> Optional[str]:
+    """An error message from the journal (it may quote a name's bytes) in
+    display form, JSON-safe."""
+    return None if text is None else display_name(text)
+
+
 class JournalUnavailable(Exception):
-    """The journal cannot be read now (missing, busy, not a journal)."""
+    """The journal (or the status endpoint) cannot be read now: missing,
+    busy, not a journal, unreachable.  The decisions wait on it."""
 
 
 @dataclass(frozen=True)
@@ -250,13 +373,15 @@ class FileState:
     delivered_sha256: Optional[str] = None
 
     def as_xcom(self) -> dict:
-        """What a sensor pushes for a delivered file."""
+        """What a sensor pushes for a delivered file: JSON-safe, the names
+        as name_fields() writes them (path_bytes, target_path_bytes when
+        not UTF-8)."""
         return {
-            "path": self.path,
+            **name_fields(self.path, "path"),
             "size": self.size,
             "sha256": self.sha256,
             "delivered_at": self.delivered_at,
-            "target_path": self.target_path or self.path,
+            **name_fields(self.target_path or self.path, "target_path"),
             "delivered_sha256": self.delivered_sha256,
         }
 
@@ -314,7 +439,7 @@ class Journal:
         """The row for path, or None if the agent has not seen it."""
         rows = self._rows(
             f"SELECT {_COLUMNS} FROM files WHERE path = CAST(? AS TEXT)",
-            (_text(path),),
+            (name_bytes(path),),
         )
         return rows[0] if rows else None
 
@@ -328,7 +453,7 @@ class Journal:
             # GLOB with the prefix's own metacharacters escaped as classes
             escaped = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
             conds.append("path GLOB CAST(? AS TEXT)")
-            args = (_text(escaped + "*"),)
+            args = (name_bytes(escaped + "*"),)
         m = _Match(pattern=pattern) if pattern is not None else None
         if m is not None:
             conds.append(m.sql)
@@ -426,10 +551,21 @@ class Decision:
     reason: str = ""
 
 
+# A source of rows, what the decisions read: Journal (the SQLite file) or
+# endpoint.StatusEndpoint (the agent's status endpoint over HTTP).  It has
+#   selection(path, pattern, newer_than): a context manager giving the rows
+#     path (exact) or pattern (fnmatch) names, detected at or after
+#     newer_than, in one snapshot, as an object with counts(), failed(),
+#     waiting(limit) and all() (see Selection);
+#   oldest_pending_age(now): seconds the oldest queued or sending file has
+#     waited, or None;
+# and raises JournalUnavailable for "not now" (keep waiting).
+
+
 def delivered_decision(
-    journal: Journal,
-    path: Optional[str] = None,
-    pattern: Optional[str] = None,
+    source: "Journal",
+    path: Optional[Name] = None,
+    pattern: Optional[Name] = None,
     newer_than: Optional[float] = None,
 ) -> Decision:
     """Whether every file named by path (exact) or pattern (glob) is
@@ -442,24 +578,30 @@ def delivered_decision(
     says: the failed ones, the first 5 waiting ones, or all when done."""
     if (path is None) == (pattern is None):
         raise ValueError("give exactly one of path and pattern")
+    path, pattern = name_arg(path), name_arg(pattern)
     try:
-        with journal.selection(path, pattern, newer_than) as sel:
+        with source.selection(path, pattern, newer_than) as sel:
             counts = sel.counts()
             if counts.get("failed"):
                 failed = sel.failed()
                 return Decision(
                     False,
                     failed=failed,
-                    reason="; ".join(f"{r.path}: failed: {r.last_error}" for r in failed),
+                    reason="; ".join(
+                        f"{name_text(r.path)}: failed: {_message(r.last_error)}"
+                        for r in failed
+                    ),
                 )
             if not counts:
-                return Decision(False, reason=f"no file matching {path or pattern} yet")
+                return Decision(
+                    False, reason=f"no file matching {name_text(path or pattern)} yet"
+                )
             if sum(counts.values()) > counts.get("delivered", 0):
                 # no failed row: the others are queued or sending
                 waiting = sel.waiting(5)
                 return Decision(
                     False,
-                    reason=", ".join(f"{r.path} is {r.state}" for r in waiting),
+                    reason=", ".join(f"{name_text(r.path)} is {r.state}" for r in waiting),
                 )
             rows = sel.all()
     except JournalUnavailable as e:
@@ -468,11 +610,11 @@ def delivered_decision(
 
 
 def backlog_decision(
-    journal: Journal, max_age: float, now: Optional[float] = None
+    source: "Journal", max_age: float, now: Optional[float] = None
 ) -> Decision:
     """Whether no file has waited longer than max_age seconds."""
     try:
-        age = journal.oldest_pending_age(now)
+        age = source.oldest_pending_age(now)
     except JournalUnavailable as e:
         return Decision(False, reason=str(e))
     if age is None or age <= max_age:

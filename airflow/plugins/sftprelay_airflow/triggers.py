@@ -1,6 +1,7 @@
 """The async trigger behind SftpRelayDeliveredSensor(deferrable=True).
 It runs in the triggerer; each check runs in a thread (asyncio.to_thread)
-so SQLite never blocks the triggerer's event loop."""
+so neither SQLite nor HTTP (nor the look-up of the connection) blocks the
+triggerer's event loop."""
 
 from __future__ import annotations
 
@@ -9,24 +10,35 @@ from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from sftprelay_airflow.journal import Journal, delivered_decision
+from sftprelay_airflow.endpoint import StatusEndpointError
+from sftprelay_airflow.journal import (
+    Decision, Name, delivered_decision, name_arg, name_fields)
+from sftprelay_airflow.sources import row_source
 
 
 class SftpRelayDeliveredTrigger(BaseTrigger):
-    """Fires once every matching file is delivered, or one has failed."""
+    """Fires once every matching file is delivered, or one has failed.
+    path and pattern may be str with surrogate escapes or bytes; they
+    travel in serialize() as name_fields() writes them (path_bytes,
+    pattern_bytes for names that are not UTF-8), so the payload is
+    JSON-safe."""
 
     def __init__(
         self,
-        journal_path: str,
-        path: Optional[str] = None,
-        pattern: Optional[str] = None,
+        journal_path: Optional[str] = None,
+        path: Optional[Name] = None,
+        pattern: Optional[Name] = None,
         newer_than: Optional[float] = None,
         poll_interval: float = 10.0,
+        path_bytes: Optional[str] = None,
+        pattern_bytes: Optional[str] = None,
+        sftprelay_conn_id: Optional[str] = None,
     ):
         super().__init__()
         self.journal_path = journal_path
-        self.path = path
-        self.pattern = pattern
+        self.sftprelay_conn_id = sftprelay_conn_id
+        self.path = name_arg(path, path_bytes)
+        self.pattern = name_arg(pattern, pattern_bytes)
         self.newer_than = newer_than
         self.poll_interval = poll_interval
 
@@ -35,20 +47,25 @@ class SftpRelayDeliveredTrigger(BaseTrigger):
             "sftprelay_airflow.triggers.SftpRelayDeliveredTrigger",
             {
                 "journal_path": self.journal_path,
-                "path": self.path,
-                "pattern": self.pattern,
+                "sftprelay_conn_id": self.sftprelay_conn_id,  # never the token
+                **name_fields(self.path, "path"),
+                **name_fields(self.pattern, "pattern"),
                 "newer_than": self.newer_than,
                 "poll_interval": self.poll_interval,
             },
         )
 
+    def _check(self) -> Decision:
+        source = row_source(self.journal_path, self.sftprelay_conn_id)
+        return delivered_decision(source, self.path, self.pattern, self.newer_than)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        journal = Journal(self.journal_path)
         while True:
-            d = await asyncio.to_thread(
-                delivered_decision, journal, self.path, self.pattern,
-                self.newer_than,
-            )
+            try:
+                d = await asyncio.to_thread(self._check)
+            except (StatusEndpointError, ValueError) as e:
+                yield TriggerEvent({"status": "error", "reason": str(e)})
+                return
             if d.failed:
                 yield TriggerEvent({"status": "failed", "reason": d.reason})
                 return

@@ -184,7 +184,7 @@ static void sending_json(FILE *out, const struct report_status *rs)
     for (i = 0; i < rs->n_sending; i++) {
         e = &rs->sending[i];
         fprintf(out, "%s{", i ? ", " : "");
-        kv_str(out, "path", e->path, 0);
+        kv_name(out, "path", e->path, 0);
         kv_int(out, "size", e->size, 1);
         kv_int(out, "sent", e->sent, 1);
         kv_int(out, "target_bytes", e->target_bytes, 1);

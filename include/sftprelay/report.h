@@ -64,8 +64,9 @@ int report_status_fill_sending(struct report_status *rs, struct progress *p);
 
 /*
  * The status as one JSON object (no newline); now is Unix seconds.  The
- * files being sent are its "sending" array of {"path", "size", "sent"
- * (source bytes), "target_bytes", "rate" (source bytes/s over the last
+ * files being sent are its "sending" array of {"path" (and "path_bytes"
+ * when it is not UTF-8, as list --json), "size", "sent" (source bytes),
+ * "target_bytes", "rate" (source bytes/s over the last
  * seconds; 0: not known), "eta" (seconds, or null: not known),
  * "started_at"}, with "sending_at" (null: never said) and
  * "sending_stale".

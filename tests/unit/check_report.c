@@ -148,6 +148,27 @@ START_TEST(test_never_said)
 }
 END_TEST
 
+/* A name that is not UTF-8: shown, and its bytes, as list --json does. */
+START_TEST(test_latin1_path)
+{
+    struct progress_entry e = {.path = "r\xe9sum\xe9.csv", .size = 10};
+    struct report_status rs;
+    char *text, *json;
+
+    ck_assert_int_eq(progress_encode(&e, 1, &text), 0);
+    ck_assert_int_eq(journal_agent_set(j, "sending", text, time(NULL)), 0);
+    free(text);
+    ck_assert_int_eq(report_status_get(j, &rs), 0);
+    json = json_of(&rs);
+    ck_assert_ptr_nonnull(strstr(json,
+                                 "\"sending\": [{\"path\": \"r\xef\xbf\xbdsum"
+                                 "\xef\xbf\xbd.csv\", \"path_bytes\": "
+                                 "\"r\\\\xe9sum\\\\xe9.csv\", \"size\": 10, "));
+    free(json);
+    report_status_clear(&rs);
+}
+END_TEST
+
 /* The agent's own endpoint: the table itself, whatever the journal says. */
 START_TEST(test_fill_from_the_table)
 {
@@ -184,6 +205,7 @@ static Suite *report_suite(void)
     tcase_add_test(tc, test_sending_from_the_journal);
     tcase_add_test(tc, test_old_list_is_stale);
     tcase_add_test(tc, test_never_said);
+    tcase_add_test(tc, test_latin1_path);
     tcase_add_test(tc, test_fill_from_the_table);
     suite_add_tcase(s, tc);
     return s;

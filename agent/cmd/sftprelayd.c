@@ -268,7 +268,7 @@ static int start_status(struct agent *a)
 
     if (a->runs > 1 || sc == NULL || sc->listen == NULL)
         return 0;
-    r = statusd_start(sc, a->c->journal.path, &a->status);
+    r = statusd_start(sc, a->c->journal.path, a->progress, &a->status);
     if (r == 0)
         log_info("status endpoint on %s%s", statusd_address(a->status),
                  sc->token_file ? ", with a bearer token" : "");

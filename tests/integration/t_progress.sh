@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Progress a person can see.  A file sent slowly (transfer.bandwidth_limit,
-# to a local target): `status --json` lists it with the bytes sent, a rate
-# and a time left; `status --watch 1` in tmux (its own server, on a socket
+# to a local target): `status --json` and the status endpoint's /v1/summary
+# list it with the bytes sent, a rate and a time left; `status --watch 1` in tmux (its own server, on a socket
 # in the test's folder) shows it with those figures, redrawn in place
 # while the bytes grow, and C-c gives the shell back with exit 0 and the
 # cursor shown; piped, --watch prints plain blocks; once it is delivered
@@ -11,6 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 
 command -v tmux >/dev/null || fail "tmux is missing (./scripts/deps installs it)"
+command -v curl >/dev/null || fail "curl is missing (./scripts/deps installs it)"
 
 KIB=1024
 MIB=$((1024 * 1024))
@@ -24,6 +25,7 @@ journal = { path = "$T/state/journal.db"; };
 transfer = { workers = 2; chunk_size = 65536; bandwidth_limit = $LIMIT;
              backoff_initial = 1; backoff_max = 2; };
 log = { level = "debug"; };
+status = { listen = "127.0.0.1:$(free_port)"; };
 CONF
 
 # put NAME BYTES: a file of random bytes ($T/NAME) appears whole in the
@@ -81,6 +83,19 @@ want=$(((SIZE - SENT) / RATE))
 json_says 'd["sending_stale"] is False and d["sending_at"] > 0 and d["sending"][0]["started_at"] > 0' ||
     fail "status --json: $(relay --json status)"
 ok "status --json lists big.bin being sent: $SENT of $SIZE bytes, $RATE B/s, $ETA s left"
+
+# The endpoint: the same object, the files from the agent's own table.
+url=$(sed -n 's/.*status endpoint on \(http:[^, ]*\).*/\1/p' "$T/agent.log" | head -n 1)
+[ -n "$url" ] || fail "no status endpoint in the log"
+curl -sS --max-time 10 "$url/v1/summary" | "$PY" -c '
+import json, sys, time
+d = json.load(sys.stdin)
+e = [x for x in d["sending"] if x["path"] == "big.bin"]
+assert len(e) == 1 and 0 < e[0]["sent"] < e[0]["size"] == int(sys.argv[1]), d
+assert e[0]["rate"] > 0 and e[0]["eta"] is not None, d
+assert not d["sending_stale"] and d["sending_at"] >= time.time() - 2, d' "$SIZE" ||
+    fail "/v1/summary: $(curl -sS "$url/v1/summary")"
+ok "/v1/summary lists big.bin with its figures too"
 
 # --- status --watch on a terminal (tmux) ---------------------------------
 TM=(tmux -S "$T/tmux.sock" -f /dev/null)

@@ -141,12 +141,17 @@ static void print_sending(FILE *out, const struct report_status *rs,
     char *path;
     size_t i;
 
-    if (rs->sending_stale) {
+    if (rs->sending_stale && rs->sending_at > 0) {
         fmt_age(now - rs->sending_at, left, sizeof(left));
         fprintf(out,
-                "sending now: not known: the agent last said %s ago "
+                "sending now: not known: the agent's list is %s old "
                 "(is sftprelayd running?)\n",
-                rs->sending_at > 0 ? left : "nothing");
+                left);
+        return;
+    }
+    if (rs->sending_stale) {
+        fprintf(out, "sending now: not known: the journal's list cannot be "
+                     "read\n");
         return;
     }
     fprintf(out, "sending now:%s\n", rs->n_sending ? "" : " nothing");
@@ -308,7 +313,9 @@ static void watch_frame(struct cli *c, double every, int tty)
 /* status --watch: a refresh every `every` seconds until SIGINT/SIGTERM. */
 static int watch_status(struct cli *c, double every)
 {
-    int tty = !c->json && isatty(STDOUT_FILENO);
+    const char *term = getenv("TERM");
+    int tty =
+        !c->json && isatty(STDOUT_FILENO) && term && strcmp(term, "dumb") != 0;
     struct pollfd p = {.events = POLLIN};
     int64_t next = mono_ms(), now;
     sigset_t mask;

@@ -191,7 +191,7 @@ kill -9 "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null || true
 stale() {
     json_says 'd["sending"] == [] and d["sending_stale"] is True' &&
-        relay status | grep -q '^sending now: not known: the agent last said [0-9]*s ago (is sftprelayd running?)$'
+        relay status | grep -q "^sending now: not known: the agent's list is [0-9]*s old (is sftprelayd running?)$"
 }
 wait_for 30 stale || fail "a killed agent's list still shown: $(relay status)"
 ok "kill -9 while sending: after a few seconds status says it is not known, not that second.bin is sent"

@@ -60,10 +60,10 @@ struct agent {
     struct watch *watch;   /* a watched source, or */
     struct poller *poller; /* a polled one */
     struct server *server;
-    struct statusd *status; /* started by the first run, kept by SIGHUP */
-    int runs;               /* run() calls so far */
+    struct statusd *status;    /* started by the first run, kept by SIGHUP */
+    int runs;                  /* run() calls so far */
     struct progress *progress; /* the files being sent; kept over SIGHUP */
-    int sending_said; /* the journal's "sending" holds files */
+    int sending_said;          /* the journal's "sending" holds files */
     int sfd;      /* the signalfd: also stops intake waiting for room */
     int scan_cut; /* a scan stopped short for a signal: scan again */
     int stopping;

@@ -44,7 +44,7 @@
 struct statusd {
     struct statusd_conf conf; /* what it was started with: copies */
     struct MHD_Daemon *d;
-    struct journal *j; /* the daemon's thread only, once started */
+    struct journal *j;         /* the daemon's thread only, once started */
     struct progress *progress; /* the files being sent, or NULL */
     char *journal_path;
     char *token;      /* NULL: none asked */

@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -307,22 +308,12 @@ static int decode_num(const char **s, int64_t *v)
     return 0;
 }
 
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The path from *s to the end of its line, unescaped into *path
  * (malloc'd); *s moves past the newline.  0, -EPROTO or -ENOMEM. */
 static int decode_path(const char **s, char **path)
 {
     const char *p = *s, *nl = strchr(p, '\n');
-    char *d;
-    int hi, lo;
+    char *d, hex[3] = "";
 
     *path = NULL;
     if (nl == NULL || nl == p)
@@ -335,19 +326,37 @@ static int decode_path(const char **s, char **path)
             *d++ = *p;
             continue;
         }
-        hi = p + 2 < nl ? hex(p[1]) : -1;
-        lo = hi >= 0 ? hex(p[2]) : -1;
-        if (lo < 0 || (hi == 0 && lo == 0)) {
+        *d = '\0';
+        if (p + 2 < nl && isxdigit((unsigned char)p[1]) &&
+            isxdigit((unsigned char)p[2])) {
+            memcpy(hex, p + 1, 2);
+            *d = (char)strtol(hex, NULL, 16);
+        }
+        if (*d == '\0') { /* not two hex digits, or NUL */
             free(*path);
             *path = NULL;
             return -EPROTO;
         }
-        *d++ = (char)(hi * 16 + lo);
+        d++;
         p += 2;
     }
     *d = '\0';
     *s = nl + 1;
     return 0;
+}
+
+/* One line at *s into *e; *s moves past it.  0, -EPROTO or -ENOMEM. */
+static int decode_entry(const char **s, struct progress_entry *e)
+{
+    int64_t *nums[] = {&e->size, &e->sent, &e->target_bytes, &e->rate,
+                       &e->started_at};
+    size_t i;
+    int r = 0;
+
+    memset(e, 0, sizeof(*e));
+    for (i = 0; r == 0 && i < sizeof(nums) / sizeof(nums[0]); i++)
+        r = decode_num(s, nums[i]);
+    return r == 0 ? decode_path(s, &e->path) : r;
 }
 
 int progress_decode(const char *text, struct progress_entry **out, size_t *n)
@@ -369,18 +378,7 @@ int progress_decode(const char *text, struct progress_entry **out, size_t *n)
             }
             e = grown;
         }
-        memset(&e[k], 0, sizeof(e[k]));
-        r = decode_num(&s, &e[k].size);
-        if (r == 0)
-            r = decode_num(&s, &e[k].sent);
-        if (r == 0)
-            r = decode_num(&s, &e[k].target_bytes);
-        if (r == 0)
-            r = decode_num(&s, &e[k].rate);
-        if (r == 0)
-            r = decode_num(&s, &e[k].started_at);
-        if (r == 0)
-            r = decode_path(&s, &e[k].path);
+        r = decode_entry(&s, &e[k]);
         if (r == 0)
             k++;
     }

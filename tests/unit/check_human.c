@@ -7,12 +7,27 @@
 #include "testutil.h"
 #include "sftprelay/human.h"
 
+/* Figures and the text fn makes of each. */
+struct human_case {
+    int64_t n;
+    const char *want;
+};
+
+static void expect(char *(*fn)(int64_t, char *, size_t),
+                   const struct human_case *cases, size_t n)
+{
+    char buf[HUMAN_MAX];
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        ck_assert_str_eq(fn(cases[i].n, buf, sizeof(buf)), cases[i].want);
+}
+
+#define EXPECT(fn, cases) expect(fn, cases, sizeof(cases) / sizeof(cases[0]))
+
 START_TEST(test_bytes)
 {
-    static const struct {
-        int64_t n;
-        const char *want;
-    } cases[] = {
+    static const struct human_case cases[] = {
         {0, "0 B"},
         {1023, "1023 B"},
         {1024, "1.0 KiB"},
@@ -24,43 +39,34 @@ START_TEST(test_bytes)
         {5LL * 1024 * 1024 * 1024 * 1024, "5.0 TiB"},
         {INT64_MAX, "8.0 EiB"},
     };
-    char buf[HUMAN_MAX];
-    size_t i;
 
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        ck_assert_str_eq(human_bytes(cases[i].n, buf, sizeof(buf)),
-                         cases[i].want);
+    EXPECT(human_bytes, cases);
 }
 END_TEST
 
 START_TEST(test_rate)
 {
-    char buf[HUMAN_MAX];
+    static const struct human_case cases[] = {
+        {0, "0 B/s"},
+        {262144, "256.0 KiB/s"},
+        {2621440, "2.5 MiB/s"},
+    };
 
-    ck_assert_str_eq(human_rate(0, buf, sizeof(buf)), "0 B/s");
-    ck_assert_str_eq(human_rate(262144, buf, sizeof(buf)), "256.0 KiB/s");
-    ck_assert_str_eq(human_rate(2621440, buf, sizeof(buf)), "2.5 MiB/s");
+    EXPECT(human_rate, cases);
 }
 END_TEST
 
 START_TEST(test_duration)
 {
-    static const struct {
-        int64_t s;
-        const char *want;
-    } cases[] = {
+    static const struct human_case cases[] = {
         {-1, "?"},        {0, "0s"},
         {59, "59s"},      {60, "1m00s"},
         {65, "1m05s"},    {3599, "59m59s"},
         {3600, "1h00m"},  {86399, "23h59m"},
         {86400, "1d00h"}, {400 * 86400 + 7300, "400d02h"},
     };
-    char buf[HUMAN_MAX];
-    size_t i;
 
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        ck_assert_str_eq(human_duration(cases[i].s, buf, sizeof(buf)),
-                         cases[i].want);
+    EXPECT(human_duration, cases);
 }
 END_TEST
 

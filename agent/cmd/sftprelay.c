@@ -2,19 +2,35 @@
  * sftprelay: the command line over the journal.  It reads the journal
  * (retry is a journal update the agent picks up) and never talks to the
  * target.  See sftprelay(1).
+ *
+ * status --watch redraws the status every few seconds: on a terminal in
+ * place (home, each line then "clear to its end", "clear to the end of
+ * the screen": no blank frame, so no flicker), cut to the screen so that
+ * nothing scrolls, with the cursor hidden until SIGINT, SIGTERM or SIGHUP,
+ * taken by signalfd between frames; elsewhere as plain blocks, or
+ * JSON lines, one after the other.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sftprelay/conf.h"
+#include "sftprelay/human.h"
 #include "sftprelay/journal.h"
 #include "sftprelay/log.h"
+#include "sftprelay/loop.h"
+#include "sftprelay/progress.h"
 #include "sftprelay/report.h"
 #include "sftprelay/serve.h"
 #include "sftprelay/server.h"
@@ -37,7 +53,8 @@ static void usage(FILE *f)
 {
     fputs("usage: sftprelay [-c file | -j journal] [--json] command\n"
           "commands:\n"
-          "  status                 counts per state, oldest pending, errors\n"
+          "  status                 counts, files being sent, errors\n"
+          "  status --watch [SEC]   the same, redrawn every SEC seconds (2)\n"
           "  list [--state STATE]   one line per file\n"
           "  show PATH              every field of one file\n"
           "  retry PATH             send PATH again\n"
@@ -72,74 +89,286 @@ static void fmt_age(int64_t s, char *buf, size_t len)
 }
 
 /* "what:        unreachable (since ...): why", or ok (if say_ok). */
-static void print_outage(const char *what, const struct report_outage *o,
-                         int say_ok)
+static void print_outage(FILE *out, const char *what,
+                         const struct report_outage *o, int say_ok)
 {
     char when[32];
 
     if (o->err) {
         fmt_time(o->at, when, sizeof(when));
-        printf("%-12s unreachable (since %s): ", what, when);
-        text_print_safe(stdout, o->err);
-        printf("\n");
+        fprintf(out, "%-12s unreachable (since %s): ", what, when);
+        text_print_safe(out, o->err);
+        fprintf(out, "\n");
     } else if (say_ok) {
-        printf("%-12s ok\n", what);
+        fprintf(out, "%-12s ok\n", what);
     }
 }
 
-/* The status as text for people on stdout. */
-static void print_status_text(const struct cli *c,
+/* s as text_print_safe() prints it (malloc'd), and its width on a
+ * terminal (its UTF-8 characters); NULL when out of memory. */
+static char *safe_text(const char *s, int *width)
+{
+    char *text = NULL;
+    const char *p;
+    size_t len;
+    FILE *m = open_memstream(&text, &len);
+
+    *width = 0;
+    if (m == NULL)
+        return NULL;
+    text_print_safe(m, s);
+    if (fclose(m) != 0) {
+        free(text);
+        return NULL;
+    }
+    for (p = text; *p; p++)
+        *width += ((unsigned char)*p & 0xc0) != 0x80;
+    return text;
+}
+
+#define PATH_COLUMN_MAX 60 /* paths are padded to the longest, up to this */
+
+/*
+ * The files being sent, one line each, the figures in columns:
+ *   "  PATH  12.3 MiB of 1.0 GiB (1%)  2.0 MiB/s  8m12s left"
+ */
+static void print_sending(FILE *out, const struct report_status *rs,
+                          int64_t now)
+{
+    char sent[HUMAN_MAX], size[HUMAN_MAX], rate[HUMAN_MAX], left[HUMAN_MAX];
+    const struct progress_entry *e;
+    int pct, pad = 0, w;
+    char *path;
+    size_t i;
+
+    if (rs->sending_stale && rs->sending_at > 0) {
+        fmt_age(now - rs->sending_at, left, sizeof(left));
+        fprintf(out,
+                "sending now: not known: the agent's list is %s old "
+                "(is sftprelayd running?)\n",
+                left);
+        return;
+    }
+    if (rs->sending_stale) {
+        fprintf(out, "sending now: not known: the journal's list cannot be "
+                     "read\n");
+        return;
+    }
+    fprintf(out, "sending now:%s\n", rs->n_sending ? "" : " nothing");
+    for (i = 0; i < rs->n_sending; i++) {
+        free(safe_text(rs->sending[i].path, &w));
+        pad = w > pad ? w : pad;
+    }
+    pad = pad < PATH_COLUMN_MAX ? pad : PATH_COLUMN_MAX;
+    for (i = 0; i < rs->n_sending; i++) {
+        e = &rs->sending[i];
+        path = safe_text(e->path, &w);
+        if (path == NULL)
+            return;
+        pct =
+            e->size > 0 ? (int)((double)e->sent * 100 / (double)e->size) : 100;
+        fprintf(out, "  %s%*s  %s of %s (%d%%)  %s  %s left\n", path,
+                pad > w ? pad - w : 0, "",
+                human_bytes(e->sent, sent, sizeof(sent)),
+                human_bytes(e->size, size, sizeof(size)), pct > 100 ? 100 : pct,
+                human_rate(e->rate, rate, sizeof(rate)),
+                human_duration(progress_eta(e), left, sizeof(left)));
+        free(path);
+    }
+}
+
+/* The status as text for people. */
+static void print_status_text(FILE *out, const struct cli *c,
                               const struct report_status *rs, int64_t now)
 {
     const struct journal_status *st = &rs->st;
     char when[32], age[32];
     int i;
 
-    printf("journal:     %s\n", c->journal_path);
+    fprintf(out, "journal:     %s\n", c->journal_path);
     for (i = 0; i < JS_COUNT; i++)
-        printf("%-12s %lld\n", journal_state_name((enum journal_state)i),
-               (long long)st->counts[i]);
+        fprintf(out, "%-12s %lld\n", journal_state_name((enum journal_state)i),
+                (long long)st->counts[i]);
+    print_sending(out, rs, now);
     if (st->oldest_pending > 0) {
         fmt_age(now - st->oldest_pending, age, sizeof(age));
-        printf("oldest pending: waiting %s\n", age);
+        fprintf(out, "oldest pending: waiting %s\n", age);
     } else {
-        printf("oldest pending: none\n");
+        fprintf(out, "oldest pending: none\n");
     }
-    print_outage("target:", &rs->target, 1);
-    print_outage("source:", &rs->source, 0); /* a local source is never down */
+    print_outage(out, "target:", &rs->target, 1);
+    /* a local source is never down */
+    print_outage(out, "source:", &rs->source, 0);
     if (st->last_error) {
         fmt_time(st->last_error_at, when, sizeof(when));
-        printf("last error:  ");
-        text_print_safe(stdout, st->last_error_path);
-        printf(": ");
-        text_print_safe(stdout, st->last_error);
-        printf(" (%s)\n", when);
+        fprintf(out, "last error:  ");
+        text_print_safe(out, st->last_error_path);
+        fprintf(out, ": ");
+        text_print_safe(out, st->last_error);
+        fprintf(out, " (%s)\n", when);
     }
+}
+
+/* The status, as text or JSON, on out; what fails on err.  0 or 1. */
+static int show_status(struct cli *c, FILE *out, FILE *err)
+{
+    struct report_status rs;
+    int64_t now = (int64_t)time(NULL);
+    int ret = 0;
+
+    if (report_status_get(c->j, &rs) < 0) {
+        fprintf(err, "sftprelay: journal %s: %s\n", c->journal_path,
+                journal_errmsg(c->j));
+        ret = 1;
+    } else if (c->json) {
+        report_status_json(out, c->journal_path, &rs, now);
+        fprintf(out, "\n");
+    } else {
+        print_status_text(out, c, &rs, now);
+    }
+    report_status_clear(&rs);
+    return ret;
+}
+
+#define WATCH_DEFAULT 2.0
+#define WATCH_MIN 0.1
+#define WATCH_MAX 86400.0
+
+/* --watch's SECONDS: 0, or -EINVAL (said on stderr). */
+static int watch_seconds(const char *s, double *every)
+{
+    char *end;
+
+    errno = 0;
+    *every = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(*every) || *every < WATCH_MIN ||
+        *every > WATCH_MAX) {
+        fprintf(stderr,
+                "sftprelay: --watch: \"%s\" is not a number of seconds "
+                "from %.1f to %.0f\n",
+                s, WATCH_MIN, WATCH_MAX);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Draw text on the terminal from its top-left corner, in place. */
+static void draw(const char *text)
+{
+    struct winsize ws;
+    int rows = 24, cols = 80, n, w;
+    const char *line, *p;
+
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 1 &&
+        ws.ws_col > 1) {
+        rows = ws.ws_row;
+        cols = ws.ws_col;
+    }
+    fputs("\033[H", stdout); /* home */
+    /* rows - 1 lines, cols - 1 characters (UTF-8) each: nothing wraps or
+     * scrolls */
+    for (line = text, n = 0; *line && n < rows - 1; n++) {
+        for (p = line, w = 0; *p && *p != '\n'; p++) {
+            w += ((unsigned char)*p & 0xc0) != 0x80;
+            if (w < cols)
+                fputc(*p, stdout);
+        }
+        fputs("\033[K\n", stdout); /* the rest of the line cleared */
+        line = *p ? p + 1 : p;
+    }
+    fputs("\033[J", stdout); /* and the rest of the screen */
+}
+
+/* One refresh: on the terminal in place, else a block or a JSON line. */
+static void watch_frame(struct cli *c, double every, int tty)
+{
+    char *text = NULL, when[32];
+    size_t len;
+    time_t t = time(NULL);
+    struct tm tm;
+    FILE *m = open_memstream(&text, &len);
+
+    if (m == NULL)
+        return;
+    if (!c->json) {
+        localtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        fprintf(m,
+                every * 10 == (double)(int64_t)(every * 10) ? "Every %.1fs"
+                                                            : "Every %gs",
+                every);
+        fprintf(m, ": sftprelay status   %s\n\n", when);
+    }
+    show_status(c, m, c->json ? stderr : m);
+    if (fclose(m) == 0) {
+        if (tty)
+            draw(text);
+        else
+            printf("%s%s", text, c->json ? "" : "\n");
+    }
+    fflush(stdout);
+    free(text);
+}
+
+/* status --watch: a refresh every `every` seconds until SIGINT/SIGTERM. */
+static int watch_status(struct cli *c, double every)
+{
+    const char *term = getenv("TERM");
+    int tty =
+        !c->json && isatty(STDOUT_FILENO) && term && strcmp(term, "dumb") != 0;
+    struct pollfd p = {.events = POLLIN};
+    int64_t next = mono_ms(), now;
+    sigset_t mask;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    p.fd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (p.fd < 0) {
+        fprintf(stderr, "sftprelay: signalfd: %s\n", strerror(errno));
+        return 1;
+    }
+    if (tty)
+        fputs("\033[?25l", stdout); /* the cursor hidden */
+    do {
+        watch_frame(c, every, tty);
+        next += (int64_t)(every * 1000);
+        now = mono_ms();
+        if (next < now) /* a slow journal: the next one now */
+            next = now;
+    } while (poll(&p, 1, (int)(next - now)) == 0 || (p.revents & POLLIN) == 0);
+    if (tty) /* the terminal's "^C" wiped, the cursor shown again */
+        fputs("\r\033[K\033[?25h", stdout);
+    fflush(stdout);
+    close(p.fd);
+    return 0;
 }
 
 static int cmd_status(struct cli *c, int argc, char **argv)
 {
-    struct report_status rs;
-    int64_t now = (int64_t)time(NULL);
+    double every = 0;
+    const char *v;
+    int i;
 
-    if (argc > 1) {
-        usage(stderr);
-        return 2;
+    for (i = 1; i < argc; i++) {
+        v = NULL;
+        if (strncmp(argv[i], "--watch=", 8) == 0)
+            v = argv[i] + 8;
+        else if (strcmp(argv[i], "--watch") != 0) {
+            usage(stderr);
+            return 2;
+        } else if (i + 1 < argc && strcmp(argv[i + 1], "--watch") &&
+                   strncmp(argv[i + 1], "--watch=", 8))
+            v = argv[++i]; /* its SECONDS, if any */
+        every = WATCH_DEFAULT;
+        if (v && watch_seconds(v, &every) < 0)
+            return 2;
     }
-    if (report_status_get(c->j, &rs) < 0) {
-        fprintf(stderr, "sftprelay: journal %s: %s\n", c->journal_path,
-                journal_errmsg(c->j));
-        report_status_clear(&rs);
-        return 1;
-    }
-    if (c->json) {
-        report_status_json(stdout, c->journal_path, &rs, now);
-        printf("\n");
-    } else {
-        print_status_text(c, &rs, now);
-    }
-    report_status_clear(&rs);
-    return 0;
+    if (every > 0)
+        return watch_status(c, every);
+    return show_status(c, stdout, stderr);
 }
 
 static int list_one(const struct journal_file *f, void *arg)

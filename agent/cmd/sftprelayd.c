@@ -37,6 +37,7 @@
 #include "sftprelay/metrics.h"
 #include "sftprelay/path.h"
 #include "sftprelay/poller.h"
+#include "sftprelay/progress.h"
 #include "sftprelay/sched.h"
 #include "sftprelay/server.h"
 #include "sftprelay/sink.h"
@@ -45,6 +46,8 @@
 #include "sftprelay/watch.h"
 
 #define PRUNE_INTERVAL_MS 3600000
+#define SENDING_EVERY_MS 1000 /* the files being sent, to the journal */
+#define SENDING_KEY "sending"
 
 struct agent {
     const char *file; /* the configuration file */
@@ -57,8 +60,10 @@ struct agent {
     struct watch *watch;   /* a watched source, or */
     struct poller *poller; /* a polled one */
     struct server *server;
-    struct statusd *status; /* started by the first run, kept by SIGHUP */
-    int runs;               /* run() calls so far */
+    struct statusd *status;    /* started by the first run, kept by SIGHUP */
+    int runs;                  /* run() calls so far */
+    struct progress *progress; /* the files being sent; kept over SIGHUP */
+    int sending_said;          /* the journal's "sending" holds files */
     int sfd;      /* the signalfd: also stops intake waiting for room */
     int scan_cut; /* a scan stopped short for a signal: scan again */
     int stopping;
@@ -169,6 +174,31 @@ static void on_prune(struct loop *l, int fd, uint32_t events, void *arg)
                       (int64_t)a->c->journal.keep_delivered_days * 86400);
 }
 
+/*
+ * Every second: the files being sent, into the journal for `sftprelay
+ * status` (one small write, queued), while there are any, and once more
+ * (empty) when none is left.
+ */
+static void on_sending(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct agent *a = arg;
+    struct progress_entry *e = NULL;
+    char *text = NULL;
+    size_t n = 0;
+
+    timer_ack(fd);
+    if (progress_snapshot(a->progress, &e, &n) < 0 ||
+        (n == 0 && !a->sending_said))
+        goto out;
+    if (progress_encode(e, n, &text) == 0 &&
+        jwriter_agent_set(intake_writer(a->in), SENDING_KEY, text,
+                          (int64_t)time(NULL)) == 0)
+        a->sending_said = n > 0;
+out:
+    free(text);
+    progress_entries_free(e, n);
+}
+
 /* --- ingest: uploads to the embedded server ------------------------------ */
 
 static void on_uploaded(void *arg, const char *rel, const struct stat *st,
@@ -238,7 +268,7 @@ static int start_status(struct agent *a)
 
     if (a->runs > 1 || sc == NULL || sc->listen == NULL)
         return 0;
-    r = statusd_start(sc, a->c->journal.path, &a->status);
+    r = statusd_start(sc, a->c->journal.path, a->progress, &a->status);
     if (r == 0)
         log_info("status endpoint on %s%s", statusd_address(a->status),
                  sc->token_file ? ", with a bearer token" : "");
@@ -367,13 +397,17 @@ static int open_journal(struct agent *a)
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     if (r == 0)
         r = journal_agent_set(a->j, "pid", pid, (int64_t)time(NULL));
+    /* What a run that died was sending is not being sent. */
+    if (r == 0)
+        r = journal_agent_set(a->j, SENDING_KEY, "", (int64_t)time(NULL));
+    a->sending_said = 0;
     if (r < 0)
         log_error("journal %s: %s", a->c->journal.path, journal_errmsg(a->j));
     return r;
 }
 
 /* The loop, its signals and timers.  Signals arrive through the loop. */
-static int start_loop(struct agent *a, int *prune_fd)
+static int start_loop(struct agent *a, int *prune_fd, int *sending_fd)
 {
     struct loop_handler h = {.arg = a};
     sigset_t mask;
@@ -390,8 +424,9 @@ static int start_loop(struct agent *a, int *prune_fd)
         return r;
     a->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     *prune_fd = timer_new();
-    if (a->sfd < 0 || *prune_fd < 0)
-        return a->sfd < 0 ? -errno : *prune_fd;
+    *sending_fd = timer_new();
+    if (a->sfd < 0 || *prune_fd < 0 || *sending_fd < 0)
+        return a->sfd < 0 ? -errno : *prune_fd < 0 ? *prune_fd : *sending_fd;
     h.fn = on_signal;
     r = loop_add(a->loop, a->sfd, EPOLLIN, &h);
     h.fn = on_prune;
@@ -399,6 +434,11 @@ static int start_loop(struct agent *a, int *prune_fd)
         r = loop_add(a->loop, *prune_fd, EPOLLIN, &h);
     if (r == 0)
         r = timer_arm(*prune_fd, 1, PRUNE_INTERVAL_MS);
+    h.fn = on_sending;
+    if (r == 0)
+        r = loop_add(a->loop, *sending_fd, EPOLLIN, &h);
+    if (r == 0)
+        r = timer_arm(*sending_fd, SENDING_EVERY_MS, SENDING_EVERY_MS);
     return r;
 }
 
@@ -491,8 +531,11 @@ static void describe_for_metrics(const struct conf *c, const char *where)
 static int start_relay(struct agent *a, int once)
 {
     const struct conf *c = a->c;
-    struct sched_opts so = {
-        .c = c, .once = once, .sink = c->target.ops, .source = c->source.ops};
+    struct sched_opts so = {.c = c,
+                            .once = once,
+                            .sink = c->target.ops,
+                            .source = c->source.ops,
+                            .progress = a->progress};
     struct intake_opts io = {.journal = c->journal.path,
                              .upload_prefix = upload_prefix(c),
                              .exclude = c->source.exclude,
@@ -540,6 +583,10 @@ static void stop_all(struct agent *a)
     server_free(a->server);
     a->server = NULL;
     sched_stop(a->sched);
+    /* Nothing is being sent any more. */
+    if (a->in && jwriter_agent_set(intake_writer(a->in), SENDING_KEY, "",
+                                   (int64_t)time(NULL)) == 0)
+        a->sending_said = 0;
     intake_free(a->in); /* writes what is queued */
     a->in = NULL;
     watch_free(a->watch);
@@ -551,13 +598,13 @@ static void stop_all(struct agent *a)
 static int run(struct agent *a, int once)
 {
     struct loop_handler h = {.fn = on_done, .arg = a};
-    int prune_fd = -1, r;
+    int prune_fd = -1, sending_fd = -1, r;
 
     a->sfd = -1;
     a->runs++;
     r = open_journal(a);
     if (r == 0)
-        r = start_loop(a, &prune_fd);
+        r = start_loop(a, &prune_fd, &sending_fd);
     if (r == 0 && !once)
         r = start_status(a);
     if (r == 0)
@@ -580,6 +627,8 @@ static int run(struct agent *a, int once)
         close(a->sfd);
     if (prune_fd >= 0)
         close(prune_fd);
+    if (sending_fd >= 0)
+        close(sending_fd);
     journal_close(a->j);
     a->j = NULL;
     return r;
@@ -715,6 +764,11 @@ int main(int argc, char **argv)
         return r;
     }
     a.file = o.file;
+    if (progress_new(NULL, &a.progress) < 0) {
+        log_error("out of memory");
+        conf_free(a.c);
+        return 1;
+    }
     for (r = run(&a, o.once); r == 0 && a.next && !a.stopping;
          r = run(&a, o.once)) {
         conf_free(a.c); /* SIGHUP: again, with what it read */
@@ -726,6 +780,7 @@ int main(int argc, char **argv)
     conf_free(a.next);
     if (o.pidfile)
         unlink(o.pidfile);
+    progress_free(a.progress);
     conf_free(a.c);
     log_info("stopped");
     return r < 0 ? 1 : 0;

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "sftprelay/progress.h"
 #include "sftprelay/report.h"
 #include "sftprelay/text.h"
 
@@ -120,6 +122,23 @@ static void outage_get(struct journal *j, const char *key,
     }
 }
 
+/* The files the agent last said it was sending, unless that is stale. */
+static void sending_get(struct journal *j, struct report_status *rs)
+{
+    char *text = NULL;
+    int r;
+
+    r = journal_agent_get(j, "sending", &text, &rs->sending_at);
+    if (r == -ENOENT) /* an agent that never said */
+        return;
+    if (r < 0 || text == NULL ||
+        (text[0] &&
+         ((int64_t)time(NULL) - rs->sending_at > REPORT_SENDING_STALE_S ||
+          progress_decode(text, &rs->sending, &rs->n_sending) < 0)))
+        rs->sending_stale = 1;
+    free(text);
+}
+
 int report_status_get(struct journal *j, struct report_status *rs)
 {
     int r;
@@ -130,7 +149,19 @@ int report_status_get(struct journal *j, struct report_status *rs)
         return r;
     outage_get(j, "target_error", &rs->target);
     outage_get(j, "source_error", &rs->source);
+    sending_get(j, rs);
     return 0;
+}
+
+int report_status_fill_sending(struct report_status *rs, struct progress *p)
+{
+    int r;
+
+    progress_entries_free(rs->sending, rs->n_sending);
+    r = progress_snapshot(p, &rs->sending, &rs->n_sending);
+    rs->sending_at = (int64_t)time(NULL);
+    rs->sending_stale = r < 0;
+    return r;
 }
 
 void report_status_clear(struct report_status *rs)
@@ -138,7 +169,38 @@ void report_status_clear(struct report_status *rs)
     journal_status_clear(&rs->st);
     free(rs->target.err);
     free(rs->source.err);
+    progress_entries_free(rs->sending, rs->n_sending);
     memset(rs, 0, sizeof(*rs));
+}
+
+/* The files being sent: ", \"sending\": [...]" and when they were said. */
+static void sending_json(FILE *out, const struct report_status *rs)
+{
+    const struct progress_entry *e;
+    size_t i;
+    int64_t eta;
+
+    fprintf(out, ", \"sending\": [");
+    for (i = 0; i < rs->n_sending; i++) {
+        e = &rs->sending[i];
+        fprintf(out, "%s{", i ? ", " : "");
+        kv_name(out, "path", e->path, 0);
+        kv_int(out, "size", e->size, 1);
+        kv_int(out, "sent", e->sent, 1);
+        kv_int(out, "target_bytes", e->target_bytes, 1);
+        kv_int(out, "rate", e->rate, 1);
+        eta = progress_eta(e);
+        if (eta >= 0)
+            kv_int(out, "eta", eta, 1);
+        else
+            fprintf(out, ", \"eta\": null");
+        kv_time(out, "started_at", e->started_at);
+        fprintf(out, "}");
+    }
+    fprintf(out, "]");
+    kv_time(out, "sending_at", rs->sending_at);
+    fprintf(out, ", \"sending_stale\": %s",
+            rs->sending_stale ? "true" : "false");
 }
 
 void report_status_json(FILE *out, const char *journal_path,
@@ -158,6 +220,7 @@ void report_status_json(FILE *out, const char *journal_path,
         kv_int(out, "oldest_pending_age", now - st->oldest_pending, 1);
     else
         fprintf(out, ", \"oldest_pending_age\": null");
+    sending_json(out, rs);
     kv_str(out, "target_error", rs->target.err, 1);
     kv_time(out, "target_error_at", rs->target.err ? rs->target.at : 0);
     kv_str(out, "source_error", rs->source.err, 1);

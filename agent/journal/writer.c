@@ -363,15 +363,34 @@ int jwriter_fail(struct jwriter *w, const struct journal_file *f,
 int jwriter_agent_set(struct jwriter *w, const char *key, const char *value,
                       int64_t now)
 {
-    struct op *o = op_new(OP_AGENT_SET, NULL, NULL, value);
+    struct op *o, *n = op_new(OP_AGENT_SET, NULL, NULL, value);
+    char *t;
 
-    if (o && (o->key = strdup(key)) == NULL) {
-        op_free(o);
-        o = NULL;
+    if (n && (n->key = strdup(key)) == NULL) {
+        op_free(n);
+        n = NULL;
     }
-    if (o)
-        o->a = now;
-    return post(w, o);
+    if (n == NULL)
+        return post(w, n);
+    n->a = now;
+    /* A value of key still queued is replaced: the last one counts, and
+     * one written every second does not pile up while the journal
+     * refuses writes. */
+    pthread_mutex_lock(&w->lock);
+    TAILQ_FOREACH_REVERSE(o, &w->results, opq, link)
+    {
+        if (o->kind == OP_AGENT_SET && strcmp(o->key, key) == 0) {
+            t = o->text;
+            o->text = n->text;
+            n->text = t;
+            o->a = now;
+            pthread_mutex_unlock(&w->lock);
+            op_free(n);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return post(w, n);
 }
 
 int jwriter_prune(struct jwriter *w, int64_t before)

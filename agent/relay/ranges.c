@@ -24,6 +24,7 @@
 
 #include "sftprelay/journal.h"
 #include "sftprelay/loop.h"
+#include "sftprelay/progress.h"
 #include "sftprelay/ratelimit.h"
 #include "sftprelay/transform.h"
 #include "sftprelay/xfer.h"
@@ -50,6 +51,7 @@ struct ranged {
     const struct xfer_job *job;
     const struct xfer_ranges *xr;
     int mode;
+    struct progress_file *shown; /* one row, which every range moves */
     pthread_mutex_t lock;
     pthread_cond_t done;
     int running;
@@ -106,6 +108,8 @@ static int send_range(struct part *p, struct sink *sk, struct source *src,
         r = ratelimit_take(env->rate, got, env->cancel_fd);
         if (r == 0)
             r = sink_write(sk, buf, got);
+        if (r == 0)
+            progress_add(rd->shown, (int64_t)got, (int64_t)got);
         at += (int64_t)got;
         ack = sk->ops->durable ? sk->ops->durable(sk) : at;
         pthread_mutex_lock(&rd->lock);
@@ -338,6 +342,7 @@ int xfer_run_ranged(struct xfer_env *env, const struct xfer_job *job,
     memset(res, 0, sizeof(*res));
     pthread_mutex_init(&rd.lock, NULL);
     mono_cond_init(&rd.done);
+    rd.shown = progress_begin(env->progress, job->path, job->size);
     env->src->err[0] = '\0';
     r = ops->open(env->src, job->path, &f, &st);
     if (r < 0) {
@@ -360,6 +365,7 @@ int xfer_run_ranged(struct xfer_env *env, const struct xfer_job *job,
     for (i = 0; i < rd.n; i++)
         had += rd.part[i].rg.done - rd.part[i].rg.start;
     res->resumed_at = had;
+    progress_from(rd.shown, had, had);
     /* A new upload starts from an empty temporary file. */
     r = sink_connect(env->sink);
     if (r == 0 && !resuming) {
@@ -440,6 +446,7 @@ int xfer_run_ranged(struct xfer_env *env, const struct xfer_job *job,
 out:
     if (f)
         ops->close(f);
+    progress_end(rd.shown);
     pthread_cond_destroy(&rd.done);
     pthread_mutex_destroy(&rd.lock);
     return r;

@@ -764,6 +764,7 @@ static void *worker_main(void *arg)
         .bufsize = (size_t)s->c->transfer.chunk_size,
         .cancel_fd = s->cancel_fd,
         .rate = s->rate,
+        .progress = s->o.progress,
         .on_exists = (enum xfer_on_exists)s->c->target.on_exists_how,
         .checkpoint = checkpoint,
         .arg = w,

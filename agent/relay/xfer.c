@@ -22,6 +22,7 @@
 #include "sftprelay/digest.h"
 #include "sftprelay/log.h"
 #include "sftprelay/path.h"
+#include "sftprelay/progress.h"
 #include "sftprelay/ratelimit.h"
 #include "sftprelay/transform.h"
 #include "sftprelay/xfer.h"
@@ -75,6 +76,7 @@ struct xfer {
     struct mark *marks;        /* [first, n): not yet passed, oldest first */
     size_t first, n_marks, cap;
     int target_open;
+    struct progress_file *shown; /* its row in env->progress, or NULL */
 };
 
 static int cancelled(int fd)
@@ -297,6 +299,7 @@ static int step_open_target(struct xfer *x)
     snprintf(x->saved_token, sizeof(x->saved_token), "%s",
              f.token ? f.token : "");
     x->res->resumed_at = f.offset;
+    progress_from(x->shown, x->pos, x->out);
     return 0;
 }
 
@@ -518,6 +521,7 @@ static int step_send(struct xfer *x)
         x->pos += (int64_t)got;
         x->out += (int64_t)outlen;
         x->res->sent += (int64_t)outlen;
+        progress_add(x->shown, (int64_t)got, (int64_t)outlen);
         if (!last) {
             r = mark_push(x);
             if (r == 0)
@@ -634,6 +638,7 @@ int xfer_run(struct xfer_env *env, const struct xfer_job *job,
         x.rel = x.name;
         snprintf(res->placed, sizeof(res->placed), "%s", x.name);
     }
+    x.shown = progress_begin(env->progress, job->path, job->size);
     while (st != XS_DONE) {
         r = steps[st](&x);
         if (r < 0)
@@ -659,6 +664,7 @@ out:
     if (x.f)
         env->src->ops->close(x.f);
     free(x.marks);
+    progress_end(x.shown);
     return r;
 }
 

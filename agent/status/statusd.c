@@ -44,7 +44,8 @@
 struct statusd {
     struct statusd_conf conf; /* what it was started with: copies */
     struct MHD_Daemon *d;
-    struct journal *j; /* the daemon's thread only, once started */
+    struct journal *j;         /* the daemon's thread only, once started */
+    struct progress *progress; /* the files being sent, or NULL */
     char *journal_path;
     char *token;      /* NULL: none asked */
     char *cert, *key; /* PEM, kept while the daemon runs */
@@ -280,6 +281,8 @@ static void serve_summary(struct statusd *sd, const char *query,
     if (no_query(query, rp) < 0)
         return;
     r = report_status_get(sd->j, &rs);
+    if (r == 0 && sd->progress) /* fresher than the journal's copy */
+        report_status_fill_sending(&rs, sd->progress);
     if (r < 0)
         journal_failed(sd, rp, r);
     else {
@@ -582,7 +585,7 @@ static int start_daemon(struct statusd *sd, const struct statusd_conf *sc,
 }
 
 int statusd_start(const struct statusd_conf *sc, const char *journal_path,
-                  struct statusd **out)
+                  struct progress *progress, struct statusd **out)
 {
     struct statusd *sd = NULL;
     char err[256];
@@ -599,6 +602,7 @@ int statusd_start(const struct statusd_conf *sc, const char *journal_path,
     if (sd == NULL)
         goto out;
     sd->started = (int64_t)time(NULL);
+    sd->progress = progress;
     sd->journal_path = strdup(journal_path);
     if (sd->journal_path == NULL || keep_conf(sd, sc) < 0)
         goto out;

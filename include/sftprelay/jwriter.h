@@ -98,7 +98,10 @@ int jwriter_restat(struct jwriter *w, const struct journal_file *f,
 int jwriter_fail(struct jwriter *w, const struct journal_file *f,
                  const char *error);
 
-/* Housekeeping: journal_agent_set(), journal_prune(), journal_sweep(). */
+/*
+ * Housekeeping: journal_agent_set(), journal_prune(), journal_sweep().
+ * A value of key still queued is replaced by the new one (and its time).
+ */
 int jwriter_agent_set(struct jwriter *w, const char *key, const char *value,
                       int64_t now);
 int jwriter_prune(struct jwriter *w, int64_t before);

@@ -25,6 +25,7 @@
 
 struct conf;
 struct jwriter;
+struct progress;
 struct sched;
 struct sink_ops;
 struct source_ops;
@@ -38,6 +39,9 @@ struct sched_opts {
     int once;
     /* Seconds between sweeps for rows left sending by no worker (0: 60). */
     int sweep_s;
+    /* Borrowed, or NULL: where workers show the files they send
+     * (progress.h); it may outlive the sched (SIGHUP). */
+    struct progress *progress;
 };
 
 /*

@@ -9,7 +9,9 @@
  *   GET /v1/files      the array `sftprelay list --json` prints, of the
  *                      rows ?path=P or ?prefix=P, &state=S, &limit=N ask
  *                      for (statusq.h; at most STATUSQ_LIMIT_MAX)
- *   GET /v1/summary    the object `sftprelay status --json` prints
+ *   GET /v1/summary    the object `sftprelay status --json` prints, the
+ *                      files being sent taken from the agent's own
+ *                      table (progress.h), not its copy in the journal
  *   GET /metrics       the Prometheus text (metrics.h)
  *
  * Every path but /healthz wants "Authorization: Bearer TOKEN" when
@@ -24,12 +26,13 @@
  * uses.  A body is made whole before it is sent, so no read transaction
  * stays open while a client reads slowly (the journal writer's WAL
  * restart waits for old readers).  No lock of the agent is taken but
- * metrics.lock, for an instant.
+ * metrics.lock and progress.lock, each for an instant.
  */
 #ifndef SFTPRELAY_STATUSD_H
 #define SFTPRELAY_STATUSD_H
 
 struct conf_table;
+struct progress;
 struct statusd;
 
 /*
@@ -50,14 +53,16 @@ extern const struct conf_table statusd_conf_table;
 
 /*
  * Serve as sc says (read during the call only) from the journal at
- * journal_path (copied): load libmicrohttpd, read the token, the
- * certificate and the key, listen, start the thread.  Call it with the
- * signals the process takes by signalfd blocked (the thread inherits the
- * mask).  Errors are logged, naming the key and its file or address.
- * Returns 0 with *out (stopped with statusd_stop()), or a negative errno.
+ * journal_path (copied) and the files being sent in progress (borrowed,
+ * to outlive the endpoint; NULL: the journal's copy): load
+ * libmicrohttpd, read the token, the certificate and the key, listen,
+ * start the thread.  Call it with the signals the process takes by
+ * signalfd blocked (the thread inherits the mask).  Errors are logged,
+ * naming the key and its file or address.  Returns 0 with *out (stopped
+ * with statusd_stop()), or a negative errno.
  */
 int statusd_start(const struct statusd_conf *sc, const char *journal_path,
-                  struct statusd **out);
+                  struct progress *progress, struct statusd **out);
 
 /* Where it listens: "http://127.0.0.1:9469" (owned by sd). */
 const char *statusd_address(const struct statusd *sd);

@@ -17,6 +17,7 @@
 #include "sftprelay/source.h"
 
 struct journal_range;
+struct progress;
 struct ratelimit;
 struct transform_chain;
 
@@ -51,6 +52,9 @@ struct xfer_env {
     size_t bufsize;
     int cancel_fd;         /* readable: stop between chunks with -ECANCELED */
     struct ratelimit *rate; /* transfer.bandwidth_limit; NULL: none */
+    /* the files being sent, where each transfer shows its file while it
+     * runs (progress.h; not those of xfer_run_many()); NULL: none */
+    struct progress *progress;
     enum xfer_on_exists on_exists;
     /* As the target makes bytes durable: record m (borrowed). */
     int (*checkpoint)(void *arg, const struct xfer_mark *m);

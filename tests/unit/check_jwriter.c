@@ -303,6 +303,35 @@ START_TEST(test_checkpoints_coalesce)
 }
 END_TEST
 
+/* An agent fact set again while queued replaces its value: one written
+ * every second ("sending") does not pile up while the writer waits. */
+START_TEST(test_agent_values_coalesce)
+{
+    char *v = NULL;
+    int64_t at;
+    int i;
+
+    start();
+    hold_writer();
+    for (i = 1; i <= 100; i++)
+        ck_assert_int_eq(jwriter_agent_set(jw, "sending", i % 2 ? "a" : "b", i),
+                         0);
+    ck_assert_int_eq(jwriter_agent_set(jw, "target_error", "down", 7), 0);
+    ck_assert_int_eq(stats().waiting, 2);
+    ck_assert_int_eq(jwriter_agent_set(jw, "sending", "", 101), 0);
+    ck_assert_int_eq(stats().waiting, 2);
+    release_writer();
+    ck_assert_int_eq(jwriter_flush(jw, DEADLINE_MS), 0);
+    ck_assert_int_eq(journal_agent_get(tj, "sending", &v, &at), 0);
+    ck_assert_str_eq(v, "");
+    ck_assert_int_eq(at, 101);
+    free(v);
+    ck_assert_int_eq(journal_agent_get(tj, "target_error", &v, &at), 0);
+    ck_assert_str_eq(v, "down");
+    free(v);
+}
+END_TEST
+
 START_TEST(test_flush)
 {
     start();
@@ -460,6 +489,7 @@ static Suite *jwriter_suite(void)
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_results_in_order);
     tcase_add_test(tc, test_checkpoints_coalesce);
+    tcase_add_test(tc, test_agent_values_coalesce);
     tcase_add_test(tc, test_flush);
     tcase_add_test(tc, test_refuses_then_recovers);
     suite_add_tcase(s, tc);

@@ -31,6 +31,7 @@
 #include "sftprelay/loop.h"
 #include "sftprelay/ratelimit.h"
 #include "sftprelay/sched.h"
+#include "sftprelay/sidehash.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
 #include "sftprelay/transform.h"
@@ -56,6 +57,7 @@ struct worker {
     struct transform_chain *chain;
     char chain_id[TRANSFORM_ID_MAX]; /* transform_chain_id() of chain */
     void *buf;
+    struct sidehash *hash; /* hashes the source beside the worker */
     const struct journal_file *cur; /* being sent */
     /* Claimed, not yet sent: batch[next..n). */
     struct journal_file batch[CLAIM_ROWS];
@@ -756,6 +758,7 @@ static void *worker_main(void *arg)
         .chain_id = w->chain_id,
         .buf = w->buf,
         .bufsize = (size_t)s->c->transfer.chunk_size,
+        .hash = w->hash,
         .cancel_fd = s->cancel_fd,
         .rate = s->rate,
         .on_exists = (enum xfer_on_exists)s->c->target.on_exists_how,
@@ -828,6 +831,9 @@ static int worker_init(struct sched *s, struct worker *w, int id)
         log_error("transforms: too many to name in the journal");
         return r;
     }
+    /* Without a side hasher the worker hashes: slower, not wrong. */
+    if (sidehash_new(&w->hash) < 0)
+        log_warn("worker %d: hashing the source in the worker itself", id);
     w->buf = malloc((size_t)c->transfer.chunk_size);
     return w->buf ? 0 : -ENOMEM;
 }
@@ -892,6 +898,7 @@ void sched_free(struct sched *s)
             w->src->ops->destroy(w->src);
         transform_chain_free(w->chain);
         free(w->buf);
+        sidehash_free(w->hash);
         journal_close(w->j);
     }
     free(s->w);

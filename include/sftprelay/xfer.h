@@ -49,6 +49,8 @@ struct xfer_env {
     const char *chain_id; /* its transform_chain_id(): "" changes nothing */
     void *buf; /* bufsize bytes: the chunk size */
     size_t bufsize;
+    /* hashes the source beside the worker; NULL: the worker does */
+    struct sidehash *hash;
     int cancel_fd;         /* readable: stop between chunks with -ECANCELED */
     struct ratelimit *rate; /* transfer.bandwidth_limit; NULL: none */
     enum xfer_on_exists on_exists;

@@ -32,6 +32,7 @@
 #include "sftprelay/metrics.h"
 #include "sftprelay/ratelimit.h"
 #include "sftprelay/sched.h"
+#include "sftprelay/sidehash.h"
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
 #include "sftprelay/transform.h"
@@ -57,6 +58,7 @@ struct worker {
     struct transform_chain *chain;
     char chain_id[TRANSFORM_ID_MAX]; /* transform_chain_id() of chain */
     void *buf;
+    struct sidehash *hash; /* hashes the source beside the worker */
     const struct journal_file *cur; /* being sent */
     int64_t started_ms;             /* mono_ms(): the send under way began */
     /* Claimed, not yet sent: batch[next..n). */
@@ -762,6 +764,7 @@ static void *worker_main(void *arg)
         .chain_id = w->chain_id,
         .buf = w->buf,
         .bufsize = (size_t)s->c->transfer.chunk_size,
+        .hash = w->hash,
         .cancel_fd = s->cancel_fd,
         .rate = s->rate,
         .progress = s->o.progress,
@@ -836,6 +839,9 @@ static int worker_init(struct sched *s, struct worker *w, int id)
         log_error("transforms: too many to name in the journal");
         return r;
     }
+    /* Without a side hasher the worker hashes: slower, not wrong. */
+    if (sidehash_new(&w->hash) < 0)
+        log_warn("worker %d: hashing the source in the worker itself", id);
     w->buf = malloc((size_t)c->transfer.chunk_size);
     return w->buf ? 0 : -ENOMEM;
 }
@@ -900,6 +906,7 @@ void sched_free(struct sched *s)
             w->src->ops->destroy(w->src);
         transform_chain_free(w->chain);
         free(w->buf);
+        sidehash_free(w->hash);
         journal_close(w->j);
     }
     free(s->w);

@@ -24,6 +24,7 @@
 #include "sftprelay/path.h"
 #include "sftprelay/progress.h"
 #include "sftprelay/ratelimit.h"
+#include "sftprelay/sidehash.h"
 #include "sftprelay/transform.h"
 #include "sftprelay/xfer.h"
 
@@ -472,11 +473,50 @@ static int transform_err(struct xfer *x, int r)
     return r;
 }
 
+/*
+ * The chunk of got bytes in the buffer through the chain to the sink,
+ * with the digest of what the sink is given.  (The source's digest of the
+ * same bytes is being made beside it: see step_send.)
+ */
+static int put(struct xfer *x, size_t got, int last)
+{
+    const void *out;
+    size_t outlen;
+    int r;
+
+    r = transform_chain_process(x->env->chain, x->env->buf, got, last, &out,
+                                &outlen);
+    if (r < 0)
+        return transform_err(x, r);
+    if (x->mode != TRANSFORM_SAME)
+        digest_update(&x->omd, out, outlen);
+    if (outlen > 0) {
+        r = ratelimit_take(x->env->rate, outlen, x->env->cancel_fd);
+        if (r < 0)
+            return r;
+        r = sink_write(x->env->sink, out, outlen);
+        if (r < 0) {
+            /* What the target acknowledged before the error stays. */
+            save(x);
+            return sink_err(x, r);
+        }
+    }
+    x->out += (int64_t)outlen;
+    x->res->sent += (int64_t)outlen;
+    progress_add(x->shown, (int64_t)got, (int64_t)outlen);
+    return 0;
+}
+
+/*
+ * Chunk after chunk: read, then hash the source bytes on the side
+ * thread (env->hash) while the chain and the sink take the same buffer;
+ * both are done before the next read, and before a mark copies the
+ * digest.
+ */
 static int step_send(struct xfer *x)
 {
     const struct source_ops *ops = x->env->src->ops;
-    const void *out;
-    size_t want, got, outlen;
+    size_t want, got;
     int last, r;
 
     r = transform_chain_begin(x->env->chain);
@@ -499,29 +539,13 @@ static int step_send(struct xfer *x)
                 return -ESTALE;
             }
         }
-        digest_update(&x->md, x->env->buf, got);
         last = x->pos + (int64_t)got >= x->st.size;
-        r = transform_chain_process(x->env->chain, x->env->buf, got, last, &out,
-                                    &outlen);
+        sidehash_start(x->env->hash, &x->md, x->env->buf, got);
+        r = put(x, got, last);
+        sidehash_wait(x->env->hash);
         if (r < 0)
-            return transform_err(x, r);
-        if (x->mode != TRANSFORM_SAME)
-            digest_update(&x->omd, out, outlen);
-        if (outlen > 0) {
-            r = ratelimit_take(x->env->rate, outlen, x->env->cancel_fd);
-            if (r < 0)
-                return r;
-            r = sink_write(x->env->sink, out, outlen);
-            if (r < 0) {
-                /* What the target acknowledged before the error stays. */
-                save(x);
-                return sink_err(x, r);
-            }
-        }
+            return r;
         x->pos += (int64_t)got;
-        x->out += (int64_t)outlen;
-        x->res->sent += (int64_t)outlen;
-        progress_add(x->shown, (int64_t)got, (int64_t)outlen);
         if (!last) {
             r = mark_push(x);
             if (r == 0)

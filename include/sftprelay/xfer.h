@@ -50,6 +50,8 @@ struct xfer_env {
     const char *chain_id; /* its transform_chain_id(): "" changes nothing */
     void *buf; /* bufsize bytes: the chunk size */
     size_t bufsize;
+    /* hashes the source beside the worker; NULL: the worker does */
+    struct sidehash *hash;
     int cancel_fd;         /* readable: stop between chunks with -ECANCELED */
     struct ratelimit *rate; /* transfer.bandwidth_limit; NULL: none */
     /* the files being sent, where each transfer shows its file while it

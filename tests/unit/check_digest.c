@@ -9,6 +9,7 @@
 
 #include "testutil.h"
 #include "sftprelay/digest.h"
+#include "sftprelay/sidehash.h"
 
 static void evp_hex(const void *p, size_t n, char out[65])
 {
@@ -86,6 +87,37 @@ END_TEST
     "6a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd1"
 #define H0 H0_SHORT "9"
 
+/* Pieces hashed on the side thread, or in the caller: EVP's digest. */
+START_TEST(test_side)
+{
+    static const size_t pieces[] = {65536, 1, 65535, 65537, 3, 70000};
+    struct sidehash *h = NULL;
+    char want[65], got[65];
+    struct digest d;
+    size_t i, at = 0;
+    unsigned char *big;
+
+    big = malloc(sizeof(pieces) / sizeof(pieces[0]) * sizeof(data));
+    ck_assert_ptr_nonnull(big);
+    for (i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++)
+        memcpy(big + i * sizeof(data), data, sizeof(data));
+    ck_assert_int_eq(sidehash_new(&h), 0);
+    digest_init(&d);
+    for (i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+        sidehash_start(_i ? h : NULL, &d, big + at, pieces[i]);
+        at += pieces[i];
+    }
+    sidehash_wait(_i ? h : NULL);
+    sidehash_wait(h); /* none under way: returns at once */
+    digest_hex(&d, got);
+    evp_hex(big, at, want);
+    ck_assert_str_eq(got, want);
+    sidehash_free(h);
+    sidehash_free(NULL);
+    free(big);
+}
+END_TEST
+
 START_TEST(test_refused)
 {
     static const char *const bad[] = {
@@ -119,6 +151,7 @@ static Suite *digest_suite(void)
     tcase_add_test(tc, test_known);
     tcase_add_test(tc, test_save_load_every_length);
     tcase_add_test(tc, test_refused);
+    tcase_add_loop_test(tc, test_side, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

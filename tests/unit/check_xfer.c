@@ -14,6 +14,7 @@
 #include "sftprelay/sink.h"
 #include "sftprelay/source.h"
 #include "sftprelay/transform.h"
+#include "sftprelay/sidehash.h"
 #include "sftprelay/xfer.h"
 
 #define CHUNK 65536
@@ -24,6 +25,7 @@ static struct source *source;
 static struct sink *sink;
 static struct transform_chain *chain;
 static struct xfer_env env;
+static struct sidehash *hash;
 static char buf[CHUNK];
 static int64_t checkpoints[64], source_offsets[64];
 static char states[64][DIGEST_STATE_MAX]; /* each checkpoint's sha256_state */
@@ -75,12 +77,15 @@ static void setup(void)
     ck_assert_int_eq(conf->target.ops->create(conf->target.settings, -1, &sink),
                      0);
     ck_assert_int_eq(transform_chain_new(NULL, 0, &chain), 0);
+    /* As the scheduler's workers do: the source hashed on a side thread. */
+    ck_assert_int_eq(sidehash_new(&hash), 0);
     env = (struct xfer_env){
         .src = source,
         .sink = sink,
         .chain = chain,
         .buf = buf,
         .bufsize = CHUNK,
+        .hash = hash,
         .cancel_fd = -1,
         .checkpoint = on_checkpoint,
     };
@@ -90,6 +95,7 @@ static void setup(void)
 static void teardown(void)
 {
     transform_chain_free(chain);
+    sidehash_free(hash);
     sink_destroy(sink);
     source->ops->destroy(source);
     conf_free(conf);

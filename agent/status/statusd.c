@@ -83,6 +83,12 @@ static int check_status(void *settings, const struct conf_scope *s, char *err,
                          "%s is not a loopback address (127.0.0.1, ::1): "
                          "status.token_file is required to serve it",
                          sc->listen);
+    if (sc->cert_file == NULL && !addr_is_loopback(&sa))
+        return conf_fail(s, line, "listen", err, errlen,
+                         "%s is not a loopback address: status.cert_file and "
+                         "status.key_file are required to serve it, so that "
+                         "the token never crosses a network in clear",
+                         sc->listen);
     if (sc->cert_file && sc->key_file == NULL)
         return conf_fail(s, conf_scope_line(s, "cert_file"), "key_file", err,
                          errlen, "required with status.cert_file");
@@ -387,6 +393,15 @@ static int authorized(struct statusd *sd, struct MHD_Connection *c,
     return -EACCES;
 }
 
+/*
+ * The longest request target answered (a path= of some hundred bytes,
+ * percent-encoded, is far shorter); libmicrohttpd reads up to
+ * STATUSD_MEMORY a connection, so one up to about that long still gets
+ * a JSON 414 rather than the library's own page.
+ */
+#define STATUSD_MAX_TARGET 8192
+#define STATUSD_MEMORY (64 * 1024)
+
 /* Fill rp with the answer to method uri (the raw request target). */
 static void serve(struct statusd *sd, struct MHD_Connection *c,
                   const char *method, const char *uri, struct reply *rp)
@@ -395,6 +410,12 @@ static void serve(struct statusd *sd, struct MHD_Connection *c,
     size_t n = q ? (size_t)(q - uri) : strlen(uri);
     const struct route *rt = find_route(uri, n);
 
+    if (strlen(uri) > STATUSD_MAX_TARGET) {
+        reply_error(rp, 414,
+                    "the request target is %zu bytes: at most %d are read",
+                    strlen(uri), STATUSD_MAX_TARGET);
+        return;
+    }
     if (rt == NULL) {
         reply_error(rp, 404,
                     "no such path: %.*s (known: /healthz, /metrics, "
@@ -572,7 +593,8 @@ static int start_daemon(struct statusd *sd, const struct statusd_conf *sc,
         flags, 0, NULL, NULL, on_request, sd, MHD_OPTION_EXTERNAL_LOGGER,
         on_log, sd, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)sc->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)sc->timeout, MHD_OPTION_URI_LOG_CALLBACK, on_uri, sd,
+        (unsigned)sc->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)STATUSD_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, sd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, sd, MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     if (sd->d)

@@ -181,7 +181,10 @@ json_error /v1/files 405 "/v1/files: only GET and HEAD are answered" \
     -X POST --data 'x=1'
 grep -qi '^Allow: GET, HEAD' "$T/headers" || fail "405 without Allow"
 json_error /healthz 405 "/healthz: only GET and HEAD are answered" -X DELETE
-ok "400 for bad limits (huge, negative, not a number) and keys, 404, 405: JSON errors"
+long=$(printf 'a%.0s' $(seq 20000))
+json_error "/v1/files?path=$long" 414 \
+    "the request target is 20015 bytes: at most 8192 are read"
+ok "400 for bad limits (huge, negative, not a number) and keys, 404, 405, 414 (a 20 kB path=): JSON errors"
 
 # /v1/summary: what sftprelay status --json says (the age moves on; the
 # files being sent are the agent's own table, of now, not the journal's
@@ -341,6 +344,8 @@ startup_error() { # WANT_RC WANT_TEXT: sftprelayd exits WANT_RC saying it
 status_conf "listen = \"0.0.0.0:$SPORT\";"
 line=$(grep -n '^status' "$T/relay.conf" | cut -d: -f1)
 startup_error 2 "$T/relay.conf:$line: status.listen: 0.0.0.0:$SPORT is not a loopback address (127.0.0.1, ::1): status.token_file is required to serve it"
+status_conf "listen = \"0.0.0.0:$SPORT\"; token_file = \"$T/token\";"
+startup_error 2 "$T/relay.conf:$line: status.listen: 0.0.0.0:$SPORT is not a loopback address: status.cert_file and status.key_file are required to serve it, so that the token never crosses a network in clear"
 status_conf "token_file = \"$T/token\";"
 startup_error 2 "status.listen: required when the status section is present"
 status_conf "listen = \"127.0.0.1:$SPORT\"; cert_file = \"$T/status.crt\";"
@@ -356,6 +361,6 @@ chmod 600 "$T/token"
 status_conf "listen = \"127.0.0.1:$TARGET_PORT\"; token_file = \"$T/token\";"
 startup_error 1 "status.listen 127.0.0.1:$TARGET_PORT: Address already in use"
 grep -qF -- "$TOKEN" "$T"/agent*.log "$T/start.log" && fail "the token is in a log"
-ok "start-up errors: non-loopback without token_file, missing keys, a token file others can read, an empty one, an address in use"
+ok "start-up errors: non-loopback without token_file or without HTTPS, missing keys, a token file others can read, an empty one, an address in use"
 
 echo "$TESTS_RUN passed, 0 failed"

@@ -118,6 +118,13 @@ static void json_string(FILE *f, const char *str, int escaped)
     fputc('"', f);
 }
 
+int text_utf8_len(const char *s)
+{
+    uint32_t cp;
+
+    return utf8_seq((const unsigned char *)s, &cp);
+}
+
 int text_is_utf8(const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;

@@ -17,6 +17,7 @@
 
 #include "sftprelay/journal.h"
 #include "sftprelay/metrics.h"
+#include "sftprelay/text.h"
 
 /* Upper bounds of the transfer duration histogram, in milliseconds. */
 static const int64_t bucket_ms[] = {10,    50,     100,     500,
@@ -125,46 +126,13 @@ void metrics_reset(void)
 
 /* --- the text format ------------------------------------------------------ */
 
-/*
- * Bytes of the well-formed UTF-8 sequence at s (Unicode's table 3-7:
- * no overlong forms, no surrogates, nothing past U+10FFFF), 0 if none.
- */
-static int utf8_len(const unsigned char *s)
-{
-    unsigned char lo = 0x80, hi = 0xbf;
-    int n, i;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        n = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        n = 3;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        n = 4;
-    else
-        return 0;
-    if (s[0] == 0xe0)
-        lo = 0xa0;
-    else if (s[0] == 0xed)
-        hi = 0x9f;
-    else if (s[0] == 0xf0)
-        lo = 0x90;
-    else if (s[0] == 0xf4)
-        hi = 0x8f;
-    for (i = 1; i < n; i++, lo = 0x80, hi = 0xbf)
-        if (s[i] < lo || s[i] > hi)
-            return 0;
-    return n;
-}
-
 void metrics_print_label(FILE *out, const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
     int n;
 
     while (*s) {
-        n = utf8_len(s);
+        n = text_utf8_len((const char *)s);
         if (n == 0) {
             fputs("\xef\xbf\xbd", out); /* U+FFFD */
             s++;

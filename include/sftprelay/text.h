@@ -21,6 +21,12 @@
 /* Write s with C-style escapes for anything not printable UTF-8. */
 void text_print_safe(FILE *f, const char *s);
 
+/*
+ * Bytes of the well-formed UTF-8 sequence s starts with (1 to 4: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), 0 if none.
+ */
+int text_utf8_len(const char *s);
+
 /* 1 if s (NUL-terminated) is valid UTF-8 throughout, else 0. */
 int text_is_utf8(const char *s);
 

@@ -366,7 +366,9 @@ int jwriter_agent_set(struct jwriter *w, const char *key, const char *value,
     struct op *o, *n = op_new(OP_AGENT_SET, NULL, NULL, value);
     char *t;
 
-    if (n && (n->key = strdup(key)) == NULL) {
+    if (n)
+        n->key = strdup(key);
+    if (n && n->key == NULL) {
         op_free(n);
         n = NULL;
     }

@@ -98,7 +98,9 @@ struct progress_file *progress_begin(struct progress *p, const char *path,
     if (p == NULL)
         return NULL;
     pf = calloc(1, sizeof(*pf));
-    if (pf == NULL || (pf->path = strdup(path)) == NULL) {
+    if (pf)
+        pf->path = strdup(path);
+    if (pf == NULL || pf->path == NULL) {
         free(pf);
         return NULL;
     }
@@ -226,7 +228,9 @@ int progress_snapshot(struct progress *p, struct progress_entry **out,
         return 0;
     now = p->clock_ms();
     pthread_mutex_lock(&p->lock);
-    if (p->n > 0 && (e = calloc(p->n, sizeof(*e))) == NULL)
+    if (p->n > 0)
+        e = calloc(p->n, sizeof(*e));
+    if (p->n > 0 && e == NULL)
         r = -ENOMEM;
     for (; r == 0 && k < p->n; k++) {
         const struct progress_file *pf = p->rows[k];

@@ -770,8 +770,8 @@ int sftpc_realpath(struct sftpc *c, const char *path, char **out)
     r = finish_call(c, start, id, SFTP_NAME, "resolving a path", &cur);
     if (r < 0)
         return r;
-    if (sftp_get_u32(&cur) != 1 || (p = sftp_get_bytes(&cur, &n)) == NULL ||
-        memchr(p, '\0', n) != NULL)
+    p = sftp_get_u32(&cur) == 1 ? sftp_get_bytes(&cur, &n) : NULL;
+    if (p == NULL || memchr(p, '\0', n) != NULL)
         return die(c, -EPROTO, "server: malformed REALPATH reply");
     *out = strndup((const char *)p, n);
     return *out ? 0 : -ENOMEM;

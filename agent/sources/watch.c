@@ -156,7 +156,9 @@ static void settle(struct watch *w, const char *rel, int reported)
         TAILQ_REMOVE(&w->queue, p, link);
     } else {
         p = calloc(1, sizeof(*p));
-        if (p == NULL || (p->rel = strdup(rel)) == NULL ||
+        if (p)
+            p->rel = strdup(rel);
+        if (p == NULL || p->rel == NULL ||
             tsearch(p, &w->pendings, cmp_pend) == NULL) {
             log_error("%s: out of memory; the next scan will find it", rel);
             if (p)
@@ -270,7 +272,9 @@ static int add_watch(struct watch *w, const char *rel)
         return 0;
     }
     e = calloc(1, sizeof(*e));
-    if (e == NULL || (e->rel = strdup(rel)) == NULL)
+    if (e)
+        e->rel = strdup(rel);
+    if (e == NULL || e->rel == NULL)
         goto nomem;
     e->wd = wd;
     if (tsearch(e, &w->wds, cmp_wd) == NULL)

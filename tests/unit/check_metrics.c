@@ -2,9 +2,11 @@
  * The metrics module: label values escaped as the Prometheus text format
  * wants, counters and the histogram as a scrape prints them.  (The text
  * as a whole is checked by promtool in tests/integration/t_status_http.sh.)
+ * Adders on four threads and a scrape lose nothing.
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -147,6 +149,57 @@ START_TEST(test_outage_kept_after_recovery)
 }
 END_TEST
 
+/*
+ * As in the agent: workers and the writer add while the endpoint's
+ * thread scrapes.  Nothing is lost, and ThreadSanitizer (scripts/test
+ * runs this under it) sees every counter under metrics.lock.
+ */
+#define ADDERS 4
+#define ADDS 2000
+
+static void *adder(void *arg)
+{
+    int i;
+
+    for (i = 0; i < ADDS; i++) {
+        metrics_queued();
+        metrics_delivered(3);
+        metrics_transfer_ms(i % 7);
+        metrics_outage("target", i % 2 ? "down" : NULL);
+    }
+    return arg;
+}
+
+START_TEST(test_threads_lose_nothing)
+{
+    struct journal_status st = {0};
+    pthread_t th[ADDERS];
+    char *t, want[80];
+    int i;
+
+    metrics_reset();
+    metrics_describe("sftp u@h:22 /in", "local /srv");
+    for (i = 0; i < ADDERS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, adder, NULL), 0);
+    for (i = 0; i < 50; i++)
+        free(scrape(&st, 1000));
+    for (i = 0; i < ADDERS; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    t = scrape(&st, 1000);
+    snprintf(want, sizeof(want), "sftprelay_files_queued_total %d",
+             ADDERS * ADDS);
+    has_line(t, want);
+    snprintf(want, sizeof(want), "sftprelay_delivered_bytes_total %d",
+             3 * ADDERS * ADDS);
+    has_line(t, want);
+    snprintf(want, sizeof(want),
+             "sftprelay_transfer_duration_seconds_count %d", ADDERS * ADDS);
+    has_line(t, want);
+    has_line(t, "sftprelay_target_up{target=\"sftp u@h:22 /in\"} 0");
+    free(t);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -155,6 +208,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_label_escapes);
     tcase_add_test(tc, test_counters_and_histogram);
     tcase_add_test(tc, test_outage_kept_after_recovery);
+    tcase_add_test(tc, test_threads_lose_nothing);
     suite_add_tcase(s, tc);
     return s;
 }

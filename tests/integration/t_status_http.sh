@@ -270,13 +270,13 @@ SLOW=$!
 PIDS+=("$SLOW")
 holding() { grep -q holding "$T/slow.out"; }
 wait_for 10 holding || fail "slow client: $(cat "$T/slow.out")"
-t0=$(date +%s%N)
 http /v1/summary
 [ "$CODE" = 200 ] || fail "a request beside a slow client: $CODE"
-ms=$((($(date +%s%N) - t0) / 1000000))
-[ "$ms" -lt 1500 ] || fail "a request beside a slow client took $ms ms"
+# Answered while the slow client is still held, not once it is dropped.
+! grep -q dropped "$T/slow.out" ||
+    fail "a request beside a slow client waited for it to be dropped"
 wait "$SLOW" || fail "the slow client was not dropped: $(cat "$T/slow.out")"
-ok "a client sending half a request does not delay others ($ms ms); $(tail -n 1 "$T/slow.out")"
+ok "a client sending half a request does not delay others; $(tail -n 1 "$T/slow.out")"
 
 # As many silent connections as status.max_connections: all dropped after
 # the timeout, then requests are answered again.

@@ -33,10 +33,11 @@ static const struct dso_sym syms[] = {
 static void load(void)
 {
     /* The soname of the ABI microhttpd.h describes (Debian's
-     * libmicrohttpd12). */
+     * libmicrohttpd12, libmicrohttpd12t64 from Debian 13). */
     load_result = dso_load(
         "libmicrohttpd.so.12", syms, sizeof(syms) / sizeof(syms[0]),
-        "install libmicrohttpd12", "libmicrohttpd 0.9.71 or later is needed",
+        "install libmicrohttpd12 (Debian 13: libmicrohttpd12t64)",
+        "libmicrohttpd 0.9.71 or later is needed",
         load_err, sizeof(load_err));
 }
 

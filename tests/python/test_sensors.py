@@ -1,7 +1,29 @@
 """The sensors, the trigger and the sftp_sync DAG, driven through a
-stand-in for Airflow 3 (tests/python/airflow_stub: which Airflow source
-each behaviour follows is written in each of its modules), against the
-journal t_airflow.sh made with the real agent.
+stand-in for Airflow 3 (tests/python/airflow_stub), against the journal
+t_airflow.sh made with the real agent.
+
+Where each behaviour of the stand-in was taken from: Airflow 3.2 (the
+release the sensors were first run in, and where the four bugs these
+tests keep fixed were found), read in the apache/airflow repository on
+main after 3.2.0, at the commits below; each module says more.
+
+    behaviour                                   Airflow source, commit
+    operator arguments checked against the      task-sdk/.../bases/operator.py
+      real signature; defer() raises            003b1714
+      TaskDeferred(trigger, method, timeout)
+    sensor: poke loop, timeout, soft_fail,      task-sdk/.../bases/sensor.py
+      never_fail, resume after a deferral       028148b0
+    BaseTrigger abstract (serialize, run),      airflow-core/.../triggers/base.py
+      TriggerEvent                              007f049b
+    XComs and trigger kwargs must survive       task-sdk/.../api/client.py
+      json.dumps(...).encode("utf-8")           00414da8 (stub_runner.py)
+    airflow.sdk.exceptions, and                 task-sdk/.../exceptions.py,
+      airflow.exceptions warning                airflow-core/.../exceptions.py
+      DeprecatedImportWarning                   01585a10
+    connections from AIRFLOW_CONN_<ID>          task-sdk/.../definitions/
+                                                connection.py 00bce355
+    BaseHook.get_connection                     task-sdk/.../bases/hook.py
+                                                3600129f
 
 Each sensor test runs twice: on the journal's file (journal_path), and
 "OverHttp" through an Airflow connection (sftprelay_conn_id) to the

@@ -368,10 +368,14 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
             q[k] = urllib.parse.unquote_to_bytes(v)
         if ("path" in q) == ("prefix" in q):
             return self.reply(400, {"error": "give path or prefix"})
+        if "path" in q and "after" in q:  # as the agent's endpoint
+            return self.reply(400, {"error": "path and after: after pages a list, "
+                                             "not one path"})
         rows = [r for r in self.server.rows
                 if (name_from_fields(r) == q["path"] if "path" in q
                     else name_from_fields(r).startswith(q["prefix"]))
-                and ("state" not in q or r["state"] == q["state"].decode())]
+                and ("state" not in q or r["state"] == q["state"].decode())
+                and ("after" not in q or name_from_fields(r) > q["after"])]
         limit = int(q.get("limit", b"1000"))
         if not 1 <= limit <= 10000:  # as the agent's endpoint
             return self.reply(400, {"error": "limit: from 1 to 10000"})
@@ -443,6 +447,30 @@ class BacklogOverHttp(OverHttp, Backlog):
     pass
 
 
+class Paged(OverHttp):
+    """Through the endpoint again, its rows asked two at a time: most
+    patterns' rows come in several pages."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.page_rows = StatusEndpoint.page_rows
+        StatusEndpoint.page_rows = 2
+
+    @classmethod
+    def tearDownClass(cls):
+        StatusEndpoint.page_rows = cls.page_rows
+        super().tearDownClass()
+
+
+class DeliveredSensorPaged(Paged, DeliveredSensor):
+    pass
+
+
+class NotUtf8NamesPaged(Paged, NotUtf8Names):
+    pass
+
+
 class Endpoint(unittest.TestCase):
     """The HTTP source itself: the same decisions as the journal, refusals
     that fail the task, connections as Airflow gives them."""
@@ -457,8 +485,9 @@ class Endpoint(unittest.TestCase):
     def endpoint(self, **kw):
         return StatusEndpoint(self.url, token=self.token, ca_file=self.ca, **kw)
 
-    def test_same_decisions_as_the_journal(self):
-        j, e = Journal(JOURNAL), self.endpoint()
+    def assert_same_decisions(self, e):
+        """The decisions from e are the journal's, for paths and patterns."""
+        j = Journal(JOURNAL)
         asks = [{"path": p} for p in ("a/b/c/file_1.txt", "blocked/x.txt", "late/new.txt",
                                       "no/such", LATIN1, LATIN1_QUEUED, LATIN1_FAILED)]
         asks += [{"pattern": p} for p in ("a/b/c/*", "*", "*.txt", "late/*", "r?sum?.csv",
@@ -471,6 +500,43 @@ class Endpoint(unittest.TestCase):
                  [f.as_xcom() for f in dj.failed]),
                 (de.done, de.reason, [f.as_xcom() for f in de.files],
                  [f.as_xcom() for f in de.failed]), ask)
+
+    def test_same_decisions_as_the_journal(self):
+        self.assert_same_decisions(self.endpoint())
+
+    def test_pattern_over_several_pages(self):
+        for rows in (1, 2, 3):
+            self.assert_same_decisions(self.endpoint(page_rows=rows))
+        if os.environ.get("STATUS_URL"):
+            return  # the requests are counted on the fake
+        fake = _endpoint[0]
+        n = len(fake.requests)
+        self.assertTrue(delivered_decision(self.endpoint(page_rows=2),
+                                           pattern="a/b/c/*").done)
+        self.assertEqual(fake.requests[n:], [
+            "/v1/files?prefix=a%2Fb%2Fc%2F&limit=2",
+            "/v1/files?prefix=a%2Fb%2Fc%2F&limit=2&after=a%2Fb%2Fc%2Ffile_2.txt"])
+        n = len(fake.requests)
+        delivered_decision(self.endpoint(page_rows=2), pattern="*")
+        self.assertEqual(len(fake.requests) - n, (len(fake.rows) + 1) // 2)
+
+    def test_pattern_over_30000_rows(self):
+        # as many pages of the endpoint's most (10000 rows) as it takes,
+        # every row as the journal reader would give them
+        fake = FakeEndpoint()
+        self.addCleanup(fake.shutdown)
+        self.addCleanup(fake.server_close)
+        row = next(r for r in fake.rows if r["path"] == "a/b/c/file_1.txt")
+        fake.rows = [dict(row, path=f"big/{i:05}.csv", target_path=f"big/{i:05}.csv")
+                     for i in range(30000)]
+        connection_env("sftprelay_big", "http://127.0.0.1:%d" % fake.server_address[1],
+                       TOKEN)
+        r = SftpRelayDeliveredSensor(task_id="t", pattern="big/*.csv",
+                                     sftprelay_conn_id="sftprelay_big").poke({})
+        self.assertTrue(r.is_done)
+        self.assertEqual([x["path"] for x in r.xcom_value],
+                         [row["path"] for row in fake.rows])
+        self.assertEqual(len(fake.requests), 3)
 
     def test_wrong_token_fails_the_task(self):
         connection_env("sftprelay_bad_token", self.url, "not-the-token")
@@ -494,11 +560,6 @@ class Endpoint(unittest.TestCase):
     def test_healthz_needs_no_token(self):
         self.assertIs(StatusEndpoint(self.url, ca_file=self.ca)._get("/healthz")["ok"],
                       True)
-
-    def test_too_many_rows_for_a_pattern(self):
-        with self.assertRaises(StatusEndpointError) as cm:
-            delivered_decision(self.endpoint(max_rows=2), pattern="a/b/c/*")
-        self.assertIn("more than 2 files", str(cm.exception))
 
     def test_connection_forms(self):
         from airflow.sdk import Connection

@@ -33,6 +33,7 @@ import tempfile
 import threading
 import unittest
 import urllib.parse
+from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.join(HERE, "..", "..")
@@ -44,9 +45,10 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue  # noqa: E402
 from airflow.sdk.exceptions import (  # noqa: E402
     AirflowFailException, AirflowSensorTimeout, TaskDeferred)
 from airflow.triggers.base import BaseTrigger  # noqa: E402
-from sftprelay_airflow.endpoint import StatusEndpoint, StatusEndpointError  # noqa: E402
+from sftprelay_airflow.endpoint import (  # noqa: E402
+    StatusEndpoint, StatusEndpointError, is_loopback)
 from sftprelay_airflow.journal import (  # noqa: E402
-    Journal, delivered_decision, name_from_fields)
+    Journal, JournalUnavailable, delivered_decision, name_from_fields)
 from sftprelay_airflow.sensors import (  # noqa: E402
     SftpRelayBacklogSensor, SftpRelayDeliveredSensor)
 from sftprelay_airflow.sources import row_source  # noqa: E402
@@ -382,6 +384,39 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
         return self.reply(200, rows[:limit], cut=len(rows) > limit)
 
 
+class Recorder(http.server.ThreadingHTTPServer):
+    """A server on 127.0.0.1 that notes each request it gets (its request
+    line and headers) in seen, and answers each with code and headers."""
+
+    daemon_threads = True
+
+    def __init__(self, code, headers=None):
+        super().__init__(("127.0.0.1", 0), RecorderHandler)
+        self.code, self.headers, self.seen = code, headers or {}, []
+        self.url = "http://127.0.0.1:%d" % self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class RecorderHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.seen.append((self.requestline, dict(self.headers)))
+        self.send_response(self.server.code)
+        for k, v in self.server.headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"[]")
+
+    do_CONNECT = do_GET  # as a proxy is asked for a tunnel
+
+
 def closed_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -584,6 +619,59 @@ class Endpoint(unittest.TestCase):
         e = StatusEndpoint.from_connection(Connection(conn_id="x",
                                                       host="https://agent.example"))
         self.assertEqual(e.url, "https://agent.example")
+
+
+class EndpointToken(unittest.TestCase):
+    """The token goes to the endpoint named and nowhere else: not to the
+    environment's proxy when the endpoint is on loopback, never along a
+    redirect."""
+
+    def sensor(self, conn_id):
+        return SftpRelayDeliveredSensor(task_id="t", path="a/b/c/file_1.txt",
+                                        sftprelay_conn_id=conn_id)
+
+    def test_no_proxy_for_loopback(self):
+        OverHttp.setUpClass()
+        if not is_loopback(urllib.parse.urlsplit(endpoint_url()).hostname):
+            self.skipTest("STATUS_URL is not on loopback")
+        proxy = Recorder(502)
+        self.addCleanup(proxy.stop)
+        env = {k: proxy.url for k in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY",
+                                      "https_proxy")}
+        with mock.patch.dict(os.environ, env):
+            for k in ("NO_PROXY", "no_proxy"):
+                os.environ.pop(k, None)
+            self.assertTrue(self.sensor("sftprelay_status").poke({}).is_done)
+            self.assertEqual(proxy.seen, [])
+            # the same environment sends https to another host through
+            # the proxy, in a tunnel: the token is not in the CONNECT
+            e = StatusEndpoint("https://agent.example:9469", token=TOKEN, timeout=5)
+            with self.assertRaises(JournalUnavailable):
+                e.oldest_pending_age()
+        ((line, headers),) = proxy.seen
+        self.assertTrue(line.startswith("CONNECT agent.example:9469 "), line)
+        self.assertNotIn("Authorization", headers)
+
+    def test_redirect_fails_the_task(self):
+        other = Recorder(200)
+        self.addCleanup(other.stop)
+        where = other.url + "/v1/files?path=a%2Fb%2Fc%2Ffile_1.txt"
+        for code in (301, 302, 303, 307, 308):
+            redirector = Recorder(code, {"Location": where})
+            self.addCleanup(redirector.stop)
+            connection_env("sftprelay_redirect", redirector.url, TOKEN)
+            with self.assertRaises(StatusEndpointError) as cm:
+                self.sensor("sftprelay_redirect").poke({})
+            said = str(cm.exception)
+            self.assertTrue(said.startswith(
+                f"status endpoint {redirector.url}/v1/files?path=a%2Fb%2Fc%2Ffile_1.txt:"
+                f" {code} "), said)
+            self.assertIn(f", a redirect to {where}: not followed", said)
+            out = stub_runner.run_task(self.sensor("sftprelay_redirect"))
+            self.assertEqual(out.state, "failed", out)
+            self.assertEqual([h.get("Authorization") for _, h in redirector.seen],
+                             ["Bearer " + TOKEN] * 2)
+        self.assertEqual(other.seen, [])
 
 
 @unittest.skipUnless(shutil.which("openssl"), "no openssl to make a certificate")

@@ -28,7 +28,12 @@ Errors: an endpoint that cannot be reached, or answers 5xx, is "not now"
 (JournalUnavailable: the sensor waits); a refused token (401, 403), a bad
 request (other 4xx), a certificate that does not verify or an answer that
 is not the JSON described are StatusEndpointError: the task fails (and is
-retried if it has retries), since waiting would not mend them.
+retried if it has retries), since waiting would not mend them.  So is a
+redirect: the endpoint never answers one, and the token is not sent on
+to wherever it points.  A loopback endpoint is asked directly, whatever
+HTTP_PROXY says (the token would reach the proxy in clear); an https one
+elsewhere goes through the environment's proxy, if any, in a CONNECT
+tunnel that the proxy cannot read.
 """
 
 from __future__ import annotations
@@ -69,6 +74,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Every redirect refused: an HTTPError with its 3xx code and Location,
+    before any request is made to where it points."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, msg, headers, fp)
+
+
 class StatusEndpoint:
     """The status endpoint at url ("https://host:port"), asked with token
     (None: none sent, as a loopback endpoint without a token file wants);
@@ -99,7 +112,13 @@ class StatusEndpoint:
         self.timeout = timeout
         if page_rows is not None:
             self.page_rows = page_rows
-        self._ssl = ssl.create_default_context(cafile=ca_file) if u.scheme == "https" else None
+        handlers: List[urllib.request.BaseHandler] = [_NoRedirect()]
+        if is_loopback(u.hostname):
+            handlers.append(urllib.request.ProxyHandler({}))
+        if u.scheme == "https":
+            handlers.append(urllib.request.HTTPSHandler(
+                context=ssl.create_default_context(cafile=ca_file)))
+        self._opener = urllib.request.build_opener(*handlers)
 
     @classmethod
     def from_connection(cls, conn, **kwargs) -> "StatusEndpoint":
@@ -135,14 +154,20 @@ class StatusEndpoint:
         if query:
             url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
         req = urllib.request.Request(url, headers={"Accept": "application/json"})
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
+        if self.token:  # never copied onto a redirect's request
+            req.add_unredirected_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as r:
+            with self._opener.open(req, timeout=self.timeout) as r:
                 body = r.read()
                 if headers is not None:
                     headers.update((k.lower(), v) for k, v in r.headers.items())
         except urllib.error.HTTPError as e:
+            if 300 <= e.code < 400:
+                e.close()  # its body unread
+                raise StatusEndpointError(
+                    f"status endpoint {url}: {e.code} {e.reason}, a redirect to "
+                    f"{e.headers.get('Location')}: not followed (the agent's "
+                    "endpoint never redirects; give its own address)") from e
             said = _error_text(e)
             if e.code >= 500:
                 raise JournalUnavailable(f"status endpoint {url}: {e.code} {said}") from e

@@ -968,7 +968,7 @@ static size_t prefix_end(const char *prefix, size_t n, char *end)
 int journal_find(struct journal *j, const struct journal_query *q,
                  int (*fn)(const struct journal_file *f, void *arg), void *arg)
 {
-    const char *prefix = q->prefix ? q->prefix : "";
+    const char *prefix = q->prefix ? q->prefix : "", *from = prefix;
     size_t n = strlen(prefix);
     char *end = NULL;
     sqlite3_stmt *st;
@@ -980,10 +980,16 @@ int journal_find(struct journal *j, const struct journal_query *q,
     if (end == NULL)
         return -ENOMEM;
     n = prefix_end(prefix, n, end);
+    /* The index is searched from the greater of the two (strcmp: bytes
+     * compared unsigned, as SQLite's BINARY compares them). */
+    if (q->after && strcmp(q->after, prefix) > 0)
+        from = q->after;
     st = stmt(j, n ? ST_FIND_RANGE : ST_FIND_FROM);
-    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
     if (n)
         sqlite3_bind_text(st, 2, end, (int)n, SQLITE_STATIC);
+    if (q->after)
+        sqlite3_bind_text(st, 5, q->after, -1, SQLITE_STATIC);
     if (q->state != JS_COUNT)
         sqlite3_bind_text(st, 3, state_names[q->state], -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, q->limit > 0 ? q->limit : -1);

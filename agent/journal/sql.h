@@ -320,16 +320,19 @@
     "SELECT " FILE_COLUMNS " FROM files WHERE state = ?1 ORDER BY path"
 
 /*
- * The rows from ?1 on, before ?2 (a prefix's range) or to the end, in
- * state ?3 (NULL: any), by path, at most ?4 (-1: all).  Two statements,
- * so that each range is a search of the path's index.
+ * The rows from ?1 on, before ?2 (a prefix's range) or to the end, above
+ * ?5 (NULL: any; ?1 is then ?5 or above, so that only ?5's own row is
+ * left out here), in state ?3 (NULL: any), by path, at most ?4 (-1: all).
+ * Two statements, so that each range is a search of the path's index.
  */
 #define SQL_FIND_RANGE                                                         \
     "SELECT " FILE_COLUMNS " FROM files WHERE path >= ?1 AND path < ?2"        \
+    "  AND (?5 IS NULL OR path > ?5)"                                          \
     "  AND (?3 IS NULL OR state = ?3) ORDER BY path LIMIT ?4"
 
 #define SQL_FIND_FROM                                                          \
     "SELECT " FILE_COLUMNS " FROM files WHERE path >= ?1"                      \
+    "  AND (?5 IS NULL OR path > ?5)"                                          \
     "  AND (?3 IS NULL OR state = ?3) ORDER BY path LIMIT ?4"
 
 #define SQL_COUNTS "SELECT state, count(*) FROM files GROUP BY state"

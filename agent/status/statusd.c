@@ -330,8 +330,11 @@ static void serve_files(struct statusd *sd, const char *query, struct reply *rp)
         reply_error(rp, 500, "%s", strerror(-r));
     if (r < 0)
         goto out;
-    jq = (struct journal_query){
-        .state = q.state, .path = q.path, .prefix = q.prefix, .limit = q.limit};
+    jq = (struct journal_query){.state = q.state,
+                                .path = q.path,
+                                .prefix = q.prefix,
+                                .after = q.after,
+                                .limit = q.limit};
     r = report_files_json(rp->out, sd->j, &jq, &more);
     if (r < 0)
         journal_failed(sd, rp, r);

@@ -122,6 +122,14 @@ static int next_param(const char **pos, struct param *p, char *err,
 
 /* --- GET /v1/files -------------------------------------------------------- */
 
+/* p's value, decoded, into *to. */
+static int take_value(char **to, struct param *p)
+{
+    *to = p->value;
+    p->value = NULL; /* transferred */
+    return 0;
+}
+
 static int set_path(struct statusq_files *q, struct param *p, char *err,
                     size_t errlen)
 {
@@ -129,18 +137,21 @@ static int set_path(struct statusq_files *q, struct param *p, char *err,
         snprintf(err, errlen, "path: empty");
         return -EINVAL;
     }
-    q->path = p->value;
-    p->value = NULL; /* transferred */
-    return 0;
+    return take_value(&q->path, p);
 }
 
 /* An empty prefix is every path. */
 static int set_prefix(struct statusq_files *q, struct param *p, char *err,
                       size_t errlen)
 {
-    q->prefix = p->value;
-    p->value = NULL; /* transferred */
-    return 0;
+    return take_value(&q->prefix, p);
+}
+
+/* The paths that sort above a page's last one; an empty one is every path. */
+static int set_after(struct statusq_files *q, struct param *p, char *err,
+                     size_t errlen)
+{
+    return take_value(&q->after, p);
 }
 
 static int set_state(struct statusq_files *q, struct param *p, char *err,
@@ -183,6 +194,7 @@ static const struct files_key {
     {"prefix", set_prefix},
     {"state", set_state},
     {"limit", set_limit},
+    {"after", set_after},
 };
 #define N_FILES_KEYS (sizeof(files_keys) / sizeof(files_keys[0]))
 
@@ -204,8 +216,8 @@ static int files_param(struct statusq_files *q, struct param *p, unsigned *seen,
         if (strcmp(p->key, files_keys[i].name) == 0)
             break;
     if (i == N_FILES_KEYS)
-        return unknown_key(p->key, "known: path, prefix, state, limit", err,
-                           errlen);
+        return unknown_key(p->key, "known: path, prefix, state, limit, after",
+                           err, errlen);
     if (*seen & (1u << i)) {
         snprintf(err, errlen, "%s: given twice", p->key);
         return -EINVAL;
@@ -238,6 +250,10 @@ int statusq_files(const char *query, struct statusq_files *q, char *err,
     if (r == 0 && q->path && q->prefix) {
         snprintf(err, errlen, "path and prefix: give one of them");
         r = -EINVAL;
+    } else if (r == 0 && q->path && q->after) {
+        snprintf(err, errlen,
+                 "path and after: after pages a list, not one path");
+        r = -EINVAL;
     }
     return r;
 }
@@ -246,6 +262,7 @@ void statusq_files_clear(struct statusq_files *q)
 {
     free(q->path);
     free(q->prefix);
+    free(q->after);
     memset(q, 0, sizeof(*q));
 }
 

@@ -250,6 +250,7 @@ struct journal_query {
     enum journal_state state; /* JS_COUNT: any */
     const char *path;   /* exactly this path (then prefix is not read); NULL */
     const char *prefix; /* paths that start with these bytes; NULL, "": any */
+    const char *after;  /* only paths above these bytes (a next page); NULL */
     int64_t limit;      /* at most this many rows; 0: no limit */
 };
 
@@ -257,7 +258,9 @@ struct journal_query {
  * Call fn for each row q selects, ordered by path, as journal_list()
  * does; a prefix is a range of the path's index (bytes compared as they
  * are, whatever their encoding), so a narrow one over a big journal is
- * quick.  q's strings are borrowed.
+ * quick, and so is after: the range starts past it, so the next page of
+ * a long list (after = the last path of this one) is a search of the
+ * index, not a count of the rows skipped.  q's strings are borrowed.
  */
 int journal_find(struct journal *j, const struct journal_query *q,
                  int (*fn)(const struct journal_file *f, void *arg),

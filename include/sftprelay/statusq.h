@@ -21,10 +21,11 @@
 #define STATUSQ_LIMIT_DEFAULT 1000
 #define STATUSQ_LIMIT_MAX 10000
 
-/* GET /v1/files?path=P|prefix=P&state=S&limit=N */
+/* GET /v1/files?path=P|prefix=P&state=S&limit=N&after=A (not with path) */
 struct statusq_files {
     char *path;               /* malloc'd, decoded; NULL when not asked */
     char *prefix;             /* likewise */
+    char *after;              /* likewise: the rows whose path sorts above */
     enum journal_state state; /* JS_COUNT: any */
     int64_t limit;            /* 1 to STATUSQ_LIMIT_MAX */
 };

@@ -153,6 +153,27 @@ files "state=delivered&limit=3" a.txt LATIN1 sub/b.txt
 files "limit=10000&prefix=" a.txt blocked/file.txt c.txt LATIN1 sub/b.txt
 ok "?path= (percent-encoded Latin-1), ?prefix=, ?state=, ?limit= select rows"
 
+# ?after=: the rows whose path sorts above those bytes, so a client pages
+# through a long list (after= the last path of a page) while the header
+# says there are more.
+files "after=blocked%2Ffile.txt" c.txt LATIN1 sub/b.txt
+files "after=b" blocked/file.txt c.txt LATIN1 sub/b.txt
+files "after=r%E9sum%E9.csv" sub/b.txt
+files "after=r%E9" LATIN1 sub/b.txt
+files "after=%FF"
+files "after=" a.txt blocked/file.txt c.txt LATIN1 sub/b.txt
+files "prefix=sub%2F&after=a.txt" sub/b.txt
+files "prefix=sub%2F&after=sub%2Fb.txt"
+files "after=r%E9&prefix=r%E9" LATIN1
+files "prefix=c&after=r"
+files "state=delivered&limit=1" a.txt
+grep -qi '^Sftprelay-Truncated: true' "$T/headers" || fail "page 1 of 3: no Sftprelay-Truncated"
+files "state=delivered&limit=1&after=a.txt" LATIN1
+grep -qi '^Sftprelay-Truncated: true' "$T/headers" || fail "page 2 of 3: no Sftprelay-Truncated"
+files "state=delivered&limit=1&after=r%E9sum%E9.csv" sub/b.txt
+! grep -qi '^Sftprelay-Truncated' "$T/headers" || fail "page 3 of 3: Sftprelay-Truncated"
+ok "?after= (a Latin-1 one too) alone, with prefix= and state=: the next page"
+
 limit_error() {
     json_error "/v1/files?limit=$1" 400 \
         "limit: expected a whole number from 1 to 10000 (the maximum), not \"$2\""
@@ -164,9 +185,15 @@ limit_error 0 0
 limit_error ten ten
 limit_error "" ""
 json_error "/v1/files?colour=red" 400 \
-    'unknown query key "colour" (known: path, prefix, state, limit)'
+    'unknown query key "colour" (known: path, prefix, state, limit, after)'
 json_error "/v1/files?path=a&path=b" 400 "path: given twice"
 json_error "/v1/files?path=a&prefix=b" 400 "path and prefix: give one of them"
+json_error "/v1/files?after=a.txt&path=c.txt" 400 \
+    "path and after: after pages a list, not one path"
+json_error "/v1/files?after=a&after=b" 400 "after: given twice"
+json_error "/v1/files?after" 400 "after: expected after=VALUE"
+json_error "/v1/files?after=r%E9%0" 400 \
+    "after: a bad percent-escape or a NUL byte (%00)"
 json_error "/v1/files?state=done" 400 \
     'state: "done" is not queued, sending, delivered or failed'
 json_error "/v1/files?path=a%00b" 400 \
@@ -184,7 +211,7 @@ json_error /healthz 405 "/healthz: only GET and HEAD are answered" -X DELETE
 long=$(printf 'a%.0s' $(seq 20000))
 json_error "/v1/files?path=$long" 414 \
     "the request target is 20015 bytes: at most 8192 are read"
-ok "400 for bad limits (huge, negative, not a number) and keys, 404, 405, 414 (a 20 kB path=): JSON errors"
+ok "400 for bad limits (huge, negative, not a number), keys and after= with path=, 404, 405, 414 (a 20 kB path=): JSON errors"
 
 # /v1/summary: what sftprelay status --json says (the age moves on; the
 # files being sent are the agent's own table, of now, not the journal's

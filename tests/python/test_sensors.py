@@ -55,6 +55,7 @@ import tempfile
 import threading
 import unittest
 import urllib.parse
+from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.join(HERE, "..", "..")
@@ -66,9 +67,10 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue  # noqa: E402
 from airflow.sdk.exceptions import (  # noqa: E402
     AirflowFailException, AirflowSensorTimeout, TaskDeferred)
 from airflow.triggers.base import BaseTrigger  # noqa: E402
-from sftprelay_airflow.endpoint import StatusEndpoint, StatusEndpointError  # noqa: E402
+from sftprelay_airflow.endpoint import (  # noqa: E402
+    StatusEndpoint, StatusEndpointError, is_loopback)
 from sftprelay_airflow.journal import (  # noqa: E402
-    Journal, delivered_decision, name_from_fields)
+    Journal, JournalUnavailable, delivered_decision, name_from_fields)
 from sftprelay_airflow.sensors import (  # noqa: E402
     SftpRelayBacklogSensor, SftpRelayDeliveredSensor)
 from sftprelay_airflow.sources import row_source  # noqa: E402
@@ -390,14 +392,51 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
             q[k] = urllib.parse.unquote_to_bytes(v)
         if ("path" in q) == ("prefix" in q):
             return self.reply(400, {"error": "give path or prefix"})
+        if "path" in q and "after" in q:  # as the agent's endpoint
+            return self.reply(400, {"error": "path and after: after pages a list, "
+                                             "not one path"})
         rows = [r for r in self.server.rows
                 if (name_from_fields(r) == q["path"] if "path" in q
                     else name_from_fields(r).startswith(q["prefix"]))
-                and ("state" not in q or r["state"] == q["state"].decode())]
+                and ("state" not in q or r["state"] == q["state"].decode())
+                and ("after" not in q or name_from_fields(r) > q["after"])]
         limit = int(q.get("limit", b"1000"))
         if not 1 <= limit <= 10000:  # as the agent's endpoint
             return self.reply(400, {"error": "limit: from 1 to 10000"})
         return self.reply(200, rows[:limit], cut=len(rows) > limit)
+
+
+class Recorder(http.server.ThreadingHTTPServer):
+    """A server on 127.0.0.1 that notes each request it gets (its request
+    line and headers) in seen, and answers each with code and headers."""
+
+    daemon_threads = True
+
+    def __init__(self, code, headers=None):
+        super().__init__(("127.0.0.1", 0), RecorderHandler)
+        self.code, self.headers, self.seen = code, headers or {}, []
+        self.url = "http://127.0.0.1:%d" % self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class RecorderHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.seen.append((self.requestline, dict(self.headers)))
+        self.send_response(self.server.code)
+        for k, v in self.server.headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"[]")
+
+    do_CONNECT = do_GET  # as a proxy is asked for a tunnel
 
 
 def closed_port():
@@ -465,6 +504,30 @@ class BacklogOverHttp(OverHttp, Backlog):
     pass
 
 
+class Paged(OverHttp):
+    """Through the endpoint again, its rows asked two at a time: most
+    patterns' rows come in several pages."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.page_rows = StatusEndpoint.page_rows
+        StatusEndpoint.page_rows = 2
+
+    @classmethod
+    def tearDownClass(cls):
+        StatusEndpoint.page_rows = cls.page_rows
+        super().tearDownClass()
+
+
+class DeliveredSensorPaged(Paged, DeliveredSensor):
+    pass
+
+
+class NotUtf8NamesPaged(Paged, NotUtf8Names):
+    pass
+
+
 class Endpoint(unittest.TestCase):
     """The HTTP source itself: the same decisions as the journal, refusals
     that fail the task, connections as Airflow gives them."""
@@ -479,8 +542,9 @@ class Endpoint(unittest.TestCase):
     def endpoint(self, **kw):
         return StatusEndpoint(self.url, token=self.token, ca_file=self.ca, **kw)
 
-    def test_same_decisions_as_the_journal(self):
-        j, e = Journal(JOURNAL), self.endpoint()
+    def assert_same_decisions(self, e):
+        """The decisions from e are the journal's, for paths and patterns."""
+        j = Journal(JOURNAL)
         asks = [{"path": p} for p in ("a/b/c/file_1.txt", "blocked/x.txt", "late/new.txt",
                                       "no/such", LATIN1, LATIN1_QUEUED, LATIN1_FAILED)]
         asks += [{"pattern": p} for p in ("a/b/c/*", "*", "*.txt", "late/*", "r?sum?.csv",
@@ -493,6 +557,43 @@ class Endpoint(unittest.TestCase):
                  [f.as_xcom() for f in dj.failed]),
                 (de.done, de.reason, [f.as_xcom() for f in de.files],
                  [f.as_xcom() for f in de.failed]), ask)
+
+    def test_same_decisions_as_the_journal(self):
+        self.assert_same_decisions(self.endpoint())
+
+    def test_pattern_over_several_pages(self):
+        for rows in (1, 2, 3):
+            self.assert_same_decisions(self.endpoint(page_rows=rows))
+        if os.environ.get("STATUS_URL"):
+            return  # the requests are counted on the fake
+        fake = _endpoint[0]
+        n = len(fake.requests)
+        self.assertTrue(delivered_decision(self.endpoint(page_rows=2),
+                                           pattern="a/b/c/*").done)
+        self.assertEqual(fake.requests[n:], [
+            "/v1/files?prefix=a%2Fb%2Fc%2F&limit=2",
+            "/v1/files?prefix=a%2Fb%2Fc%2F&limit=2&after=a%2Fb%2Fc%2Ffile_2.txt"])
+        n = len(fake.requests)
+        delivered_decision(self.endpoint(page_rows=2), pattern="*")
+        self.assertEqual(len(fake.requests) - n, (len(fake.rows) + 1) // 2)
+
+    def test_pattern_over_30000_rows(self):
+        # as many pages of the endpoint's most (10000 rows) as it takes,
+        # every row as the journal reader would give them
+        fake = FakeEndpoint()
+        self.addCleanup(fake.shutdown)
+        self.addCleanup(fake.server_close)
+        row = next(r for r in fake.rows if r["path"] == "a/b/c/file_1.txt")
+        fake.rows = [dict(row, path=f"big/{i:05}.csv", target_path=f"big/{i:05}.csv")
+                     for i in range(30000)]
+        connection_env("sftprelay_big", "http://127.0.0.1:%d" % fake.server_address[1],
+                       TOKEN)
+        r = SftpRelayDeliveredSensor(task_id="t", pattern="big/*.csv",
+                                     sftprelay_conn_id="sftprelay_big").poke({})
+        self.assertTrue(r.is_done)
+        self.assertEqual([x["path"] for x in r.xcom_value],
+                         [row["path"] for row in fake.rows])
+        self.assertEqual(len(fake.requests), 3)
 
     def test_wrong_token_fails_the_task(self):
         connection_env("sftprelay_bad_token", self.url, "not-the-token")
@@ -517,11 +618,6 @@ class Endpoint(unittest.TestCase):
         self.assertIs(StatusEndpoint(self.url, ca_file=self.ca)._get("/healthz")["ok"],
                       True)
 
-    def test_too_many_rows_for_a_pattern(self):
-        with self.assertRaises(StatusEndpointError) as cm:
-            delivered_decision(self.endpoint(max_rows=2), pattern="a/b/c/*")
-        self.assertIn("more than 2 files", str(cm.exception))
-
     def test_connection_forms(self):
         from airflow.sdk import Connection
         c = Connection.from_uri("http://:s%40cret@10.1.2.3:9469/https", conn_id="x")
@@ -545,6 +641,59 @@ class Endpoint(unittest.TestCase):
         e = StatusEndpoint.from_connection(Connection(conn_id="x",
                                                       host="https://agent.example"))
         self.assertEqual(e.url, "https://agent.example")
+
+
+class EndpointToken(unittest.TestCase):
+    """The token goes to the endpoint named and nowhere else: not to the
+    environment's proxy when the endpoint is on loopback, never along a
+    redirect."""
+
+    def sensor(self, conn_id):
+        return SftpRelayDeliveredSensor(task_id="t", path="a/b/c/file_1.txt",
+                                        sftprelay_conn_id=conn_id)
+
+    def test_no_proxy_for_loopback(self):
+        OverHttp.setUpClass()
+        if not is_loopback(urllib.parse.urlsplit(endpoint_url()).hostname):
+            self.skipTest("STATUS_URL is not on loopback")
+        proxy = Recorder(502)
+        self.addCleanup(proxy.stop)
+        env = {k: proxy.url for k in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY",
+                                      "https_proxy")}
+        with mock.patch.dict(os.environ, env):
+            for k in ("NO_PROXY", "no_proxy"):
+                os.environ.pop(k, None)
+            self.assertTrue(self.sensor("sftprelay_status").poke({}).is_done)
+            self.assertEqual(proxy.seen, [])
+            # the same environment sends https to another host through
+            # the proxy, in a tunnel: the token is not in the CONNECT
+            e = StatusEndpoint("https://agent.example:9469", token=TOKEN, timeout=5)
+            with self.assertRaises(JournalUnavailable):
+                e.oldest_pending_age()
+        ((line, headers),) = proxy.seen
+        self.assertTrue(line.startswith("CONNECT agent.example:9469 "), line)
+        self.assertNotIn("Authorization", headers)
+
+    def test_redirect_fails_the_task(self):
+        other = Recorder(200)
+        self.addCleanup(other.stop)
+        where = other.url + "/v1/files?path=a%2Fb%2Fc%2Ffile_1.txt"
+        for code in (301, 302, 303, 307, 308):
+            redirector = Recorder(code, {"Location": where})
+            self.addCleanup(redirector.stop)
+            connection_env("sftprelay_redirect", redirector.url, TOKEN)
+            with self.assertRaises(StatusEndpointError) as cm:
+                self.sensor("sftprelay_redirect").poke({})
+            said = str(cm.exception)
+            self.assertTrue(said.startswith(
+                f"status endpoint {redirector.url}/v1/files?path=a%2Fb%2Fc%2Ffile_1.txt:"
+                f" {code} "), said)
+            self.assertIn(f", a redirect to {where}: not followed", said)
+            out = stub_runner.run_task(self.sensor("sftprelay_redirect"))
+            self.assertEqual(out.state, "failed", out)
+            self.assertEqual([h.get("Authorization") for _, h in redirector.seen],
+                             ["Bearer " + TOKEN] * 2)
+        self.assertEqual(other.seen, [])
 
 
 @unittest.skipUnless(shutil.which("openssl"), "no openssl to make a certificate")

@@ -463,6 +463,19 @@ static int join_paths(const struct journal_file *f, void *arg)
     return 0;
 }
 
+/* The n paths queued, then the first of them claimed: sending. */
+static void offer_claim_first(const char *const *paths, size_t n)
+{
+    struct journal_file f;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        ck_assert_int_eq(journal_offer(j, paths[i], 1, 1, 1, NULL), 0);
+    ck_assert_int_eq(journal_claim(j, 5, -1, &f), 0);
+    ck_assert_str_eq(f.path, paths[0]);
+    journal_file_clear(&f);
+}
+
 /* journal_find(): a prefix is a range of bytes, whatever their encoding. */
 START_TEST(test_find_prefix_state_limit)
 {
@@ -471,15 +484,9 @@ START_TEST(test_find_prefix_state_limit)
         "\xff", "\xff\xff/x",
     };
     struct journal_query q = {.state = JS_COUNT};
-    struct journal_file f;
     char all[256];
-    size_t i;
 
-    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-        ck_assert_int_eq(journal_offer(j, paths[i], 1, 1, 1, NULL), 0);
-    ck_assert_int_eq(journal_claim(j, 5, -1, &f), 0); /* a/1 is sending */
-    ck_assert_str_eq(f.path, "a/1");
-    journal_file_clear(&f);
+    offer_claim_first(paths, sizeof(paths) / sizeof(paths[0]));
 
 #define FIND(want)                                                             \
     do {                                                                       \
@@ -514,6 +521,56 @@ START_TEST(test_find_prefix_state_limit)
     q.path = "a/";
     FIND("");
 #undef FIND
+}
+END_TEST
+
+/* journal_find() after a path: the next page, with a prefix and a state. */
+START_TEST(test_find_after)
+{
+    static const char *const paths[] = {
+        "a/1", "a/2", "a/\xff", "a0", "b", "r\xe9sum\xe9.csv", "\xff",
+    };
+    static const struct {
+        const char *prefix, *after;
+        enum journal_state state;
+        int64_t limit;
+        const char *want;
+    } cases[] = {
+        /* a path there, one not there, bytes that are not UTF-8 */
+        {NULL, "a/2", JS_COUNT, 0, "a/\xff|a0|b|r\xe9sum\xe9.csv|\xff|"},
+        {NULL, "a/3", JS_COUNT, 0, "a/\xff|a0|b|r\xe9sum\xe9.csv|\xff|"},
+        {NULL, "r\xe9sum\xe9.csv", JS_COUNT, 0, "\xff|"},
+        {NULL, "\xff", JS_COUNT, 0, ""},
+        /* a page, the next one */
+        {NULL, "", JS_COUNT, 2, "a/1|a/2|"},
+        {NULL, "a/2", JS_COUNT, 2, "a/\xff|a0|"},
+        /* below the prefix, at it, in it, at its end, past it */
+        {"a/", "0", JS_COUNT, 0, "a/1|a/2|a/\xff|"},
+        {"a/", "a/", JS_COUNT, 0, "a/1|a/2|a/\xff|"},
+        {"a/", "a/1", JS_COUNT, 0, "a/2|a/\xff|"},
+        {"a/", "a/\xff", JS_COUNT, 0, ""},
+        {"a/", "b", JS_COUNT, 0, ""},
+        {"\xff", "a", JS_COUNT, 0, "\xff|"},
+        /* in a state */
+        {NULL, "a/", JS_QUEUED, 0, "a/2|a/\xff|a0|b|r\xe9sum\xe9.csv|\xff|"},
+        {NULL, "a/", JS_SENDING, 0, "a/1|"},
+        {NULL, "a/1", JS_SENDING, 0, ""},
+    };
+    struct journal_query q;
+    char all[256];
+    size_t i;
+
+    offer_claim_first(paths, sizeof(paths) / sizeof(paths[0]));
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        q = (struct journal_query){.prefix = cases[i].prefix,
+                                   .after = cases[i].after,
+                                   .state = cases[i].state,
+                                   .limit = cases[i].limit};
+        all[0] = '\0';
+        ck_assert_int_eq(journal_find(j, &q, join_paths, all), 0);
+        ck_assert_msg(strcmp(all, cases[i].want) == 0, "case %zu: \"%s\"", i,
+                      all);
+    }
 }
 END_TEST
 
@@ -946,6 +1003,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, test_prune_and_status);
     tcase_add_test(tc, test_list_and_agent_keys);
     tcase_add_test(tc, test_find_prefix_state_limit);
+    tcase_add_test(tc, test_find_after);
     tcase_add_test(tc, test_reader_while_writing);
     tcase_add_test(tc, test_partial_upload_not_queued);
     tcase_add_test(tc, test_migrates_version_1);

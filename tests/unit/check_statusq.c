@@ -52,6 +52,17 @@ START_TEST(test_values_decoded_to_bytes)
         statusq_files("limit=10000&prefix=a/%FF", &q, err, sizeof(err)), 0);
     ck_assert_str_eq(q.prefix, "a/\xff");
     ck_assert_int_eq(q.limit, STATUSQ_LIMIT_MAX);
+    ck_assert_ptr_null(q.after);
+    statusq_files_clear(&q);
+    ck_assert_int_eq(statusq_files("prefix=in%2F&after=in%2Fr%E9sum%E9.csv&"
+                                   "state=queued",
+                                   &q, err, sizeof(err)),
+                     0);
+    ck_assert_str_eq(q.prefix, "in/");
+    ck_assert_str_eq(q.after, "in/r\xe9sum\xe9.csv");
+    statusq_files_clear(&q);
+    ck_assert_int_eq(statusq_files("after=", &q, err, sizeof(err)), 0);
+    ck_assert_str_eq(q.after, "");
 }
 END_TEST
 
@@ -79,9 +90,14 @@ END_TEST
 START_TEST(test_strict_keys)
 {
     refused("pth=a", "unknown query key \"pth\" (known: path, prefix, state, "
-                     "limit)");
+                     "limit, after)");
     refused("path=a&path=b", "path: given twice");
     refused("path=a&prefix=b", "path and prefix: give one of them");
+    refused("path=a&after=b", "path and after: after pages a list, not one "
+                              "path");
+    refused("after=a&after=b", "after: given twice");
+    refused("after", "after: expected after=VALUE");
+    refused("after=a%00", "after: a bad percent-escape or a NUL byte (%00)");
     refused("path", "path: expected path=VALUE");
     refused("path=", "path: empty");
     refused("state=done", "state: \"done\" is not queued, sending, delivered "

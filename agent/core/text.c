@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -123,6 +124,43 @@ int text_utf8_len(const char *s)
     uint32_t cp;
 
     return utf8_seq((const unsigned char *)s, &cp);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int text_unpercent(const char *s, size_t n, int plus, char *out, size_t *len)
+{
+    size_t i, o = 0;
+    int hi, lo;
+
+    for (i = 0; i < n; i++) {
+        if (plus && s[i] == '+') {
+            out[o++] = ' ';
+        } else if (s[i] != '%') {
+            out[o++] = s[i];
+        } else {
+            if (i + 2 >= n)
+                return -EINVAL; /* "%" or "%X" at the end */
+            hi = hexval(s[i + 1]);
+            lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -EINVAL;
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        }
+    }
+    out[o] = '\0';
+    *len = o;
+    return 0;
 }
 
 int text_is_utf8(const char *str)

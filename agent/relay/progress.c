@@ -15,7 +15,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 
 #include "sftprelay/loop.h"
 #include "sftprelay/progress.h"
+#include "sftprelay/text.h"
 
 #define SAMPLE_MS 250
 #define SAMPLES 64 /* SAMPLES * SAMPLE_MS > PROGRESS_WINDOW_MS */
@@ -317,34 +317,19 @@ static int decode_num(const char **s, int64_t *v)
 static int decode_path(const char **s, char **path)
 {
     const char *p = *s, *nl = strchr(p, '\n');
-    char *d, hex[3] = "";
+    size_t len;
 
     *path = NULL;
     if (nl == NULL || nl == p)
         return -EPROTO;
-    d = *path = malloc((size_t)(nl - p) + 1);
-    if (d == NULL)
+    *path = malloc((size_t)(nl - p) + 1);
+    if (*path == NULL)
         return -ENOMEM;
-    for (; p < nl; p++) {
-        if (*p != '%') {
-            *d++ = *p;
-            continue;
-        }
-        *d = '\0';
-        if (p + 2 < nl && isxdigit((unsigned char)p[1]) &&
-            isxdigit((unsigned char)p[2])) {
-            memcpy(hex, p + 1, 2);
-            *d = (char)strtol(hex, NULL, 16);
-        }
-        if (*d == '\0') { /* not two hex digits, or NUL */
-            free(*path);
-            *path = NULL;
-            return -EPROTO;
-        }
-        d++;
-        p += 2;
+    if (text_unpercent(p, (size_t)(nl - p), 0, *path, &len) < 0) {
+        free(*path); /* not two hex digits, or NUL */
+        *path = NULL;
+        return -EPROTO;
     }
-    *d = '\0';
     *s = nl + 1;
     return 0;
 }

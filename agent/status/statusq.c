@@ -11,46 +11,10 @@
 #include <strings.h>
 
 #include "sftprelay/statusq.h"
+#include "sftprelay/text.h"
 
 /* Longest part of a bad value an error message repeats. */
 #define SHOWN_MAX 40
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int statusq_decode(const char *s, size_t n, char *out, size_t *len)
-{
-    size_t i, o = 0;
-    int hi, lo;
-
-    for (i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            out[o++] = ' ';
-        } else if (s[i] != '%') {
-            out[o++] = s[i];
-        } else {
-            if (i + 2 >= n)
-                return -EINVAL; /* "%" or "%X" at the end */
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -EINVAL;
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        }
-    }
-    out[o] = '\0';
-    *len = o;
-    return 0;
-}
 
 /* One key=value of a query, decoded (both malloc'd). */
 struct param {
@@ -74,7 +38,7 @@ static int decoded(const char *s, size_t n, char **out)
     *out = malloc(n + 1);
     if (*out == NULL)
         return -ENOMEM;
-    r = statusq_decode(s, n, *out, &len);
+    r = text_unpercent(s, n, 1, *out, &len);
     if (r < 0) {
         free(*out);
         *out = NULL;
@@ -190,11 +154,8 @@ static const struct files_key {
     int (*set)(struct statusq_files *q, struct param *p, char *err,
                size_t errlen);
 } files_keys[] = {
-    {"path", set_path},
-    {"prefix", set_prefix},
-    {"state", set_state},
-    {"limit", set_limit},
-    {"after", set_after},
+    {"path", set_path},   {"prefix", set_prefix}, {"state", set_state},
+    {"limit", set_limit}, {"after", set_after},
 };
 #define N_FILES_KEYS (sizeof(files_keys) / sizeof(files_keys[0]))
 

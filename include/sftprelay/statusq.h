@@ -47,13 +47,6 @@ void statusq_files_clear(struct statusq_files *q);
 int statusq_none(const char *query, char *err, size_t errlen);
 
 /*
- * Decode the n bytes at s (percent-escapes, "+" a space) into out, which
- * holds n + 1 bytes; *len receives the decoded length.  Returns 0, or
- * -EINVAL for a bad escape or a NUL byte ("%00").
- */
-int statusq_decode(const char *s, size_t n, char *out, size_t *len);
-
-/*
  * The token of an Authorization header "Bearer TOKEN" (the scheme in any
  * case, spaces before the token skipped), pointing into header; NULL when
  * header is NULL, another scheme, or no token.

@@ -27,6 +27,14 @@ void text_print_safe(FILE *f, const char *s);
  */
 int text_utf8_len(const char *s);
 
+/*
+ * Decode the n bytes at s, percent-escapes (%XX) and, when plus is set,
+ * "+" as a space, into out, which holds n + 1 bytes (NUL-terminated);
+ * *len receives the decoded length.  Returns 0, or -EINVAL for a bad
+ * escape or a NUL byte ("%00").
+ */
+int text_unpercent(const char *s, size_t n, int plus, char *out, size_t *len);
+
 /* 1 if s (NUL-terminated) is valid UTF-8 throughout, else 0. */
 int text_is_utf8(const char *s);
 

@@ -1,7 +1,8 @@
 /*
  * JSON strings from text.c: valid UTF-8 whatever the name's bytes, a
  * display form with U+FFFD per invalid byte, and the exact bytes as
- * escaped text ("\xHH", "\\") that a reader turns back into the name.
+ * escaped text ("\xHH", "\\") that a reader turns back into the name;
+ * percent-escapes decoded (text_unpercent).
  */
 #include "config.h"
 
@@ -109,6 +110,47 @@ START_TEST(test_is_utf8)
 }
 END_TEST
 
+/* text_unpercent(s, plus): the decoded text, or NULL when refused. */
+static char *unpercent(const char *s, int plus)
+{
+    char *out = malloc(strlen(s) + 1);
+    size_t len;
+
+    ck_assert_ptr_nonnull(out);
+    if (text_unpercent(s, strlen(s), plus, out, &len) < 0) {
+        free(out);
+        return NULL;
+    }
+    ck_assert_uint_eq(len, strlen(out));
+    return out;
+}
+
+static void unpercent_is(const char *s, int plus, const char *want)
+{
+    char *got = unpercent(s, plus);
+
+    if (want == NULL)
+        ck_assert_ptr_null(got);
+    else
+        ck_assert_str_eq(got, want);
+    free(got);
+}
+
+START_TEST(test_unpercent)
+{
+    unpercent_is("", 1, "");
+    unpercent_is("r%E9sum%e9.csv", 1, "r\xe9sum\xe9.csv");
+    unpercent_is("a+b%2Bc", 1, "a b+c");
+    unpercent_is("a+b", 0, "a+b"); /* the journal's form: "+" is itself */
+    unpercent_is("%25", 0, "%");
+    unpercent_is("a%00b", 1, NULL); /* no NUL inside a C string */
+    unpercent_is("%", 1, NULL);
+    unpercent_is("%4", 1, NULL);
+    unpercent_is("%zz", 0, NULL);
+    unpercent_is("%+1", 1, NULL);
+}
+END_TEST
+
 /* Every byte from 0x80 to 0xff alone: never a lone surrogate escape, the
  * display form holds one U+FFFD and the escaped form "\\xHH". */
 START_TEST(test_every_high_byte)
@@ -137,6 +179,7 @@ static Suite *text_suite(void)
     tcase_add_test(tc, test_null);
     tcase_add_test(tc, test_name_members);
     tcase_add_test(tc, test_is_utf8);
+    tcase_add_test(tc, test_unpercent);
     tcase_add_loop_test(tc, test_every_high_byte, 0x80, 0x100);
     suite_add_tcase(s, tc);
     return s;

@@ -46,10 +46,10 @@ static void load(void)
 
     /* The soname of the ABI curl.h describes (libcurl4 in Debian 12,
      * libcurl4t64 in Debian 13). */
-    load_result = dso_load("libcurl.so.4", syms, sizeof(syms) / sizeof(syms[0]),
-                           "install libcurl4 (Debian 13: libcurl4t64)",
-                           "libcurl 7.74 or later is needed",
-                           load_err, sizeof(load_err));
+    load_result =
+        dso_load("libcurl.so.4", syms, sizeof(syms) / sizeof(syms[0]),
+                 "install libcurl4 (Debian 13: libcurl4t64)",
+                 "libcurl 7.74 or later is needed", load_err, sizeof(load_err));
     if (load_result < 0)
         return;
     c = curlso.global_init(CURL_GLOBAL_ALL);

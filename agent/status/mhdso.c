@@ -37,8 +37,7 @@ static void load(void)
     load_result = dso_load(
         "libmicrohttpd.so.12", syms, sizeof(syms) / sizeof(syms[0]),
         "install libmicrohttpd12 (Debian 13: libmicrohttpd12t64)",
-        "libmicrohttpd 0.9.71 or later is needed",
-        load_err, sizeof(load_err));
+        "libmicrohttpd 0.9.71 or later is needed", load_err, sizeof(load_err));
 }
 
 int mhdso_load(char *err, size_t errlen)

@@ -192,8 +192,8 @@ START_TEST(test_threads_lose_nothing)
     snprintf(want, sizeof(want), "sftprelay_delivered_bytes_total %d",
              3 * ADDERS * ADDS);
     has_line(t, want);
-    snprintf(want, sizeof(want),
-             "sftprelay_transfer_duration_seconds_count %d", ADDERS * ADDS);
+    snprintf(want, sizeof(want), "sftprelay_transfer_duration_seconds_count %d",
+             ADDERS * ADDS);
     has_line(t, want);
     has_line(t, "sftprelay_target_up{target=\"sftp u@h:22 /in\"} 0");
     free(t);

@@ -449,7 +449,6 @@ static int read_err(struct exec *x)
 static int read_out(struct exec *x)
 {
     unsigned char *b;
-    size_t cap;
     ssize_t n;
 
     if (x->len == x->cap) {
@@ -461,12 +460,10 @@ static int read_out(struct exec *x)
                      EXEC_OUT_MAX >> 20);
             return fail(x, -EFBIG, what);
         }
-        cap = x->cap ? x->cap * 2 : 65536;
-        b = realloc(x->buf, cap);
+        b = transform_reserve(x->buf, &x->cap, x->cap ? x->cap * 2 : 65536);
         if (b == NULL)
             return fail(x, -ENOMEM, NULL);
         x->buf = b;
-        x->cap = cap;
     }
     n = read(x->out, x->buf + x->len, x->cap - x->len);
     if (n == 0)

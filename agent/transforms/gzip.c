@@ -92,6 +92,7 @@ static int gzip_process(struct transform *t, const void *in, size_t len,
                         int last, const void **out, size_t *outlen)
 {
     struct gzip *g = (struct gzip *)t;
+    unsigned char *p;
     size_t need;
     int r;
 
@@ -108,14 +109,10 @@ static int gzip_process(struct transform *t, const void *in, size_t len,
     if (deflateReset(&g->z) != Z_OK)
         return -EINVAL;
     need = deflateBound(&g->z, (uLong)len);
-    if (need > g->cap) {
-        unsigned char *p = realloc(g->out, need);
-
-        if (p == NULL)
-            return -ENOMEM;
-        g->out = p;
-        g->cap = need;
-    }
+    p = transform_reserve(g->out, &g->cap, need);
+    if (p == NULL)
+        return -ENOMEM;
+    g->out = p;
     g->z.next_in = (Bytef *)in; /* zlib does not write it */
     g->z.avail_in = (uInt)len;
     g->z.next_out = g->out;

@@ -50,6 +50,18 @@ const struct transform_ops *transform_at(size_t i)
     return i < N_TRANSFORMS ? transforms[i] : NULL;
 }
 
+void *transform_reserve(void *buf, size_t *cap, size_t need)
+{
+    void *p;
+
+    if (need <= *cap)
+        return buf;
+    p = realloc(buf, need);
+    if (p)
+        *cap = need;
+    return p;
+}
+
 const char *transform_names(void)
 {
     static char buf[128];

@@ -135,20 +135,17 @@ static int zstd_process(struct transform *t, const void *in, size_t len,
 {
     struct zstd *z = (struct zstd *)t;
     size_t need = ZSTD_compressBound(len), r;
+    void *p;
 
     *out = NULL;
     *outlen = 0;
     /* Nothing to say, except that an empty file is an empty frame. */
     if (len == 0 && (!last || z->any))
         return 0;
-    if (need > z->cap) {
-        void *p = realloc(z->out, need);
-
-        if (p == NULL)
-            return -ENOMEM;
-        z->out = p;
-        z->cap = need;
-    }
+    p = transform_reserve(z->out, &z->cap, need);
+    if (p == NULL)
+        return -ENOMEM;
+    z->out = p;
     r = ZSTD_compress2(z->cc, z->out, z->cap, in, len);
     if (ZSTD_isError(r)) {
         snprintf(z->err, sizeof(z->err), "%s", ZSTD_getErrorName(r));

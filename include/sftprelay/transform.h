@@ -97,6 +97,14 @@ struct transform_spec {
     int line;                        /* of its group in the file, or 0 */
 };
 
+/*
+ * process()'s output buffer buf, of *cap bytes (NULL and 0 at first),
+ * made to hold at least need bytes: buf itself when it does, else grown
+ * with realloc() to need, its bytes kept, and *cap set.  NULL when out
+ * of memory (buf is then as it was).
+ */
+void *transform_reserve(void *buf, size_t *cap, size_t need);
+
 struct transform_chain;
 
 /* The transform named name, or NULL. */

@@ -89,12 +89,11 @@ void sidehash_free(struct sidehash *h)
 void sidehash_start(struct sidehash *h, struct digest *d, const void *p,
                     size_t n)
 {
+    sidehash_wait(h);
     if (h == NULL || n < SIDE_MIN) {
-        sidehash_wait(h);
         digest_update(d, p, n);
         return;
     }
-    sidehash_wait(h);
     pthread_mutex_lock(&h->lock);
     h->d = d;
     h->p = p;
